@@ -1,0 +1,141 @@
+"""``rnnbench``: a thin click layer over the library. Errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import __version__
+from .errors import RnnbenchError
+
+SET_HELP = "Override a config value, e.g. --set rnn.hidden_dim=128 (value parsed as YAML). Repeatable."
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RnnbenchError as e:
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: finished runs are kept; run the same command again to resume.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rnnbench")
+def main():
+    """Linear model or RNN? Train, compare and sweep text models from YAML configs."""
+
+
+# ---------------------------------------------------------------------------------------- data
+
+
+@main.group(cls=_Group)
+def data():
+    """List, inspect and download data sets."""
+
+
+@data.command("list")
+def data_list():
+    """The data set registry."""
+    from .datasets import REGISTRY
+
+    rows = [(i.name, ", ".join(f"{t} ({k})" for t, k in i.tasks.items()), i.size,
+             i.source.url if i.source else i.origin) for i in REGISTRY.values()]
+    _table(["name", "tasks", "size", "source"], rows)
+
+
+def _load_from_cli(name: str, path: str | None, task: str | None, config: str | None, overrides):
+    from .config import load_config
+    from .datasets import load
+
+    cfg = load_config(config, overrides)
+    d = cfg.data
+    return load(name or d.dataset, path or d.path, task or d.task, text_columns=d.text_columns,
+                label_column=d.label_column, task_kind=d.task_kind, test_path=d.test_path,
+                test_fraction=d.test_fraction, min_votes=d.min_votes, synthetic=d.synthetic)
+
+
+@data.command("info")
+@click.argument("name")
+@click.option("--path", help="File or folder to read (default: the downloaded or registered copy).")
+@click.option("--task", help="Task to load (default: the data set's first).")
+@click.option("--config", type=click.Path(), help="Read data options (columns, synthetic sizes) from a config.")
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+def data_info(name, path, task, config, overrides):
+    """Examples per split and label, token lengths, rows dropped."""
+    from .tokenizer import Tokenizer
+
+    corpus = _load_from_cli(name, path, task, config, overrides)
+    t = corpus.task
+    click.echo(f"{corpus.name}: task {t.name} ({t.kind}{f', {t.n_classes} classes' if t.n_classes else ''})")
+    tok = Tokenizer(min_df=1)
+    rows = []
+    for split_name, split in (("train", corpus.train), ("test", corpus.test)):
+        if t.is_regression:
+            target = f"mean {split.y.mean():.3f}, std {split.y.std():.3f}"
+        else:
+            counts = np.bincount(split.y, minlength=t.n_classes)
+            target = ", ".join(f"{c}: {n}" for c, n in enumerate(counts))
+        lengths = np.array([len(tok.tokenize(x)) for x in split.texts])
+        rows.append((split_name, len(split), target, f"{lengths.mean():.1f}", f"{np.median(lengths):.0f}",
+                     f"{np.percentile(lengths, 99):.0f}"))
+    _table(["split", "examples", "labels" if not t.is_regression else "target", "tokens mean", "median", "p99"], rows)
+    click.echo(corpus.report.summary())
+    for note in corpus.report.notes:
+        click.echo(f"note: {note}")
+
+
+@data.command("download")
+@click.argument("name")
+@click.option("--from", "from_file", type=click.Path(), help="Register a local copy instead of downloading.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def data_download(name, from_file, quiet):
+    """Fetch NAME from its publisher into $RNNBENCH_DATA (default ~/.cache/rnnbench)."""
+    from .download import download, register_local
+
+    if from_file:
+        path, corpus = register_local(name, Path(from_file))
+        click.echo(f"registered {name} at {path} ({len(corpus.train)} train / {len(corpus.test)} test)")
+        return
+    path = download(name, quiet=quiet)
+    click.echo(str(path))
+
+
+# ---------------------------------------------------------------------------------------- config
+
+
+@main.group(cls=_Group)
+def config():
+    """Inspect experiment configs."""
+
+
+@config.command("show")
+@click.argument("config_file", type=click.Path())
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+def config_show(config_file, overrides):
+    """Print the fully resolved config (defaults filled in, overrides applied)."""
+    from .config import load_config
+
+    click.echo(load_config(config_file, overrides).to_yaml(), nl=False)
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _table(header: list[str], rows: list[tuple]) -> None:
+    cells = [list(map(str, header))] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for j, r in enumerate(cells):
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if j == 0:
+            click.echo("  ".join("-" * w for w in widths))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
