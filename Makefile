@@ -1,0 +1,21 @@
+# rnnbench: `make install` then `make test`. See README.md.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install test lint bench
+
+install:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+
+test:
+	$(BIN)/python -m pytest -q
+
+lint:
+	$(BIN)/ruff check rnnbench tests scripts
+
+bench:
+	$(BIN)/python scripts/bench_tokenizer.py
+	$(BIN)/python scripts/bench_synthetic.py

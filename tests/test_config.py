@@ -1,0 +1,69 @@
+import pytest
+
+from rnnbench.config import Config, config_hash, load_config
+from rnnbench.errors import RnnbenchError
+
+
+def write(tmp_path, text):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_are_the_talks_gru():
+    cfg = load_config(None)
+    assert (cfg.rnn.cell, cfg.rnn.embed_dim, cfg.rnn.hidden_dim) == ("gru", 256, 512)
+    assert cfg.rnn.gate == "steeper_sigmoid" and cfg.rnn.init == "orthogonal" and cfg.rnn.optimizer == "adam"
+    assert cfg.data.dataset == "synthetic"
+
+
+def test_file_values_and_overrides_parse_as_yaml(tmp_path):
+    p = write(tmp_path, "rnn:\n  hidden_dim: 64\nexperiment:\n  seeds: [1, 2]\n")
+    cfg = load_config(p, ["rnn.learning_rate=0.01", "data.sizes=[100, 200]", "rnn.clip_norm=null"])
+    assert cfg.rnn.hidden_dim == 64 and cfg.experiment.seeds == [1, 2]
+    assert cfg.rnn.learning_rate == 0.01 and cfg.data.sizes == [100, 200] and cfg.rnn.clip_norm is None
+
+
+def test_unknown_key_names_full_path_and_suggests(tmp_path):
+    p = write(tmp_path, "rnn:\n  hiden_dim: 3\n")
+    with pytest.raises(RnnbenchError, match=r"rnn\.hiden_dim.*did you mean 'rnn\.hidden_dim'"):
+        load_config(p)
+    with pytest.raises(RnnbenchError, match=r"unknown config key 'data\.synthetic\.trian_size'"):
+        load_config(None, ["data.synthetic.trian_size=3"])
+
+
+@pytest.mark.parametrize("override, match", [
+    ("rnn.hidden_dim=abc", r"rnn\.hidden_dim: expected int, got 'abc'"),
+    ("rnn.hidden_dim=1.5", r"rnn\.hidden_dim: expected int"),
+    ("rnn.cell=transformer", r"rnn\.cell: expected one of 'gru', 'lstm', 'simple'"),
+    ("rnn.dropout=2", r"rnn\.dropout: must be <= 0\.95"),
+    ("experiment.seeds=[]", r"experiment\.seeds: needs at least 1"),
+    ("linear.C=[1, x]", r"linear\.C\[1\]: expected float"),
+    ("rnn.learned_init_state=3", r"expected bool"),
+])
+def test_wrong_types_and_ranges_name_the_key(override, match):
+    with pytest.raises(RnnbenchError, match=match):
+        load_config(None, [override])
+
+
+def test_malformed_yaml_reports_line(tmp_path):
+    p = write(tmp_path, "rnn:\n  cell: gru\n  hidden_dim: [1, 2\n")
+    with pytest.raises(RnnbenchError, match=r"malformed YAML .* line \d+"):
+        load_config(p)
+
+
+def test_missing_file_and_non_mapping(tmp_path):
+    with pytest.raises(RnnbenchError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(RnnbenchError, match="must be a mapping"):
+        load_config(write(tmp_path, "- 1\n- 2\n"))
+
+
+def test_replace_and_hash():
+    cfg = Config()
+    other = cfg.replace(**{"rnn.cell": "lstm"})
+    assert other.rnn.cell == "lstm" and cfg.rnn.cell == "gru"
+    assert config_hash(cfg.to_dict()) == config_hash(Config().to_dict())
+    assert config_hash(cfg.to_dict()) != config_hash(other.to_dict())
+    with pytest.raises(RnnbenchError):
+        cfg.replace(**{"rnn.cell": "nope"})
