@@ -125,6 +125,64 @@ def config_show(config_file, overrides):
     click.echo(load_config(config_file, overrides).to_yaml(), nl=False)
 
 
+# ---------------------------------------------------------------------------------------- train / predict
+
+
+@main.command()
+@click.argument("config_file", type=click.Path())
+@click.option("--model", "kind", default="linear", show_default=True, help="Model kind: linear or rnn.")
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--size", type=int, help="Training-set size (default: the largest of data.sizes, else all).")
+@click.option("--seed", type=int, help="Seed (default: the first of experiment.seeds).")
+@click.option("--out", type=click.Path(), help="Output directory (overrides experiment.output_dir).")
+@click.option("--force", is_flag=True, help="Rerun even if this run is already finished.")
+def train(config_file, kind, overrides, size, seed, out, force):
+    """Train one model on one size and seed; print the result and, last, the run directory."""
+    from .config import load_config
+    from .experiment import train_one
+
+    overrides = list(overrides) + ([f"experiment.output_dir={out}"] if out else [])
+    cfg = load_config(config_file, overrides)
+    outcome = train_one(cfg, kind, size=size, seed=seed, force=force)
+    r = outcome.result
+    if outcome.skipped:
+        click.echo(f"already finished: {outcome.run.path} (use --force to rerun)")
+    if r["status"] != "ok":
+        click.echo(f"run failed: {r['reason']}")
+    else:
+        click.echo(f"{r['model']} on {r['dataset']}/{r['task']['name']}: {r['n_train']} train, "
+                   f"{r['n_val']} validation, {r['n_test']} test, seed {r['seed']}")
+        chosen = ", ".join(f"{k}={v}" for k, v in r["chosen"].items())
+        click.echo(f"chosen on validation: {chosen}")
+        names = list(r["metrics"])
+        _table(["", *names], [("validation", *(f"{r['validation'].get(n, float('nan')):.4f}" for n in names)),
+                              ("test", *(f"{r['metrics'][n]:.4f}" for n in names))])
+        t = r["timings"]
+        click.echo("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in t.items()) + f"  [{r['device']}]")
+    click.echo(str(outcome.run.path))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.argument("texts", nargs=-1)
+@click.option("--file", "file_", type=click.File("r", encoding="utf-8"), help="Read texts from a file, one a line ('-' for stdin).")
+def predict(run_dir, texts, file_):
+    """Predict with a finished run: label and probability, or value, for each text."""
+    from .experiment import predict_texts
+
+    texts = list(texts) + ([line.rstrip("\n") for line in file_ if line.strip()] if file_ else [])
+    if not texts:
+        raise RnnbenchError("predict: give texts as arguments or with --file")
+    model, scores = predict_texts(run_dir, texts)
+    for text, s in zip(texts, scores):
+        short = text if len(text) <= 60 else text[:57] + "..."
+        if model.task.is_regression:
+            click.echo(f"{float(s):.4f}\t{short}")
+        else:
+            label = int(np.argmax(s))
+            click.echo(f"{label}\t{float(s[label]):.4f}\t{short}")
+
+
 # ---------------------------------------------------------------------------------------- helpers
 
 

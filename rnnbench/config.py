@@ -78,7 +78,7 @@ class LinearConfig:
     ngram_range: list[int] = _opt([1, 2], min_len=2, max_len=2, min=1)
     sublinear_tf: bool = True
     min_df: list[int] = _opt([1, 2, 3], min_len=1, min=1)
-    C: list[float] = _opt([1.0, 4.0, 16.0, 64.0], min_len=1, min=1e-12)
+    C: list[float] = _opt([1.0, 4.0, 16.0, 64.0, 256.0], min_len=1, min=1e-12)
     alpha: list[float] = _opt([0.3, 1.0, 3.0, 10.0], min_len=1, min=1e-12)
     max_iter: int = _opt(1000, min=10)
 

@@ -1,0 +1,107 @@
+"""Length-bucketed batches with fixed bucket boundaries.
+
+Boundaries are chosen once per run from the training lengths (texts truncated to ``max_len``) by
+dynamic programming to minimise padding, so a run compiles one program per bucket. Each epoch,
+every bucket's texts are shuffled and cut into batches of ``batch_size`` (a short last batch is
+filled with zero-weight rows, so shapes never change), and the batches are shuffled; the order is a
+function of (seed, epoch), so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ragged import Ragged
+
+
+def bucket_boundaries(lengths: np.ndarray, n_buckets: int, max_len: int) -> np.ndarray:
+    """Upper bucket lengths minimising total padding of ``lengths`` (clipped to [1, max_len])."""
+    lengths = np.clip(lengths, 1, max_len)
+    values, counts = np.unique(lengths, return_counts=True)
+    m = len(values)
+    k = min(n_buckets, m)
+    # cost[i, j]: padding when values[i..j] all pad to values[j]
+    cum_c = np.concatenate([[0], np.cumsum(counts)])
+    cum_cv = np.concatenate([[0], np.cumsum(counts * values)])
+    i, j = np.meshgrid(np.arange(m), np.arange(m), indexing="ij")
+    cost = np.where(j >= i, values[j] * (cum_c[j + 1] - cum_c[i]) - (cum_cv[j + 1] - cum_cv[i]), np.inf)
+    best = cost[0].copy()  # best[j]: one bucket covering values[0..j]
+    choice = np.zeros((k, m), dtype=np.int64)
+    for b in range(1, k):
+        # new[j] = min_i best[i-1] + cost[i, j] over i >= 1
+        total = np.concatenate([[np.inf], best[:-1]])[:, None] + cost
+        choice[b] = np.argmin(total, axis=0)
+        best = total[choice[b], np.arange(m)]
+    bounds, j = [], m - 1
+    for b in range(k - 1, -1, -1):
+        bounds.append(values[j])
+        if b == 0:
+            break
+        j = choice[b][j] - 1
+    return np.array(sorted(set(bounds)), dtype=np.int64)
+
+
+@dataclass
+class Batch:
+    tokens: np.ndarray  # int32 (B, L)
+    lengths: np.ndarray  # int32 (B,)
+    y: np.ndarray  # (B,)
+    weight: np.ndarray  # float32 (B,), 0 for filler rows
+    index: np.ndarray  # int64 (B,), -1 for filler rows
+
+    @property
+    def real_tokens(self) -> int:
+        return int(self.lengths[self.weight > 0].sum())
+
+
+class Batcher:
+    def __init__(self, seqs: Ragged, y: np.ndarray, batch_size: int, boundaries: np.ndarray, max_len: int):
+        self.seqs, self.y, self.batch_size, self.max_len = seqs, y, batch_size, max_len
+        self.boundaries = boundaries
+        self.lengths = np.clip(seqs.lengths, 0, max_len)
+        self.bucket = np.minimum(np.searchsorted(boundaries, np.maximum(self.lengths, 1)), len(boundaries) - 1)
+
+    def _make(self, idx: np.ndarray, bucket: int) -> Batch:
+        width = int(self.boundaries[bucket])
+        n = len(idx)
+        full = np.full(self.batch_size, -1, dtype=np.int64)
+        full[:n] = idx
+        tokens, lengths = self.seqs.take(idx).to_padded(width)
+        out = np.zeros((self.batch_size, width), np.int32)
+        out[:n] = tokens
+        lens = np.zeros(self.batch_size, np.int32)
+        lens[:n] = lengths
+        y = np.zeros(self.batch_size, self.y.dtype)
+        y[:n] = self.y[idx]
+        w = np.zeros(self.batch_size, np.float32)
+        w[:n] = 1.0
+        return Batch(out, lens, y, w, full)
+
+    def epoch(self, seed: int, epoch: int, shuffle: bool = True) -> list[tuple[int, np.ndarray]]:
+        """(bucket, row indices) of every batch of one epoch, in order."""
+        rng = np.random.default_rng([seed, epoch, 7])
+        plan = []
+        for b in range(len(self.boundaries)):
+            idx = np.flatnonzero(self.bucket == b)
+            if shuffle:
+                rng.shuffle(idx)
+            plan += [(b, idx[i:i + self.batch_size]) for i in range(0, len(idx), self.batch_size)]
+        if shuffle:
+            order = rng.permutation(len(plan))
+            plan = [plan[i] for i in order]
+        return plan
+
+    def batches(self, seed: int = 0, epoch: int = 0, shuffle: bool = True):
+        for b, idx in self.epoch(seed, epoch, shuffle):
+            yield self._make(idx, b)
+
+    def padding_stats(self) -> tuple[int, int]:
+        """(real tokens, processed tokens) of one epoch, filler rows included."""
+        real = int(self.lengths.sum())
+        processed = 0
+        for b, w in enumerate(self.boundaries):
+            n = int((self.bucket == b).sum())
+            processed += -(-n // self.batch_size) * self.batch_size * int(w)
+        return real, processed

@@ -1,0 +1,164 @@
+"""Recurrent layers with masking: the state is frozen at padded positions.
+
+All layers run time-major: inputs ``(T, B, D)``, a mask ``(T, B, 1)`` of 1.0 for real tokens, and
+return every state ``(T, B, H)``. Because padded steps leave the state unchanged, the last state is
+the state after the last real token, and a text gets the same answer alone or batched with longer
+texts.
+
+The input projection ``x @ W_x`` for all gates and all steps is one large matmul outside the scan;
+the scan does only ``h @ W_h``. The GRU has a hand-written backward pass (:func:`gru_recurrence`):
+its reverse scan does one matmul per step and the weight gradients are single large matmuls over all
+steps, instead of a small weight-gradient matmul at every step.
+
+GRU (Passage's convention, with the reset gate applied after the recurrent matmul as in cuDNN and
+PyTorch, so that one fused matmul serves all three gates)::
+
+    z = g(x_z + h W_hz + b_hz)      r = g(x_r + h W_hr + b_hr)
+    n = tanh(x_n + r * (h W_hn + b_hn))
+    h' = z * h + (1 - z) * n
+
+with ``g`` the gate activation (``steeper_sigmoid`` = 1/(1+exp(-3.75x)) by default).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+
+def _steeper(x):
+    return jax.nn.sigmoid(3.75 * x)
+
+
+def _hard(x):
+    return jnp.clip(x + 0.5, 0.0, 1.0)
+
+
+# name -> (activation, derivative expressed through the activation's output s)
+GATES = {
+    "sigmoid": (jax.nn.sigmoid, lambda s: s * (1.0 - s)),
+    "steeper_sigmoid": (_steeper, lambda s: 3.75 * s * (1.0 - s)),
+    "hard_sigmoid": (_hard, lambda s: ((s > 0.0) & (s < 1.0)).astype(s.dtype)),
+}
+N_GATES = {"gru": 3, "lstm": 4, "simple": 1}
+
+
+def _mm(a, b, dtype):
+    """Matmul in ``dtype`` (bf16 on GPU) with float32 accumulation and result."""
+    return jnp.dot(a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.float32)
+
+
+# ----------------------------------------------------------------------------------------- GRU
+
+
+def _gru_forward(wh, bh, xg, mask, h0, gate, unroll, dtype):
+    act = GATES[gate][0]
+    hidden = h0.shape[-1]
+
+    def step(h, inp):
+        xg_t, m_t = inp
+        gh = _mm(h, wh, dtype) + bh
+        z = act(xg_t[:, :hidden] + gh[:, :hidden])
+        r = act(xg_t[:, hidden:2 * hidden] + gh[:, hidden:2 * hidden])
+        ghn = gh[:, 2 * hidden:]
+        n = jnp.tanh(xg_t[:, 2 * hidden:] + r * ghn)
+        h_new = z * h + (1.0 - z) * n
+        h = h + m_t * (h_new - h)
+        return h, (h, z, r, n, ghn)
+
+    _, (hs, z, r, n, ghn) = lax.scan(step, h0, (xg, mask), unroll=unroll)
+    return hs, (z, r, n, ghn)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
+def gru_recurrence(wh, bh, xg, mask, h0, gate="steeper_sigmoid", unroll=1, dtype=jnp.float32):
+    """All GRU states ``(T, B, H)`` given projected inputs ``xg = x W_x + b_x`` of shape ``(T, B, 3H)``."""
+    return _gru_forward(wh, bh, xg, mask, h0, gate, unroll, dtype)[0]
+
+
+def _gru_fwd(wh, bh, xg, mask, h0, gate, unroll, dtype):
+    hs, gates = _gru_forward(wh, bh, xg, mask, h0, gate, unroll, dtype)
+    return hs, (wh, hs, h0, mask, gates)
+
+
+def _gru_bwd(gate, unroll, dtype, saved, dhs):
+    wh, hs, h0, mask, (z, r, n, ghn) = saved
+    dact = GATES[gate][1]
+    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+    wh_t = wh.T
+
+    def step(carry, inp):
+        dh_out, hp, z_t, r_t, n_t, ghn_t, m_t = inp
+        dh = carry + dh_out
+        dh_new = m_t * dh
+        dz = dh_new * (hp - n_t)
+        dn_pre = dh_new * (1.0 - z_t) * (1.0 - n_t * n_t)
+        dz_pre = dz * dact(z_t)
+        dr_pre = dn_pre * ghn_t * dact(r_t)
+        dxg = jnp.concatenate([dz_pre, dr_pre, dn_pre], axis=-1)
+        dgh = jnp.concatenate([dz_pre, dr_pre, dn_pre * r_t], axis=-1)
+        dh_prev = (1.0 - m_t) * dh + dh_new * z_t + _mm(dgh, wh_t, dtype)
+        return dh_prev, (dxg, dgh)
+
+    dh0, (dxg, dgh) = lax.scan(step, jnp.zeros_like(h0), (dhs, h_prev, z, r, n, ghn, mask),
+                               reverse=True, unroll=unroll)
+    t, b, g = dgh.shape
+    dwh = _mm(h_prev.reshape(t * b, -1).T, dgh.reshape(t * b, g), dtype)  # one big matmul
+    dbh = dgh.sum(axis=(0, 1))
+    return dwh, dbh, dxg, jnp.zeros_like(mask), dh0
+
+
+gru_recurrence.defvjp(_gru_fwd, _gru_bwd)
+
+
+# ----------------------------------------------------------------------------------------- generic
+
+
+def _gru_cell(act, hidden, dtype):
+    def cell(state, xg_t, wh, bh):
+        (h,) = state
+        gh = _mm(h, wh, dtype) + bh
+        z = act(xg_t[:, :hidden] + gh[:, :hidden])
+        r = act(xg_t[:, hidden:2 * hidden] + gh[:, hidden:2 * hidden])
+        n = jnp.tanh(xg_t[:, 2 * hidden:] + r * gh[:, 2 * hidden:])
+        return (z * h + (1.0 - z) * n,)
+    return cell
+
+
+def _lstm_cell(act, hidden, dtype):
+    def cell(state, xg_t, wh, bh):
+        h, c = state
+        g = xg_t + _mm(h, wh, dtype) + bh
+        i, f, o = act(g[:, :hidden]), act(g[:, hidden:2 * hidden]), act(g[:, 2 * hidden:3 * hidden])
+        c = f * c + i * jnp.tanh(g[:, 3 * hidden:])
+        return (o * jnp.tanh(c), c)
+    return cell
+
+
+def _simple_cell(act, hidden, dtype):
+    def cell(state, xg_t, wh, bh):
+        (h,) = state
+        return (jnp.tanh(xg_t + _mm(h, wh, dtype) + bh),)
+    return cell
+
+
+CELLS = {"gru": _gru_cell, "lstm": _lstm_cell, "simple": _simple_cell}
+
+
+def scan_recurrence(cell: str, wh, bh, xg, mask, init_state, gate="steeper_sigmoid", unroll=1,
+                    dtype=jnp.float32):
+    """All hidden states ``(T, B, H)`` of any cell, differentiated by JAX (the reference path)."""
+    hidden = init_state[0].shape[-1]
+    step_fn = CELLS[cell](GATES[gate][0], hidden, dtype)
+
+    def step(state, inp):
+        xg_t, m_t = inp
+        new = step_fn(state, xg_t, wh, bh)
+        state = tuple(s + m_t * (n - s) for s, n in zip(state, new))
+        return state, state[0]
+
+    _, hs = lax.scan(step, tuple(init_state), (xg, mask), unroll=unroll)
+    return hs

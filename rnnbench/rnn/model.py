@@ -1,0 +1,87 @@
+"""The sequence model: embedding → stacked recurrent layers → last state → head (flax nnx)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ..config import RnnConfig
+from .cells import N_GATES, gru_recurrence, scan_recurrence
+
+
+def _init_matrix(kind: str, scale: float, key, shape: tuple[int, int], n_gates: int) -> jax.Array:
+    """One ``(in, n_gates * H)`` matrix; orthogonal init is per gate block (Passage: scale 1.1)."""
+    if kind == "gaussian":
+        return 0.05 * jax.random.normal(key, shape)
+    if kind == "uniform":
+        return jax.random.uniform(key, shape, minval=-0.05, maxval=0.05)
+    fan_in, out = shape
+    hidden = out // n_gates
+    blocks = [scale * jax.nn.initializers.orthogonal()(k, (fan_in, hidden)) for k in jax.random.split(key, n_gates)]
+    return jnp.concatenate(blocks, axis=1)
+
+
+class Recurrent(nnx.Module):
+    """One recurrent layer (GRU, LSTM or simple tanh RNN) over time-major inputs with a mask."""
+
+    def __init__(self, cell: str, in_dim: int, hidden: int, cfg: RnnConfig, *, rngs: nnx.Rngs):
+        g = N_GATES[cell]
+        self.cell, self.hidden = cell, hidden
+        self.gate, self.unroll = cfg.gate, cfg.unroll
+        self.dtype = jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32
+        self.wx = nnx.Param(_init_matrix(cfg.init, cfg.init_scale, rngs.params(), (in_dim, g * hidden), g))
+        self.wh = nnx.Param(_init_matrix(cfg.init, cfg.init_scale, rngs.params(), (hidden, g * hidden), g))
+        bias = np.zeros(g * hidden, np.float32)
+        if cell == "lstm":
+            bias[hidden:2 * hidden] = 1.0  # forget gate starts open
+        self.bx = nnx.Param(jnp.asarray(bias))
+        self.bh = nnx.Param(jnp.zeros(g * hidden))
+        n_states = 2 if cell == "lstm" else 1
+        self.h0 = nnx.Param(jnp.zeros((n_states, hidden))) if cfg.learned_init_state else None
+
+    def __call__(self, x: jax.Array, mask: jax.Array, reference: bool = False) -> jax.Array:
+        t, b, _ = x.shape
+        xg = (jnp.dot(x.reshape(t * b, -1).astype(self.dtype), self.wx[...].astype(self.dtype),
+                      preferred_element_type=jnp.float32) + self.bx[...]).reshape(t, b, -1)
+        if self.h0 is not None:
+            init = [jnp.broadcast_to(s, (b, self.hidden)) for s in self.h0[...]]
+        else:
+            init = [jnp.zeros((b, self.hidden))] * (2 if self.cell == "lstm" else 1)
+        if self.cell == "gru" and not reference:
+            return gru_recurrence(self.wh[...], self.bh[...], xg, mask, init[0], self.gate, self.unroll, self.dtype)
+        return scan_recurrence(self.cell, self.wh[...], self.bh[...], xg, mask, init, self.gate, self.unroll,
+                               self.dtype)
+
+
+class SequenceModel(nnx.Module):
+    def __init__(self, vocab_size: int, n_out: int, cfg: RnnConfig, *, rngs: nnx.Rngs):
+        self.dropout = cfg.dropout
+        self.embed = nnx.Embed(vocab_size, cfg.embed_dim, rngs=rngs,
+                               embedding_init=nnx.initializers.uniform(0.1))  # U(0, 0.1) shifted below
+        self.embed.embedding[...] = self.embed.embedding[...] - 0.05  # Passage: uniform ±0.05
+        dims = [cfg.embed_dim] + [cfg.hidden_dim] * cfg.layers
+        self.layers = nnx.List([Recurrent(cfg.cell, dims[i], dims[i + 1], cfg, rngs=rngs) for i in range(cfg.layers)])
+        self.head = nnx.Linear(cfg.hidden_dim, n_out, rngs=rngs)
+
+    def __call__(self, tokens: jax.Array, lengths: jax.Array, dropout_key: jax.Array | None = None,
+                 reference: bool = False) -> jax.Array:
+        """Outputs ``(B, n_out)`` for ``tokens`` ``(B, T)`` right-padded to ``lengths``."""
+        b, t = tokens.shape
+        x = self.embed(tokens.T)  # (T, B, E): time-major from the start, no transpose of activations
+        mask = (jnp.arange(t)[:, None] < lengths[None, :]).astype(jnp.float32)[..., None]
+        keys = list(jax.random.split(dropout_key, len(self.layers) + 1)) if dropout_key is not None else None
+        for i, layer in enumerate(self.layers):
+            x = layer(x, mask, reference=reference)
+            if keys is not None and self.dropout > 0 and i < len(self.layers) - 1:
+                x = _dropout(x, self.dropout, keys[i])
+        h = x[-1]  # states are frozen after each text's end, so this is each text's last real state
+        if keys is not None and self.dropout > 0:
+            h = _dropout(h, self.dropout, keys[-1])
+        return self.head(h)
+
+
+def _dropout(x, rate, key):
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)

@@ -1,0 +1,271 @@
+"""The training loop: jit-compiled pure steps, early stopping, orbax checkpoints, resume.
+
+The model is split once (``nnx.split``) into a graph definition and a parameter pytree; the train
+and predict steps are plain ``jax.jit`` functions of that pytree, so nothing re-walks the object
+graph per step. The learning rate is an injected optax hyper-parameter (a runtime value, not a
+compile-time constant). Data order and dropout keys are functions of (seed, epoch, step), so a run
+resumed from a checkpoint continues exactly as an uninterrupted one would; checkpoints hold
+parameters and optimizer state, never RNG state.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tqdm import tqdm
+
+from ..config import RnnConfig
+from ..datasets import Task
+from ..fileio import atomic_write_text, read_jsonl
+from ..metrics import evaluate, is_better, primary
+from .batching import Batcher
+from .model import SequenceModel
+
+OPTIMIZERS = {
+    "sgd": lambda lr, m: optax.sgd(lr),
+    "momentum": lambda lr, m: optax.sgd(lr, momentum=m),
+    "nag": lambda lr, m: optax.sgd(lr, momentum=m, nesterov=True),
+    "adagrad": lambda lr, m: optax.adagrad(lr),
+    "adadelta": lambda lr, m: optax.adadelta(lr),
+    "rmsprop": lambda lr, m: optax.rmsprop(lr),
+    "adam": lambda lr, m: optax.adam(lr),  # bias-corrected (Passage's Adam skipped the correction)
+}
+
+
+def make_optimizer(cfg: RnnConfig) -> optax.GradientTransformation:
+    def build(learning_rate):
+        opt = OPTIMIZERS[cfg.optimizer](learning_rate, cfg.momentum)
+        return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), opt) if cfg.clip_norm else opt
+
+    return optax.inject_hyperparams(build)(learning_rate=cfg.learning_rate)
+
+
+def n_outputs(task: Task) -> int:
+    return task.n_classes if task.kind == "multiclass" else 1
+
+
+def outputs_to_scores(task: Task, out: jax.Array) -> jax.Array:
+    """Class probabilities (B, K), or the regression output (B,)."""
+    if task.kind == "binary":
+        p = jax.nn.sigmoid(out[:, 0])
+        return jnp.stack([1.0 - p, p], axis=1)
+    if task.kind == "multiclass":
+        return jax.nn.softmax(out, axis=-1)
+    return out[:, 0]
+
+
+def loss_fn(task: Task, out: jax.Array, y: jax.Array, w: jax.Array) -> jax.Array:
+    if task.kind == "binary":
+        per = optax.sigmoid_binary_cross_entropy(out[:, 0], y.astype(jnp.float32))
+    elif task.kind == "multiclass":
+        per = optax.softmax_cross_entropy_with_integer_labels(out, y)
+    else:
+        per = (out[:, 0] - y) ** 2
+    return jnp.sum(per * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+class Steps:
+    """The compiled train and predict steps for one model/optimizer pair."""
+
+    def __init__(self, model: SequenceModel, cfg: RnnConfig, task: Task, seed: int):
+        self.graphdef, self.params = nnx.split(model, nnx.Param)
+        self.tx = make_optimizer(cfg)
+        self.task, self.dropout = task, cfg.dropout
+        self.base_key = jax.random.key_data(jax.random.key(seed))  # an argument, not a compiled constant
+        graphdef = self.graphdef
+
+        def forward(params, tokens, lengths, key):
+            return nnx.merge(graphdef, params)(tokens, lengths, key)
+
+        def train_step(params, opt_state, tokens, lengths, y, w, step, base_key):
+            key = jax.random.fold_in(jax.random.wrap_key_data(base_key), step) if self.dropout > 0 else None
+
+            def objective(p):
+                return loss_fn(task, forward(p, tokens, lengths, key), y, w)
+
+            loss, grads = jax.value_and_grad(objective)(params)
+            grad_norm = optax.global_norm(grads)
+            updates, opt_state = self.tx.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, loss, grad_norm
+
+        def predict_step(params, tokens, lengths):
+            return outputs_to_scores(task, forward(params, tokens, lengths, None))
+
+        self.train_step = jax.jit(train_step, donate_argnums=(0, 1))
+        self.predict_step = jax.jit(predict_step)
+
+    def compiled_programs(self) -> int:
+        return self.train_step._cache_size() + self.predict_step._cache_size()
+
+
+def predict(steps: Steps, params, batcher: Batcher) -> np.ndarray:
+    """Scores for every row of ``batcher``, in row order."""
+    n = len(batcher.lengths)
+    out = None
+    for batch in batcher.batches(shuffle=False):
+        scores = np.asarray(steps.predict_step(params, batch.tokens, batch.lengths))
+        if out is None:
+            out = np.zeros((n,) + scores.shape[1:], scores.dtype)
+        real = batch.index >= 0
+        out[batch.index[real]] = scores[real]
+    return out
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint holds besides parameters and optimizer state."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0
+    best_metric: float | None = None
+    best_epoch: int = -1
+    bad_evals: int = 0
+    history: list = field(default_factory=list)
+
+
+def _checkpointer(run_dir: Path):
+    import orbax.checkpoint as ocp
+
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
+    return ocp.CheckpointManager((run_dir / "checkpoints").absolute(), options=options)
+
+
+def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: Batcher, val_y: np.ndarray,
+        seed: int, run_dir: Path | None = None, log=None, progress: bool = True, y_scale=(0.0, 1.0)):
+    """Train with early stopping on the validation metric; returns (steps, best params, state, info)."""
+    steps = Steps(model, cfg, task, seed)
+    params = steps.params
+    opt_state = steps.tx.init(params)
+    best_params = jax.device_get(params)
+    state = TrainState()
+    metric, _ = primary(task)
+    manager = _checkpointer(run_dir) if run_dir is not None else None
+    if manager is not None and manager.latest_step() is not None:
+        params, opt_state, best_params, state = _restore(manager, params, opt_state, best_params)
+        _truncate_metrics(run_dir, state.step)
+        if log:
+            log({"event": "resumed", "epoch": state.epoch, "step": state.step})
+    elif run_dir is not None:
+        atomic_write_text(run_dir / "metrics.jsonl", "")
+
+    real, processed = train.padding_stats()
+    info = {"real_token_fraction": real / max(processed, 1), "buckets": [int(b) for b in train.boundaries]}
+    steps_per_epoch = len(train.epoch(seed, 0))
+    eval_every = cfg.eval_every or steps_per_epoch
+    t_start, tokens_seen = time.perf_counter(), 0
+    stop = state.bad_evals >= cfg.patience
+
+    def evaluate_now(epoch_float: float):
+        nonlocal best_params
+        scores = predict(steps, params, val)
+        if task.is_regression:
+            scores = scores * y_scale[1] + y_scale[0]
+        val_metrics = evaluate(task, val_y, scores)
+        score = val_metrics[metric]
+        if not math.isfinite(score):
+            raise FloatingPointError(f"validation {metric} is {score} at step {state.step}")
+        if is_better(task, score, state.best_metric):
+            state.best_metric, state.best_epoch, state.bad_evals = score, epoch_float, 0
+            best_params = jax.device_get(params)
+        else:
+            state.bad_evals += 1
+        record = {"event": "eval", "step": state.step, "epoch": epoch_float, **{f"val_{k}": v for k, v in val_metrics.items()},
+                  "val_metric": score, "wall_seconds": time.perf_counter() - t_start}
+        state.history.append({"epoch": epoch_float, "step": state.step, "val_metric": score})
+        if log:
+            log(record)
+        return state.bad_evals >= cfg.patience
+
+    while state.epoch < cfg.epochs and not stop:
+        plan = train.epoch(seed, state.epoch)
+        bar = tqdm(total=len(plan), desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not progress, leave=False, dynamic_ncols=True)
+        t_epoch, epoch_tokens, losses = time.perf_counter(), 0, []
+        for i, (bucket, idx) in enumerate(plan):
+            batch = train._make(idx, bucket)
+            params, opt_state, loss, gnorm = steps.train_step(
+                params, opt_state, batch.tokens, batch.lengths, batch.y, batch.weight, state.step, steps.base_key)
+            state.step += 1
+            epoch_tokens += batch.real_tokens
+            losses.append(loss)
+            if state.step % 20 == 0 or i == len(plan) - 1:
+                loss_v, gnorm_v = float(loss), float(gnorm)
+                if not (math.isfinite(loss_v) and math.isfinite(gnorm_v)):
+                    bar.close()
+                    raise FloatingPointError(f"loss became {loss_v} (gradient norm {gnorm_v}) at step {state.step}")
+                tok_s = epoch_tokens / max(time.perf_counter() - t_epoch, 1e-9)
+                if log:
+                    log({"event": "train", "step": state.step, "epoch": state.epoch + (i + 1) / len(plan),
+                         "train_loss": loss_v, "grad_norm": gnorm_v, "tokens_per_s": tok_s,
+                         "wall_seconds": time.perf_counter() - t_start,
+                         "tokens": tokens_seen + epoch_tokens})
+                bar.set_postfix(loss=f"{loss_v:.4f}", tok_s=f"{tok_s:,.0f}")
+            bar.update(1)
+            if cfg.eval_every and state.step % cfg.eval_every == 0 and i < len(plan) - 1:
+                if evaluate_now(state.epoch + (i + 1) / len(plan)):
+                    stop = True
+                    break
+        bar.close()
+        tokens_seen += epoch_tokens
+        if stop:
+            break
+        state.epoch += 1
+        epoch_loss = float(jnp.mean(jnp.stack(losses))) if losses else float("nan")
+        if log:
+            log({"event": "epoch", "epoch": state.epoch, "step": state.step, "train_loss_epoch": epoch_loss,
+                 "tokens_per_s": epoch_tokens / max(time.perf_counter() - t_epoch, 1e-9)})
+        stop = evaluate_now(float(state.epoch)) if eval_every >= steps_per_epoch or cfg.eval_every == 0 else stop
+        if manager is not None:
+            _save(manager, params, opt_state, best_params, state)
+    if manager is not None:
+        manager.wait_until_finished()
+        manager.close()
+    info.update(epochs=state.epoch, steps=state.step, best_epoch=state.best_epoch,
+                compiled_programs=steps.compiled_programs(), train_seconds=time.perf_counter() - t_start)
+    return steps, best_params, state, info
+
+
+# ----------------------------------------------------------------------------------------- checkpoints
+
+
+def _tree(params, opt_state, best_params, state: TrainState) -> dict:
+    return {"params": params, "opt_state": opt_state, "best_params": best_params,
+            "meta": {"epoch": np.int64(state.epoch), "step": np.int64(state.step),
+                     "best_metric": np.float64(np.nan if state.best_metric is None else state.best_metric),
+                     "best_epoch": np.float64(state.best_epoch), "bad_evals": np.int64(state.bad_evals)}}
+
+
+def _save(manager, params, opt_state, best_params, state: TrainState) -> None:
+    import orbax.checkpoint as ocp
+
+    manager.save(state.step, args=ocp.args.StandardSave(_tree(params, opt_state, best_params, state)))
+    manager.wait_until_finished()  # orbax writes asynchronously: a checkpoint counts once it is whole
+
+
+def _restore(manager, params, opt_state, best_params):
+    import orbax.checkpoint as ocp
+
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _tree(params, opt_state, best_params, TrainState()))
+    tree = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(target))
+    meta = tree["meta"]
+    best = float(meta["best_metric"])
+    state = TrainState(epoch=int(meta["epoch"]), step=int(meta["step"]),
+                       best_metric=None if math.isnan(best) else best, best_epoch=float(meta["best_epoch"]),
+                       bad_evals=int(meta["bad_evals"]))
+    return tree["params"], tree["opt_state"], jax.device_get(tree["best_params"]), state
+
+
+def _truncate_metrics(run_dir: Path, step: int) -> None:
+    """Drop metric lines written after the checkpoint we resume from (their steps are redone)."""
+    import json
+
+    rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("step", 0) <= step]
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))

