@@ -149,6 +149,8 @@ def train(config_file, kind, overrides, size, seed, out, force):
         click.echo(f"already finished: {outcome.run.path} (use --force to rerun)")
     if r["status"] != "ok":
         click.echo(f"run failed: {r['reason']}")
+        click.echo(str(outcome.run.path))
+        sys.exit(1)
     else:
         click.echo(f"{r['model']} on {r['dataset']}/{r['task']['name']}: {r['n_train']} train, "
                    f"{r['n_val']} validation, {r['n_test']} test, seed {r['seed']}")

@@ -2,9 +2,14 @@
 
 Boundaries are chosen once per run from the training lengths (texts truncated to ``max_len``) by
 dynamic programming to minimise padding, so a run compiles one program per bucket. Each epoch,
-every bucket's texts are shuffled and cut into batches of ``batch_size`` (a short last batch is
-filled with zero-weight rows, so shapes never change), and the batches are shuffled; the order is a
-function of (seed, epoch), so a resumed run sees the same batches.
+every bucket's texts are shuffled and cut into batches of ``batch_size`` (leftovers move up a
+bucket; a short last batch is filled with zero-weight rows, so shapes never change), and the
+batches are shuffled; the order is a function of (seed, epoch), so a resumed run sees the same
+batches. (Passage sorted by length within shuffled chunks; fixed buckets give the same low padding
+with a bounded number of compiled shapes.)
+
+Evaluation uses a coarser subset of the same boundaries (:func:`eval_boundaries`), so training and
+evaluation together compile at most 16 programs.
 """
 
 from __future__ import annotations
@@ -41,6 +46,17 @@ def bucket_boundaries(lengths: np.ndarray, n_buckets: int, max_len: int) -> np.n
             break
         j = choice[b][j] - 1
     return np.array(sorted(set(bounds)), dtype=np.int64)
+
+
+MAX_PROGRAMS = 16
+
+
+def eval_boundaries(train_boundaries: np.ndarray) -> np.ndarray:
+    """Every k-th training boundary (always the longest), at most ``16 - len(train_boundaries)``."""
+    n_eval = max(1, MAX_PROGRAMS - len(train_boundaries))
+    step = -(-len(train_boundaries) // n_eval)
+    picked = train_boundaries[::-1][::step][::-1]
+    return np.asarray(picked, dtype=np.int64)
 
 
 @dataclass
@@ -80,14 +96,23 @@ class Batcher:
         return Batch(out, lens, y, w, full)
 
     def epoch(self, seed: int, epoch: int, shuffle: bool = True) -> list[tuple[int, np.ndarray]]:
-        """(bucket, row indices) of every batch of one epoch, in order."""
+        """(bucket, row indices) of every batch of one epoch, in order.
+
+        A bucket's texts that do not fill a whole batch move up into the next (longer) bucket, so
+        only the longest bucket can end in a short batch (filled with zero-weight rows).
+        """
         rng = np.random.default_rng([seed, epoch, 7])
-        plan = []
+        plan, carry = [], np.zeros(0, np.int64)
+        last = len(self.boundaries) - 1
         for b in range(len(self.boundaries)):
             idx = np.flatnonzero(self.bucket == b)
             if shuffle:
                 rng.shuffle(idx)
-            plan += [(b, idx[i:i + self.batch_size]) for i in range(0, len(idx), self.batch_size)]
+            idx = np.concatenate([carry, idx])
+            n_full = len(idx) // self.batch_size * self.batch_size
+            end = len(idx) if b == last else n_full
+            plan += [(b, idx[i:i + self.batch_size]) for i in range(0, end, self.batch_size)]
+            carry = idx[end:]
         if shuffle:
             order = rng.permutation(len(plan))
             plan = [plan[i] for i in order]
@@ -99,9 +124,6 @@ class Batcher:
 
     def padding_stats(self) -> tuple[int, int]:
         """(real tokens, processed tokens) of one epoch, filler rows included."""
-        real = int(self.lengths.sum())
-        processed = 0
-        for b, w in enumerate(self.boundaries):
-            n = int((self.bucket == b).sum())
-            processed += -(-n // self.batch_size) * self.batch_size * int(w)
-        return real, processed
+        plan = self.epoch(0, 0, shuffle=False)
+        processed = sum(self.batch_size * int(self.boundaries[b]) for b, _ in plan)
+        return int(self.lengths.sum()), processed

@@ -14,7 +14,7 @@ from ..config import Config, from_dict
 from ..datasets import Split, Task
 from ..fileio import atomic_write_bytes, atomic_write_json
 from ..tokenizer import Tokenizer
-from .batching import Batcher, bucket_boundaries
+from .batching import Batcher, bucket_boundaries, eval_boundaries
 from .model import SequenceModel
 from .train import Steps, fit, n_outputs, predict
 
@@ -69,7 +69,7 @@ class RNNClassifier:
             y_train = ((train.y - self.y_scale[0]) / self.y_scale[1]).astype(np.float32)
         train_b = self._batcher(train.texts, y_train)
         self.boundaries = train_b.boundaries
-        val_b = self._batcher(val.texts, np.zeros(len(val), y_train.dtype), self.boundaries)
+        val_b = self._batcher(val.texts, np.zeros(len(val), y_train.dtype), eval_boundaries(self.boundaries))
         self.timings_["vectorize"] = time.perf_counter() - t0
         self.model = self._build(self.tokenizer.vocab_size)
         steps, best, state, info = fit(self.model, self.cfg.rnn, self.task, train_b, val_b, val.y, self.seed,
@@ -87,7 +87,7 @@ class RNNClassifier:
 
     def predict_scores(self, texts: list[str]) -> np.ndarray:
         texts = list(texts)
-        batcher = self._batcher(texts, np.zeros(len(texts), np.float32), self.boundaries)
+        batcher = self._batcher(texts, np.zeros(len(texts), np.float32), eval_boundaries(self.boundaries))
         scores = predict(self._steps, self._params, batcher)
         return scores * self.y_scale[1] + self.y_scale[0] if self.task.is_regression else scores
 

@@ -92,7 +92,7 @@ class Steps:
                 return loss_fn(task, forward(p, tokens, lengths, key), y, w)
 
             loss, grads = jax.value_and_grad(objective)(params)
-            grad_norm = optax.global_norm(grads)
+            grad_norm = optax.tree.norm(grads)
             updates, opt_state = self.tx.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, loss, grad_norm
 
@@ -238,9 +238,10 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: B
 
 def _tree(params, opt_state, best_params, state: TrainState) -> dict:
     return {"params": params, "opt_state": opt_state, "best_params": best_params,
-            "meta": {"epoch": np.int64(state.epoch), "step": np.int64(state.step),
-                     "best_metric": np.float64(np.nan if state.best_metric is None else state.best_metric),
-                     "best_epoch": np.float64(state.best_epoch), "bad_evals": np.int64(state.bad_evals)}}
+            "meta": {"epoch": np.array(state.epoch, np.int64), "step": np.array(state.step, np.int64),
+                     "best_metric": np.array(np.nan if state.best_metric is None else state.best_metric, np.float64),
+                     "best_epoch": np.array(state.best_epoch, np.float64),
+                     "bad_evals": np.array(state.bad_evals, np.int64)}}
 
 
 def _save(manager, params, opt_state, best_params, state: TrainState) -> None:

@@ -1,0 +1,131 @@
+"""Train-step speed of the RNN: tokens/s against PyTorch and against the machine's matmul rate.
+
+Shapes (the talk's GRU): embedding 256, hidden 512, batch 64, 200 tokens; a full train step
+(forward, backward, Adam). References measured in the same run: PyTorch ``nn.GRU``/``nn.LSTM``/
+``nn.RNN`` + Adam (skipped when torch is not installed: ``pip install torch==2.13.0``), and a 4096²
+float32 matmul expressed as tokens/s at the step's FLOPs per token (7.08 MFLOP for the GRU).
+Targets on CPU: >= 1.5x PyTorch and >= 0.8x the matmul rate.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from _common import emit  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from rnnbench.config import RnnConfig  # noqa: E402
+from rnnbench.datasets import Task  # noqa: E402
+from rnnbench.rnn.model import SequenceModel  # noqa: E402
+from rnnbench.rnn.train import Steps  # noqa: E402
+
+VOCAB = 20000
+GATES = {"gru": 3, "lstm": 4, "simple": 1}
+
+
+def flops_per_token(cell: str, e: int, h: int) -> float:
+    g = GATES[cell]
+    return 3 * 2 * (e * g * h + h * g * h)  # forward + backward (2x) of both matmuls
+
+
+def time_ours(cell, e, h, b, t, steps, dtype, unroll) -> float:
+    cfg = RnnConfig(cell=cell, embed_dim=e, hidden_dim=h, batch_size=b, dtype=dtype, unroll=unroll)
+    task = Task("s", "binary", 2)
+    s = Steps(SequenceModel(VOCAB, 1, cfg, rngs=nnx.Rngs(0)), cfg, task, 0)
+    params, opt = s.params, s.tx.init(s.params)
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(2, VOCAB, (b, t)).astype(np.int32)
+    lengths = np.full(b, t, np.int32)
+    y, w = rng.integers(0, 2, b).astype(np.int64), np.ones(b, np.float32)
+    for i in range(3):  # compile and warm up
+        params, opt, loss, _ = s.train_step(params, opt, tokens, lengths, y, w, i, s.base_key)
+    loss.block_until_ready()
+    start = time.perf_counter()
+    for i in range(steps):
+        params, opt, loss, _ = s.train_step(params, opt, tokens, lengths, y, w, i, s.base_key)
+    loss.block_until_ready()
+    return b * t * steps / (time.perf_counter() - start)
+
+
+def time_torch(cell, e, h, b, t, steps):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(0)
+    rnn = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM, "simple": torch.nn.RNN}[cell](e, h, batch_first=True)
+    emb, head = torch.nn.Embedding(VOCAB, e), torch.nn.Linear(h, 1)
+    params = list(emb.parameters()) + list(rnn.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+    tokens = torch.randint(2, VOCAB, (b, t))
+    y = torch.randint(0, 2, (b,)).float()
+
+    def step():
+        opt.zero_grad()
+        out, _ = rnn(emb(tokens))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(head(out[:, -1]).squeeze(-1), y)
+        loss.backward()
+        opt.step()
+
+    for _ in range(2):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return b * t * steps / (time.perf_counter() - start)
+
+
+def matmul_flops(n=4096, repeats=5) -> float:
+    """Best float32 matmul rate of numpy (BLAS) and XLA on this device, in FLOP/s."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    best = 0.0
+    np.dot(a, a)
+    for _ in range(repeats):
+        s = time.perf_counter()
+        np.dot(a, a)
+        best = max(best, 2 * n**3 / (time.perf_counter() - s))
+    x = jnp.asarray(a)
+    f = jax.jit(jnp.dot)
+    f(x, x).block_until_ready()
+    for _ in range(repeats):
+        s = time.perf_counter()
+        f(x, x).block_until_ready()
+        best = max(best, 2 * n**3 / (time.perf_counter() - s))
+    return best
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--cell", default="gru", choices=list(GATES))
+    ap.add_argument("--embed", type=int, default=256)
+    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--tokens", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--unroll", type=int, default=RnnConfig().unroll)
+    ap.add_argument("--no-torch", action="store_true")
+    args = ap.parse_args()
+    device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}, {os.cpu_count()} cpu cores)"
+    fpt = flops_per_token(args.cell, args.embed, args.hidden)
+    matmul_tok = matmul_flops() / fpt
+    print(f"device {device}; {args.cell} E={args.embed} H={args.hidden} B={args.batch} T={args.tokens} {args.dtype}")
+    print(f"matmul rate: {matmul_tok * fpt / 1e9:.1f} GFLOP/s = {matmul_tok:,.0f} tok/s at {fpt / 1e6:.2f} MFLOP/token")
+    ours = time_ours(args.cell, args.embed, args.hidden, args.batch, args.tokens, args.steps, args.dtype, args.unroll)
+    print(f"rnnbench: {ours:,.0f} tok/s")
+    torch_tok = None if args.no_torch else time_torch(args.cell, args.embed, args.hidden, args.batch, args.tokens, args.steps)
+    if torch_tok:
+        print(f"pytorch:  {torch_tok:,.0f} tok/s")
+    emit({"cell": args.cell, "device": device, "tok_s": round(ours), "torch_tok_s": round(torch_tok) if torch_tok else None,
+          "matmul_tok_s": round(matmul_tok), "ratio_vs_torch": round(ours / torch_tok, 3) if torch_tok else None,
+          "ratio_vs_matmul": round(ours / matmul_tok, 3)})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The RNN through `rnnbench train --model rnn`: results, determinism, resume, failure, compiles."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from flax import nnx
+
+from rnnbench.cli import main
+from rnnbench.config import RnnConfig
+from rnnbench.datasets import Task
+from rnnbench.rnn.model import SequenceModel
+from rnnbench.rnn.train import Steps
+from tests.helpers import write_config
+
+TINY = {"embed_dim": 16, "hidden_dim": 24, "batch_size": 32, "epochs": 2, "buckets": 2, "learning_rate": 0.01}
+
+
+def rnn_config(tmp_path, name="c.yaml", rnn=None, data=None, **sections):
+    return write_config(tmp_path / name, rnn={**TINY, **(rnn or {})},
+                        data={"synthetic": {"train_size": 600, "test_size": 200}, **(data or {})}, **sections)
+
+
+def train(*args):
+    r = CliRunner().invoke(main, ["train", *map(str, args), "--model", "rnn"])
+    run_dir = r.output.strip().splitlines()[-1] if r.output.strip() else None
+    return r, run_dir
+
+
+def result(run_dir):
+    return json.loads(open(f"{run_dir}/result.json").read())
+
+
+def test_rnn_run_has_the_same_result_keys_and_predicts(tmp_path):
+    r, run_dir = train(rnn_config(tmp_path))
+    assert r.exit_code == 0, r.output
+    res = result(run_dir)
+    assert res["status"] == "ok" and res["model"] == "rnn"
+    assert {"accuracy", "roc_auc", "log_loss"} <= set(res["metrics"]) and set(res["validation"]) == set(res["metrics"])
+    assert {"fit", "predict"} <= set(res["timings"]) and res["versions"]["flax"] and res["device"].startswith("cpu")
+    assert res["chosen"]["compiled_programs"] <= 16
+    rows = [json.loads(line) for line in open(f"{run_dir}/metrics.jsonl")]
+    train_rows = [x for x in rows if x.get("event") == "train"]
+    assert {"step", "epoch", "train_loss", "grad_norm", "tokens_per_s", "wall_seconds"} <= set(train_rows[0])
+    assert any(x.get("event") == "eval" and "val_metric" in x for x in rows)
+    p = CliRunner().invoke(main, ["predict", run_dir, "the plot was good .", "the plot was not good ."])
+    assert p.exit_code == 0, p.output
+    assert all(0.5 <= float(line.split("\t")[1]) <= 1 for line in p.output.strip().splitlines())
+
+
+def test_same_seed_identical_metrics(tmp_path):
+    cfg = rnn_config(tmp_path)
+    _, a = train(cfg)
+    _, b = train(cfg, "--force")
+    _, c = train(cfg, "--seed", 1)
+    assert a == b  # same settings, same run directory (b overwrote a)
+    first = result(b)["metrics"]
+    _, d = train(rnn_config(tmp_path, "d.yaml", experiment={"output_dir": str(tmp_path / "other")}))
+    assert result(d)["metrics"] == first
+    assert result(c)["metrics"] != first
+
+
+def test_divergence_is_a_recorded_failure(tmp_path):
+    cfg = rnn_config(tmp_path, rnn={"optimizer": "sgd", "learning_rate": 1e30, "clip_norm": None})
+    r, run_dir = train(cfg)
+    assert r.exit_code == 1 and "run failed" in r.output
+    res = result(run_dir)
+    assert res["status"] == "failed" and ("nan" in res["reason"] or "inf" in res["reason"])
+    p = CliRunner().invoke(main, ["predict", run_dir, "x"])
+    assert p.exit_code == 2 and "failed" in p.output
+
+
+@pytest.mark.parametrize("cell, task", [("lstm", "sentiment"), ("simple", "sentiment"), ("gru", "score")])
+def test_other_cells_and_regression(tmp_path, cell, task):
+    r, run_dir = train(rnn_config(tmp_path, rnn={"cell": cell, "epochs": 1}, data={"task": task}))
+    assert r.exit_code == 0, r.output
+    res = result(run_dir)
+    assert res["status"] == "ok"
+    assert ("rmse" in res["metrics"]) == (task == "score")
+
+
+def test_learning_rate_is_a_runtime_value_not_a_recompile():
+    cfg = RnnConfig(**{k: v for k, v in TINY.items() if k in ("embed_dim", "hidden_dim")})
+    steps = Steps(SequenceModel(30, 1, cfg, rngs=nnx.Rngs(0)), cfg, Task("t", "binary", 2), 0)
+    tokens, lengths = np.ones((4, 6), np.int32), np.full(4, 6, np.int32)
+    y, w = np.array([0, 1, 0, 1]), np.ones(4, np.float32)
+    outs = []
+    for lr in (1e-3, 1e-1):
+        params = jax.tree.map(jax.numpy.copy, steps.params)  # the step donates its inputs
+        opt = steps.tx.init(params)
+        opt.hyperparams["learning_rate"] = jax.numpy.asarray(lr)
+        params, opt, _, _ = steps.train_step(params, opt, tokens, lengths, y, w, 0, steps.base_key)
+        outs.append(jax.tree.leaves(params)[0])
+    assert steps.train_step._cache_size() == 1
+    assert not np.allclose(outs[0], outs[1])
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path):
+    """SIGKILL after the first epoch's checkpoint; the rerun resumes and matches an uninterrupted run."""
+    rnn = {"epochs": 3, "patience": 5}
+    data = {"synthetic": {"train_size": 3000, "test_size": 200}}
+    cfg = rnn_config(tmp_path, rnn=rnn, data=data)
+    proc = subprocess.Popen([sys.executable, "-m", "rnnbench.cli", "train", str(cfg), "--model", "rnn"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = tmp_path / "runs" / "t" / "runs"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if [p for p in runs.glob("*/checkpoints/*") if p.name.isdigit()]:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = list(runs.iterdir())
+    assert not (run_dir / "DONE").exists(), "the run finished before it could be killed"
+    r, resumed_dir = train(cfg)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in open(f"{resumed_dir}/metrics.jsonl")]
+    assert any(x.get("event") == "resumed" for x in rows)
+    steps = [x["step"] for x in rows if x.get("event") == "train"]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))  # no step logged twice
+    _, clean_dir = train(rnn_config(tmp_path, "clean.yaml", rnn=rnn, data=data,
+                                    experiment={"output_dir": str(tmp_path / "clean")}))
+    assert result(resumed_dir)["metrics"] == result(clean_dir)["metrics"]
+    assert result(resumed_dir)["chosen"]["steps"] == result(clean_dir)["chosen"]["steps"]
