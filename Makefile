@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install test lint bench
+.PHONY: install test lint bench demo
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -19,3 +19,6 @@ lint:
 bench:
 	$(BIN)/python scripts/bench_tokenizer.py
 	$(BIN)/python scripts/bench_synthetic.py
+
+demo:  ## the quickstart: linear vs GRU on the synthetic corpus, CPU, a few minutes
+	$(BIN)/rnnbench compare configs/quickstart.yaml

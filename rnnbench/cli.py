@@ -185,6 +185,23 @@ def predict(run_dir, texts, file_):
             click.echo(f"{label}\t{float(s[label]):.4f}\t{short}")
 
 
+@main.command()
+@click.argument("config_file", type=click.Path())
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--force", is_flag=True, help="Rerun finished runs too.")
+def compare(config_file, overrides, force):
+    """Linear vs RNN on the same nested subsets for every size and seed: curves, crossover, plots."""
+    from .compare import run_compare
+    from .config import load_config
+
+    cfg = load_config(config_file, overrides)
+    out = run_compare(cfg, force=force)
+    click.echo()
+    click.echo(out["markdown"])
+    click.echo(f"plots: {out['dir'] / 'learning_curve.png'}, {out['dir'] / 'timing.png'}")
+    click.echo(str(out["dir"]))
+
+
 # ---------------------------------------------------------------------------------------- helpers
 
 

@@ -34,6 +34,7 @@ class ExperimentConfig:
     name: str = "experiment"
     seeds: list[int] = _opt([0], min_len=1)
     output_dir: str = "runs"
+    models: list[str] = _opt(["linear", "rnn"])  # what compare runs (it needs both)
 
 
 @dataclass

@@ -86,7 +86,7 @@ def download(name: str, source: Source | None = None, quiet: bool = False) -> Pa
             total = resp.headers.get("Content-Length")
             total = int(total) + have if total is not None else None
             with open(part, "ab" if have else "wb") as out, tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, desc=source.filename, disable=quiet
+                total=total, initial=have, unit="B", unit_scale=True, desc=source.filename, disable=True if quiet else None
             ) as bar:
                 while block := resp.read(1 << 16):
                     out.write(block)

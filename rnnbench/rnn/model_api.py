@@ -21,6 +21,10 @@ from .train import Steps, fit, n_outputs, predict
 
 def device_name() -> str:
     d = jax.devices()[0]
+    if d.platform == "cpu":
+        import os
+
+        return f"cpu (jax, {os.cpu_count()} cores)"
     return f"{d.platform} ({d.device_kind})"
 
 

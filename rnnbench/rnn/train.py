@@ -187,7 +187,7 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: B
     while state.epoch < cfg.epochs and not stop:
         plan = train.epoch(seed, state.epoch)
         bar = tqdm(total=len(plan), desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=not progress, leave=False, dynamic_ncols=True)
+                   disable=None if progress else True, leave=False, dynamic_ncols=True)
         t_epoch, epoch_tokens, losses = time.perf_counter(), 0, []
         for i, (bucket, idx) in enumerate(plan):
             batch = train._make(idx, bucket)

@@ -1,0 +1,245 @@
+"""``rnnbench compare``: both models on the same nested subsets across sizes and seeds.
+
+Every (size, seed, model) is one run in the run store, so an interrupted compare resumes where it
+stopped. The tables and plots are rebuilt from the finished runs each time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .config import Config
+from .datasets import Task
+from .errors import RnnbenchError
+from .experiment import MODEL_KINDS, load_corpus, subsets_for, train_one
+from .fileio import atomic_write_json, atomic_write_text
+from .metrics import primary
+
+MODELS = ("linear", "rnn")
+
+
+def check_compare_config(cfg: Config, pool_size: int | None = None) -> None:
+    sizes, seeds = cfg.data.sizes, cfg.experiment.seeds
+    if not seeds:
+        raise RnnbenchError("experiment.seeds is empty: compare needs at least one seed")
+    if not sizes:
+        raise RnnbenchError("data.sizes is empty: compare needs the training sizes to run")
+    if any(b <= a for a, b in zip(sizes, sizes[1:])):
+        raise RnnbenchError(f"data.sizes must be strictly increasing, got {sizes}")
+    models = list(dict.fromkeys(cfg.experiment.models))
+    unknown = [m for m in models if m not in MODEL_KINDS]
+    if unknown:
+        raise RnnbenchError(f"experiment.models: unknown model kind '{unknown[0]}' (choose from: {', '.join(MODEL_KINDS)})")
+    if sorted(models) != sorted(MODELS):
+        raise RnnbenchError(f"compare needs both models (experiment.models: [linear, rnn]), got {models}")
+    if pool_size is not None and sizes[-1] > pool_size:
+        raise RnnbenchError(f"data.sizes: {sizes[-1]} is larger than the {pool_size} training examples available")
+
+
+def experiment_dir(cfg: Config) -> Path:
+    return Path(cfg.experiment.output_dir) / cfg.experiment.name
+
+
+def run_compare(cfg: Config, force: bool = False, progress: bool = True) -> dict:
+    corpus = load_corpus(cfg)
+    check_compare_config(cfg)
+    pool = subsets_for(cfg, corpus, cfg.data.sizes[0], cfg.experiment.seeds[0]).pool_size
+    check_compare_config(cfg, pool)
+    rows = []
+    jobs = [(n, s, m) for n in cfg.data.sizes for s in cfg.experiment.seeds for m in MODELS]
+    bar = tqdm(jobs, desc="compare", unit="run", disable=None if progress else True, dynamic_ncols=True)
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    for size, seed, model in bar:
+        bar.set_postfix(model=model, size=size, seed=seed, **counts)
+        out = train_one(cfg, model, size=size, seed=seed, force=force, progress=progress, corpus=corpus)
+        counts["skipped" if out.skipped else "done"] += 1
+        counts["failed"] += out.result["status"] != "ok"
+        rows.append(_row(out.result, out.run.path))
+    bar.close()
+    return write_outputs(cfg, corpus.task, rows)
+
+
+def _row(result: dict, path: Path) -> dict:
+    row = {"size": result["size"], "seed": result["seed"], "model": result["model"], "status": result["status"],
+           "reason": result.get("reason", ""), "train_seconds": result["timings"].get("fit", float("nan")),
+           "predict_seconds": result["timings"].get("predict", float("nan")), "device": result["device"],
+           "run_dir": str(path)}
+    for k, v in (result.get("metrics") or {}).items():
+        row[k] = v
+    return row
+
+
+# ------------------------------------------------------------------------------------ statistics
+
+
+@dataclass
+class Curve:
+    sizes: np.ndarray
+    scores: dict  # model -> array (n_sizes, n_seeds), NaN for failed runs
+
+
+def curves(rows: list[dict], metric: str, sizes: list[int], seeds: list[int]) -> Curve:
+    scores = {m: np.full((len(sizes), len(seeds)), np.nan) for m in MODELS}
+    for r in rows:
+        if r["status"] == "ok" and r["size"] in sizes and r["seed"] in seeds:
+            scores[r["model"]][sizes.index(r["size"]), seeds.index(r["seed"])] = r[metric]
+    return Curve(np.asarray(sizes, float), scores)
+
+
+def crossover_size(sizes: np.ndarray, advantage: np.ndarray) -> float | None:
+    """Where ``advantage`` (RNN minus linear, positive = RNN better) first turns positive for good,
+    interpolated linearly in log size. None if it never does, or if the RNN is ahead from the start."""
+    if np.any(np.isnan(advantage)) or advantage[-1] <= 0:
+        return None
+    last_behind = np.flatnonzero(advantage <= 0)
+    if len(last_behind) == 0:
+        return None
+    i = last_behind[-1]
+    a, b = advantage[i], advantage[i + 1]
+    frac = (0.0 - a) / (b - a)
+    return float(np.exp(np.log(sizes[i]) + frac * (np.log(sizes[i + 1]) - np.log(sizes[i]))))
+
+
+def bootstrap_crossover(curve: Curve, higher_better: bool, n_boot: int = 2000, seed: int = 0) -> dict:
+    lin, rnn = curve.scores["linear"], curve.scores["rnn"]
+    sign = 1.0 if higher_better else -1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        point = crossover_size(curve.sizes, sign * (np.nanmean(rnn, 1) - np.nanmean(lin, 1)))
+    rng = np.random.default_rng(seed)
+    n_seeds = lin.shape[1]
+    found = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, n_seeds, n_seeds)  # the same seeds for both models: runs are paired
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            adv = sign * (np.nanmean(rnn[:, pick], 1) - np.nanmean(lin[:, pick], 1))
+        found.append(crossover_size(curve.sizes, adv))
+    sizes_found = np.array([f for f in found if f is not None])
+    low = high = None
+    if point is not None and len(sizes_found):
+        low, high = (float(x) for x in np.percentile(sizes_found, [2.5, 97.5]))
+    return {"crossover_size": point, "low": low, "high": high,
+            "bootstrap_fraction_with_crossover": len(sizes_found) / n_boot}
+
+
+# ------------------------------------------------------------------------------------ outputs
+
+
+def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
+    out_dir = experiment_dir(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metric, higher = primary(task)
+    sizes, seeds = list(cfg.data.sizes), list(cfg.experiment.seeds)
+    metric_names = sorted({k for r in rows for k in r if k not in _ROW_KEYS})
+    _write_csv(out_dir / "curves.csv", ["size", "seed", "model", "status", *metric_names, "train_seconds",
+                                         "predict_seconds", "device", "reason"], rows)
+    curve = curves(rows, metric, sizes, seeds)
+    table = []
+    for i, n in enumerate(sizes):
+        lin, rnn = curve.scores["linear"][i], curve.scores["rnn"][i]
+        lm, ls, rm, rs = _mean_std(lin) + _mean_std(rnn)
+        err_l, err_r = (1 - lm, 1 - rm) if higher else (lm, rm)
+        red = (err_l - err_r) / err_l if err_l and not math.isnan(err_l) and not math.isnan(err_r) else float("nan")
+        winner = "n/a" if math.isnan(lm) or math.isnan(rm) else ("rnn" if (rm > lm) == higher and rm != lm else
+                                                                 "linear" if rm != lm else "tie")
+        failed = [r for r in rows if r["size"] == n and r["status"] != "ok"]
+        table.append({"size": n, "metric": metric, "linear_mean": lm, "linear_std": ls, "rnn_mean": rm,
+                      "rnn_std": rs, "rel_error_reduction": red, "winner": winner,
+                      "failed": "; ".join(f"{r['model']} seed {r['seed']}: {r['reason']}" for r in failed)})
+    _write_csv(out_dir / "crossover.csv", ["size", "metric", "linear_mean", "linear_std", "rnn_mean", "rnn_std",
+                                            "rel_error_reduction", "winner"], table)
+    cross = bootstrap_crossover(curve, higher)
+    atomic_write_json(out_dir / "crossover.json", cross)
+    timing = _timing_table(rows, sizes)
+    md = _crossover_markdown(cfg, metric, table, cross, timing, len(seeds))
+    atomic_write_text(out_dir / "crossover.md", md)
+    from .plots import learning_curve_plot, timing_plot
+
+    learning_curve_plot(out_dir / "learning_curve.png", curve, metric, cross["crossover_size"], cfg.experiment.name)
+    timing_plot(out_dir / "timing.png", rows, sizes)
+    return {"dir": out_dir, "table": table, "crossover": cross, "markdown": md, "timing": timing}
+
+
+_ROW_KEYS = {"size", "seed", "model", "status", "reason", "train_seconds", "predict_seconds", "device", "run_dir"}
+
+
+def _mean_std(values: np.ndarray) -> tuple[float, float]:
+    ok = values[~np.isnan(values)]
+    if len(ok) == 0:
+        return float("nan"), float("nan")
+    return float(ok.mean()), float(ok.std(ddof=1)) if len(ok) > 1 else 0.0
+
+
+def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    atomic_write_text(path, buf.getvalue())
+
+
+def _timing_table(rows: list[dict], sizes: list[int]) -> list[dict]:
+    out = []
+    for n in sizes:
+        t = {}
+        for m in MODELS:
+            secs = [r["train_seconds"] for r in rows if r["size"] == n and r["model"] == m and r["status"] == "ok"]
+            devs = sorted({r["device"] for r in rows if r["size"] == n and r["model"] == m})
+            t[m] = (float(np.mean(secs)) if secs else float("nan"), ", ".join(devs))
+        out.append({"size": n, "linear_seconds": t["linear"][0], "linear_device": t["linear"][1],
+                    "rnn_seconds": t["rnn"][0], "rnn_device": t["rnn"][1],
+                    "ratio": t["rnn"][0] / t["linear"][0] if t["linear"][0] else float("nan")})
+    return out
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _crossover_markdown(cfg: Config, metric: str, table, cross, timing, n_seeds: int) -> str:
+    lines = [f"# {cfg.experiment.name}: linear vs RNN ({cfg.data.dataset}, {metric}, mean ± std over {n_seeds} seed(s))", "",
+             "| size | linear | rnn | rel. error reduction | winner |", "|---:|---:|---:|---:|:---|"]
+    for r in table:
+        lines.append(f"| {r['size']:,} | {_fmt(r['linear_mean'])} ± {_fmt(r['linear_std'])} | {_fmt(r['rnn_mean'])} ± "
+                     f"{_fmt(r['rnn_std'])} | {_fmt(100 * r['rel_error_reduction'], 1)}% | {r['winner']} |")
+    lines.append("")
+    c = cross["crossover_size"]
+    if c is not None:
+        interval = (f" (95% bootstrap interval over seeds: {cross['low']:,.0f} – {cross['high']:,.0f})"
+                    if cross["low"] is not None else "")
+        lines.append(f"**Crossover:** the RNN overtakes the linear model at about **{c:,.0f}** training examples{interval}.")
+    elif table and table[0]["winner"] == "rnn" and all(r["winner"] == "rnn" for r in table):
+        lines.append("**No crossover within the sizes run:** the RNN is ahead at every size.")
+    else:
+        lines.append("**No crossover within the sizes run:** the RNN does not overtake the linear model "
+                     f"by {table[-1]['size']:,} examples." if table else "No results.")
+    failed = [f"- size {r['size']:,}: {r['failed']}" for r in table if r["failed"]]
+    if failed:
+        lines += ["", "Failed runs (left out of the means):", *failed]
+    lines += ["", "## Cost: training time to convergence (mean seconds)", "",
+              "| size | linear | device | rnn | device | rnn / linear |", "|---:|---:|:---|---:|:---|---:|"]
+    for t in timing:
+        lines.append(f"| {t['size']:,} | {_fmt(t['linear_seconds'], 1)} | {t['linear_device']} | "
+                     f"{_fmt(t['rnn_seconds'], 1)} | {t['rnn_device']} | {_fmt(t['ratio'], 1)}× |")
+    return "\n".join(lines) + "\n"
+
+
+def load_rows(out_dir: Path) -> list[dict]:
+    """Rows of a finished compare's ``curves.csv`` (for reports)."""
+    with open(out_dir / "curves.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def crossover_json(out_dir: Path) -> dict:
+    return json.loads((out_dir / "crossover.json").read_text())

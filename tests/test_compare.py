@@ -1,0 +1,99 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rnnbench.cli import main
+from rnnbench.compare import Curve, bootstrap_crossover, crossover_size
+from tests.helpers import write_config
+
+TINY_RNN = {"embed_dim": 16, "hidden_dim": 24, "batch_size": 32, "epochs": 2, "buckets": 2, "learning_rate": 0.01}
+
+
+def compare_config(tmp_path, **over):
+    sections = {"rnn": TINY_RNN, "data": {"synthetic": {"train_size": 700, "test_size": 200}, "sizes": [100, 300]},
+                "experiment": {"seeds": [0, 1]}}
+    for k, v in over.items():
+        sections.setdefault(k, {}).update(v)
+    return write_config(tmp_path / "c.yaml", **sections)
+
+
+def compare(*args):
+    return CliRunner().invoke(main, ["compare", *map(str, args)])
+
+
+def test_compare_writes_tables_and_plots_and_resumes(tmp_path):
+    cfg = compare_config(tmp_path)
+    r = compare(cfg)
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "runs" / "t"
+    assert r.output.strip().splitlines()[-1] == str(out)
+    assert "| size | linear | rnn |" in r.output
+    rows = list(csv.DictReader(open(out / "curves.csv")))
+    assert len(rows) == 2 * 2 * 2 and {"size", "seed", "model", "accuracy", "train_seconds", "predict_seconds",
+                                       "device"} <= set(rows[0])
+    table = list(csv.DictReader(open(out / "crossover.csv")))
+    assert list(table[0]) == ["size", "metric", "linear_mean", "linear_std", "rnn_mean", "rnn_std",
+                              "rel_error_reduction", "winner"]
+    assert [int(t["size"]) for t in table] == [100, 300]
+    for t in table:  # the table is the mean of the curves, and the winner follows from it
+        lin = np.mean([float(x["accuracy"]) for x in rows if x["model"] == "linear" and int(x["size"]) == int(t["size"])])
+        assert float(t["linear_mean"]) == pytest.approx(lin, abs=1e-5)
+        assert t["winner"] == ("rnn" if float(t["rnn_mean"]) > float(t["linear_mean"]) else "linear")
+    cross = json.loads((out / "crossover.json").read_text())
+    assert set(cross) >= {"crossover_size", "low", "high"}
+    for png in ("learning_curve.png", "timing.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "crossover.md").read_text()
+    assert "Cost: training time" in md and ("Crossover" in md or "No crossover" in md)
+    before = (out / "crossover.csv").read_text()
+    again = compare(cfg)  # everything is finished: all runs skipped, same table
+    assert again.exit_code == 0 and (out / "crossover.csv").read_text() == before
+    assert sum(1 for p in (out / "runs").iterdir()) == 8
+
+
+def test_failed_runs_are_reported_not_fatal(tmp_path):
+    cfg = compare_config(tmp_path, rnn={"optimizer": "sgd", "learning_rate": 1e30, "clip_norm": None},
+                         experiment={"seeds": [0]})
+    r = compare(cfg)
+    assert r.exit_code == 0, r.output
+    md = (tmp_path / "runs" / "t" / "crossover.md").read_text()
+    assert "Failed runs" in md and "rnn seed 0" in md
+    table = list(csv.DictReader(open(tmp_path / "runs" / "t" / "crossover.csv")))
+    assert all(t["linear_mean"] not in ("", "nan") for t in table) and all(t["winner"] == "n/a" for t in table)
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"data": {"sizes": [300, 100]}}, "strictly increasing"),
+    ({"data": {"sizes": [100, 5000]}}, "larger than the 630 training examples available"),
+    ({"data": {"sizes": []}}, "data.sizes is empty"),
+    ({"experiment": {"seeds": []}}, "experiment.seeds: needs at least 1"),
+    ({"experiment": {"models": ["linear"]}}, "compare needs both models"),
+])
+def test_compare_bad_input(tmp_path, over, message):
+    r = compare(compare_config(tmp_path, **over))
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_crossover_interpolates_in_log_size():
+    sizes = np.array([1e3, 1e4, 1e5, 1e6])
+    assert crossover_size(sizes, np.array([-2.0, -1.0, 1.0, 3.0])) == pytest.approx(10 ** 4.5)
+    assert crossover_size(sizes, np.array([-2.0, -1.0, -0.5, -0.1])) is None  # never overtakes
+    assert crossover_size(sizes, np.array([1.0, 2.0, 3.0, 4.0])) is None  # ahead from the start
+    assert crossover_size(sizes, np.array([-1.0, 1.0, -1.0, 1.0])) == pytest.approx(10 ** 5.5)  # for good
+
+
+def test_bootstrap_interval_brackets_the_estimate():
+    sizes = np.array([1e3, 1e4, 1e5])
+    rng = np.random.default_rng(0)
+    lin = np.array([[0.80], [0.85], [0.88]]) + rng.normal(0, 0.003, (3, 5))
+    rnn = np.array([[0.75], [0.84], [0.92]]) + rng.normal(0, 0.003, (3, 5))
+    out = bootstrap_crossover(Curve(sizes, {"linear": lin, "rnn": rnn}), higher_better=True, n_boot=300)
+    assert 1e4 < out["crossover_size"] < 1e5
+    assert out["low"] <= out["crossover_size"] <= out["high"]
+    rmse = bootstrap_crossover(Curve(sizes, {"linear": 1 - lin, "rnn": 1 - rnn}), higher_better=False, n_boot=50)
+    assert rmse["crossover_size"] == pytest.approx(out["crossover_size"])
