@@ -202,6 +202,38 @@ def compare(config_file, overrides, force):
     click.echo(str(out["dir"]))
 
 
+@main.command()
+@click.argument("config_file", type=click.Path())
+@click.option("--workers", type=int, default=1, show_default=True, help="Runs at once, in separate processes.")
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--dry-run", is_flag=True, help="List the runs and which are already done; run nothing.")
+@click.option("--smoke", is_flag=True, help="Apply the config's smoke overrides (tiny sizes).")
+@click.option("--force", is_flag=True, help="Rerun finished runs too.")
+def sweep(config_file, workers, overrides, dry_run, smoke, force):
+    """Expand the config's sweep section into runs, run them, write sweep.csv, plots and a summary."""
+    from .config import load_config
+    from .sweep import apply_smoke, expand, run_sweep, status_of
+
+    cfg = load_config(config_file, overrides)
+    if smoke:
+        cfg = apply_smoke(cfg)
+    if workers < 1:
+        raise RnnbenchError(f"--workers must be at least 1, got {workers}")
+    if dry_run:
+        if cfg.sweep.get("kind", "runs") != "runs":
+            click.echo(f"{cfg.sweep['kind']}: one in-process experiment, nothing to list")
+            return
+        runs = expand(cfg)
+        rows = [(", ".join(f"{k}={v}" for k, v in r.label.items()) or "-", r.seed, status_of(r), r.run().path) for r in runs]
+        _table(["run", "seed", "status", "directory"], rows)
+        pending = sum(1 for row in rows if row[2] == "pending")
+        click.echo(f"{len(rows)} runs: {len(rows) - pending} finished, {pending} to run")
+        return
+    out = run_sweep(cfg, workers=workers, force=force)
+    click.echo(out["markdown"])
+    click.echo(str(out["dir"]))
+
+
 # ---------------------------------------------------------------------------------------- helpers
 
 

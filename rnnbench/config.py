@@ -123,7 +123,8 @@ class Config:
     rnn: RnnConfig = field(default_factory=RnnConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     sweep: dict[str, Any] = _opt({})  # expanded by rnnbench.sweep
-    plot: list[Any] = _opt([])
+    plot: list[Any] = _opt([])  # what rnnbench sweep draws
+    smoke: dict[str, Any] = _opt({})  # dotted overrides for a tiny run (`rnnbench sweep --smoke`)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

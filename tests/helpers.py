@@ -12,6 +12,9 @@ def write_config(path: Path, **sections) -> Path:
         "linear": {"min_df": [1, 2], "C": [1.0, 10.0]},
     }
     for name, values in sections.items():
-        base.setdefault(name, {}).update(values)
+        if isinstance(values, dict):
+            base.setdefault(name, {}).update(values)
+        else:
+            base[name] = values
     path.write_text(yaml.safe_dump(base))
     return path

@@ -1,0 +1,133 @@
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from rnnbench.cli import main
+from rnnbench.config import load_config
+from rnnbench.sweep import expand, mean_band
+from tests.helpers import write_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TINY_RNN = {"embed_dim": 8, "hidden_dim": 8, "batch_size": 32, "epochs": 1, "buckets": 2}
+
+
+def sweep_config(tmp_path, name="s.yaml", sweep=None, plot=None, **sections):
+    return write_config(tmp_path / name, rnn=TINY_RNN, data={"synthetic": {"train_size": 500, "test_size": 100}},
+                        sweep=sweep or {"model": "rnn", "size": 200, "grid": {"rnn.cell": ["gru", "lstm"]},
+                                        "zip": {"rnn.learning_rate": [0.01, 0.001], "rnn.clip_norm": [1.0, None]}},
+                        plot=plot or [{"x": "step", "y": "train_loss", "by": "rnn.cell"}], **sections)
+
+
+def sweep(*args):
+    return CliRunner().invoke(main, ["sweep", *map(str, args)])
+
+
+def test_expand_grid_times_zip_times_seeds(tmp_path):
+    cfg = load_config(sweep_config(tmp_path, experiment={"seeds": [0, 1]}))
+    runs = expand(cfg)
+    assert len(runs) == 2 * 2 * 2
+    labels = {tuple(sorted(r.label.items(), key=str)) for r in runs}
+    assert len(labels) == 4  # zip lists are walked together, not crossed
+    assert {(r.cfg.rnn.learning_rate, r.cfg.rnn.clip_norm) for r in runs} == {(0.01, 1.0), (0.001, None)}
+    assert len({r.run().path for r in runs}) == 8
+
+
+@pytest.mark.parametrize("sweep_section, plot, message", [
+    ({"grid": {"rnn.hiden_dim": [1]}}, None, "did you mean 'rnn.hidden_dim'"),
+    ({"grid": {"rnn.cell": ["transformer"]}}, None, "rnn.cell: expected one of"),
+    ({"zip": {"rnn.cell": ["gru"], "rnn.learning_rate": [0.1, 0.2]}}, None, "same length"),
+    ({"grdi": {}}, None, "unknown config key 'sweep.grdi'"),
+    ({"grid": {"rnn.cell": ["gru"]}}, [{"x": "time", "y": "train_loss"}], "plot[0].x: expected one of"),
+    ({"grid": {"rnn.cell": ["gru"]}}, [{"x": "step", "y": "train_loss", "by": "rnn.gate"}], "not a swept key"),
+])
+def test_bad_sweep_config(tmp_path, sweep_section, plot, message):
+    r = sweep(sweep_config(tmp_path, sweep=sweep_section, plot=plot), "--dry-run")
+    assert r.exit_code == 2 and message in r.output, r.output
+
+
+def test_sweep_outputs_dry_run_and_skip(tmp_path):
+    cfg = sweep_config(tmp_path)
+    dry = sweep(cfg, "--dry-run")
+    assert dry.exit_code == 0 and "4 runs: 0 finished, 4 to run" in dry.output
+    r = sweep(cfg)
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "runs" / "t"
+    rows = list(csv.DictReader(open(out / "sweep.csv")))
+    assert len(rows) == 4 and {"rnn.cell", "rnn.learning_rate", "rnn.clip_norm", "seed", "status",
+                               "test_accuracy"} <= set(rows[0])
+    assert (out / "plot1-train_loss-vs-step.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| rnn.cell |" in (out / "sweep.md").read_text()
+    assert "4 runs: 4 finished, 0 to run" in sweep(cfg, "--dry-run").output
+
+
+def test_parallel_workers_give_the_same_table(tmp_path):
+    serial = sweep_config(tmp_path, "a.yaml", experiment={"output_dir": str(tmp_path / "a")})
+    parallel = sweep_config(tmp_path, "b.yaml", experiment={"output_dir": str(tmp_path / "b")})
+    assert sweep(serial).exit_code == 0
+    r = sweep(parallel, "--workers", 2)
+    assert r.exit_code == 0, r.output
+    strip = lambda p: [{k: v for k, v in row.items() if k not in ("run_dir", "train_seconds")}  # noqa: E731
+                       for row in csv.DictReader(open(p))]
+    assert strip(tmp_path / "a" / "t" / "sweep.csv") == strip(tmp_path / "b" / "t" / "sweep.csv")
+
+
+def test_sigkill_mid_sweep_then_resume_matches_uninterrupted(tmp_path):
+    section = {"model": "rnn", "size": 200, "grid": {"rnn.learning_rate": [0.01, 0.003, 0.001, 0.0003]}}
+    cfg = sweep_config(tmp_path, sweep=section, plot=[{"x": "step", "y": "train_loss"}])
+    proc = subprocess.Popen([sys.executable, "-m", "rnnbench.cli", "sweep", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = tmp_path / "runs" / "t" / "runs"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(runs.glob("*/DONE"))) < 1:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = {p.parent.name for p in runs.glob("*/DONE")}
+    assert 1 <= len(done_before) < 4
+    r = sweep(cfg)
+    assert r.exit_code == 0, r.output
+    assert all((d / "DONE").exists() for d in runs.iterdir() if not d.name.startswith("."))
+    assert len([d for d in runs.iterdir() if not d.name.startswith(".")]) == 4
+    for d in done_before:  # finished runs were skipped, not redone
+        assert not any(json.loads(x).get("event") == "resumed" for x in open(runs / d / "metrics.jsonl"))
+    clean = sweep_config(tmp_path, "clean.yaml", sweep=section, plot=[{"x": "step", "y": "train_loss"}],
+                         experiment={"output_dir": str(tmp_path / "clean")})
+    assert sweep(clean).exit_code == 0
+    metrics = lambda p: [{k: v for k, v in row.items() if k.startswith(("test_", "val_")) or k == "rnn.learning_rate"}  # noqa: E731
+                         for row in csv.DictReader(open(p))]
+    assert metrics(tmp_path / "runs" / "t" / "sweep.csv") == metrics(tmp_path / "clean" / "t" / "sweep.csv")
+
+
+def test_mean_band_interpolates_on_a_common_grid():
+    import numpy as np
+
+    x, mean, std = mean_band([(np.array([0, 10.0]), np.array([0, 10.0])), (np.array([0, 5, 10.0]), np.array([2, 7, 12.0]))])
+    assert mean[0] == pytest.approx(1.0) and mean[-1] == pytest.approx(11.0) and std[0] > 0
+
+
+FIGURES = sorted(CONFIGS.glob("fig*.yaml"))
+
+
+@pytest.mark.parametrize("path", FIGURES, ids=lambda p: p.stem)
+def test_every_figure_config_runs_at_smoke_size(path, tmp_path, request):
+    head = path.read_text().splitlines()[0]
+    assert head.startswith("# Talk figure") and "rnnbench sweep configs/" in path.read_text()
+    args = [path, "--smoke", "--set", f"experiment.output_dir={tmp_path}"]
+    if load_config(path).data.dataset == "imdb":
+        shared = request.getfixturevalue("shared")
+        args += ["--set", f"data.path={shared / 'aclImdb_v1.tar.gz'}"]
+    r = sweep(*args)
+    assert r.exit_code == 0, r.output
+    out = Path(r.output.strip().splitlines()[-1])
+    assert (out / "sweep.md").exists()
+    assert list(out.glob("*.png"))
+    if yaml.safe_load(path.read_text())["sweep"].get("kind") != "toy-optimizers":
+        assert all(row["status"] == "ok" or "failed" in row["status"] for row in csv.DictReader(open(out / "sweep.csv")))
