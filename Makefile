@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install test lint bench demo
+.PHONY: install test lint bench demo reproduce reproduce-smoke
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -22,3 +22,9 @@ bench:
 
 demo:  ## the quickstart: linear vs GRU on the synthetic corpus, CPU, a few minutes
 	$(BIN)/rnnbench compare configs/quickstart.yaml
+
+reproduce:  ## every talk config at full size on this machine, then one report (hours on CPU)
+	scripts/reproduce_talk.sh
+
+reproduce-smoke:  ## the same chain at smoke sizes (minutes; CI runs it)
+	scripts/reproduce_talk.sh --smoke

@@ -189,12 +189,15 @@ def predict(run_dir, texts, file_):
 @click.argument("config_file", type=click.Path())
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--force", is_flag=True, help="Rerun finished runs too.")
-def compare(config_file, overrides, force):
+@click.option("--smoke", is_flag=True, help="Apply the config's smoke overrides (tiny sizes).")
+def compare(config_file, overrides, force, smoke):
     """Linear vs RNN on the same nested subsets for every size and seed: curves, crossover, plots."""
     from .compare import run_compare
     from .config import load_config
 
     cfg = load_config(config_file, overrides)
+    if smoke:
+        cfg = cfg.with_smoke()
     out = run_compare(cfg, force=force)
     click.echo()
     click.echo(out["markdown"])
@@ -212,11 +215,11 @@ def compare(config_file, overrides, force):
 def sweep(config_file, workers, overrides, dry_run, smoke, force):
     """Expand the config's sweep section into runs, run them, write sweep.csv, plots and a summary."""
     from .config import load_config
-    from .sweep import apply_smoke, expand, run_sweep, status_of
+    from .sweep import expand, run_sweep, status_of
 
     cfg = load_config(config_file, overrides)
     if smoke:
-        cfg = apply_smoke(cfg)
+        cfg = cfg.with_smoke()
     if workers < 1:
         raise RnnbenchError(f"--workers must be at least 1, got {workers}")
     if dry_run:
@@ -232,6 +235,32 @@ def sweep(config_file, workers, overrides, dry_run, smoke, force):
     out = run_sweep(cfg, workers=workers, force=force)
     click.echo(out["markdown"])
     click.echo(str(out["dir"]))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--top", type=int, default=1000, show_default=True, help="Map the N most frequent tokens.")
+@click.option("--probe", "probes", multiple=True, help="Probe word for the neighbour table (repeatable).")
+def embed(run_dir, top, probes):
+    """t-SNE map of an RNN run's word embeddings, coloured by label, and nearest neighbours."""
+    from .embed import run_embed
+
+    out = run_embed(Path(run_dir), top=top, probes=probes)
+    click.echo(f"embeddings.png, embeddings.csv ({out['n']} tokens) and neighbours.md "
+               f"({len(out['probes_found'])} probe words found) written to")
+    click.echo(str(out["dir"]))
+
+
+@main.command()
+@click.argument("dirs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", default="report.html", show_default=True, type=click.Path(),
+              help="The HTML file to write (a Markdown twin is written beside it).")
+def report(dirs, output):
+    """One self-contained HTML report (and Markdown twin) from experiment directories."""
+    from .report import build
+
+    out = build([Path(d) for d in dirs], Path(output))
+    click.echo(f"{out['sections']} section(s): {out['html']} and {out['markdown']}")
 
 
 # ---------------------------------------------------------------------------------------- helpers

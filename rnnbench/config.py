@@ -132,6 +132,12 @@ class Config:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
+    def with_smoke(self) -> Config:
+        """This config with its ``smoke`` overrides applied (tiny sizes, for tests and CI)."""
+        if not self.smoke:
+            raise RnnbenchError("--smoke: this config has no smoke section")
+        return self.replace(**self.smoke)
+
     def replace(self, **overrides: Any) -> Config:
         """A copy with dotted-key overrides applied and validated: ``cfg.replace(**{"rnn.cell": "lstm"})``."""
         raw = self.to_dict()

@@ -56,13 +56,6 @@ class SweepRun:
         return Run.for_config(self.cfg, self.model, self.size, self.seed)
 
 
-def apply_smoke(cfg: Config) -> Config:
-    """The config's ``smoke`` overrides (tiny sizes, for the test suite)."""
-    if not cfg.smoke:
-        raise RnnbenchError("--smoke: this config has no smoke section")
-    return cfg.replace(**cfg.smoke)
-
-
 def _check_sweep(cfg: Config) -> dict:
     sw = cfg.sweep
     if not sw:

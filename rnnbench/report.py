@@ -1,0 +1,157 @@
+"""``rnnbench report``: one self-contained HTML file (and a Markdown twin) from experiment folders.
+
+Gathers whatever each folder holds: compare results (crossover table, learning curve, timing),
+sweep results (summary table, figures), embedding maps and neighbour tables, and for each the
+config and library versions that produced it. Images are inlined as data URIs; the page links
+nothing outside itself, so it opens offline from anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .errors import RnnbenchError
+from .fileio import atomic_write_text
+
+
+@dataclass
+class Section:
+    title: str
+    markdown: list[str] = field(default_factory=list)  # markdown blocks
+    images: list[Path] = field(default_factory=list)
+    config: str | None = None
+    versions: dict | None = None
+
+
+def _first_run(folder: Path) -> Path | None:
+    runs = folder / "runs"
+    if (folder / "result.json").exists():
+        return folder
+    if runs.is_dir():
+        for d in sorted(runs.iterdir()):
+            if (d / "DONE").exists() and (d / "result.json").exists():
+                return d
+    return None
+
+
+def collect(folder: Path) -> list[Section]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RnnbenchError(f"no such directory: {folder}")
+    sections = []
+    run = _first_run(folder)
+    config = (run / "config.yaml").read_text() if run and (run / "config.yaml").exists() else None
+    versions = json.loads((run / "result.json").read_text()).get("versions") if run else None
+    if (folder / "crossover.md").exists():
+        imgs = [p for p in (folder / "learning_curve.png", folder / "timing.png") if p.exists()]
+        sections.append(Section(f"Comparison: {folder.name}", [(folder / "crossover.md").read_text()], imgs,
+                                config, versions))
+    if (folder / "sweep.md").exists():
+        imgs = sorted(folder.glob("plot*.png")) + sorted(folder.glob("toy_*.png"))
+        sections.append(Section(f"Sweep: {folder.name}", [(folder / "sweep.md").read_text()], imgs, config, versions))
+    run_dirs = [folder] if (folder / "embeddings.png").exists() else sorted(
+        d for d in (folder / "runs").glob("*") if (d / "embeddings.png").exists()) if (folder / "runs").is_dir() else []
+    for d in run_dirs:
+        md = [(d / "neighbours.md").read_text()] if (d / "neighbours.md").exists() else []
+        cfg = (d / "config.yaml").read_text() if (d / "config.yaml").exists() else config
+        ver = json.loads((d / "result.json").read_text()).get("versions") if (d / "result.json").exists() else versions
+        sections.append(Section(f"Embedding map: {d.name}", md, [d / "embeddings.png"], cfg, ver))
+    if not sections:
+        raise RnnbenchError(f"{folder} has no results (no crossover.md, sweep.md or embeddings.png): "
+                            "run `rnnbench compare`, `sweep` or `embed` first")
+    return sections
+
+
+# ------------------------------------------------------------------------------------ markdown → html
+
+
+def _inline(text: str) -> str:
+    text = html.escape(text, quote=False)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+
+
+def markdown_to_html(md: str) -> str:
+    """The Markdown subset rnnbench writes: headings, tables, lists, paragraphs, bold, code."""
+    out, lines, i = [], md.splitlines(), 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip():
+            i += 1
+            continue
+        if line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")) + 2, 6)  # the page owns h1/h2
+            out.append(f"<h{level}>{_inline(line.lstrip('#').strip())}</h{level}>")
+            i += 1
+        elif line.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
+                i += 1
+            body = [r for r in rows[1:] if not all(set(c) <= set("-:") for c in r)]
+            out.append("<table><thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in rows[0]) + "</tr></thead><tbody>"
+                       + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body)
+                       + "</tbody></table>")
+        elif line.startswith("- "):
+            items = []
+            while i < len(lines) and lines[i].startswith("- "):
+                items.append(f"<li>{_inline(lines[i][2:])}</li>")
+                i += 1
+            out.append("<ul>" + "".join(items) + "</ul>")
+        else:
+            para = []
+            while i < len(lines) and lines[i].strip() and not lines[i].startswith(("#", "|", "- ")):
+                para.append(lines[i])
+                i += 1
+            out.append(f"<p>{_inline(' '.join(para))}</p>")
+    return "\n".join(out)
+
+
+_CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th:first-child,td:first-child{text-align:left}img{max-width:100%;display:block;margin:1em 0}
+pre{background:#f6f6f6;padding:.8em;overflow:auto;font-size:.8em}section{border-top:2px solid #eee;margin-top:2em}
+code{background:#f3f3f3;padding:0 .2em}nav li{margin:.2em 0}"""
+
+
+def build(folders: list[Path], out: Path) -> dict:
+    sections = [s for f in folders for s in collect(Path(f))]
+    out = Path(out)
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    body = [f"<h1>rnnbench report</h1><p>{len(sections)} section(s) from {len(folders)} folder(s); "
+            f"rnnbench {__version__}, {stamp}.</p>", "<nav><ul>"]
+    body += [f'<li><a href="#s{i}">{html.escape(s.title)}</a></li>' for i, s in enumerate(sections)]
+    body.append("</ul></nav>")
+    md = [f"# rnnbench report\n\n{len(sections)} section(s); rnnbench {__version__}, {stamp}.\n"]
+    for i, s in enumerate(sections):
+        body.append(f'<section id="s{i}"><h2>{html.escape(s.title)}</h2>')
+        md.append(f"\n## {s.title}\n")
+        for block in s.markdown:
+            body.append(markdown_to_html(block))
+            md.append(re.sub(r"^#", "###", block, flags=re.M))
+        for img in s.images:
+            data = base64.b64encode(img.read_bytes()).decode()
+            body.append(f'<img alt="{html.escape(img.name)}" src="data:image/png;base64,{data}">')
+            md.append(f"![{img.name}]({os.path.relpath(img.resolve(), out.resolve().parent)})\n")
+        if s.config:
+            body.append(f"<details><summary>config</summary><pre>{html.escape(s.config)}</pre></details>")
+            md.append(f"<details><summary>config</summary>\n\n```yaml\n{s.config}```\n</details>\n")
+        if s.versions:
+            v = ", ".join(f"{k} {val}" for k, val in s.versions.items())
+            body.append(f"<p><small>versions: {html.escape(v)}</small></p>")
+            md.append(f"versions: {v}\n")
+        body.append("</section>")
+    page = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>rnnbench report</title>'
+            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    atomic_write_text(out, page)
+    md_path = out.with_suffix(".md")
+    atomic_write_text(md_path, "\n".join(md))
+    return {"html": out, "markdown": md_path, "sections": len(sections)}
