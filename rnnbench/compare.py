@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -233,13 +232,3 @@ def _crossover_markdown(cfg: Config, metric: str, table, cross, timing, n_seeds:
         lines.append(f"| {t['size']:,} | {_fmt(t['linear_seconds'], 1)} | {t['linear_device']} | "
                      f"{_fmt(t['rnn_seconds'], 1)} | {t['rnn_device']} | {_fmt(t['ratio'], 1)}× |")
     return "\n".join(lines) + "\n"
-
-
-def load_rows(out_dir: Path) -> list[dict]:
-    """Rows of a finished compare's ``curves.csv`` (for reports)."""
-    with open(out_dir / "curves.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def crossover_json(out_dir: Path) -> dict:
-    return json.loads((out_dir / "crossover.json").read_text())

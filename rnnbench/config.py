@@ -274,23 +274,15 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise bad
         return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
+    if tp in _SCALARS:
+        # bool is a subclass of int in Python; YAML's `true` must not pass for a number
+        if not isinstance(value, _SCALARS[tp]) or (tp is not bool and isinstance(value, bool)):
             raise bad
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
+        return float(value) if tp is float else value
     raise bad
+
+
+_SCALARS = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
 
 
 def _check_range(value: Any, key: str, meta: typing.Mapping) -> None:

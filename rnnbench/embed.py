@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -124,11 +123,3 @@ def _plot(path: Path, xy, colour, labels, probes, result) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     save(fig, path)
-
-
-def read_neighbours(run_dir: Path) -> str:
-    return (Path(run_dir) / "neighbours.md").read_text()
-
-
-def summary(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "result.json").read_text())

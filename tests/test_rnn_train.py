@@ -128,3 +128,13 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
                                     experiment={"output_dir": str(tmp_path / "clean")}))
     assert result(resumed_dir)["metrics"] == result(clean_dir)["metrics"]
     assert result(resumed_dir)["chosen"]["steps"] == result(clean_dir)["chosen"]["steps"]
+
+
+def test_eval_every_n_steps_and_at_epoch_ends(tmp_path):
+    r, run_dir = train(rnn_config(tmp_path, rnn={"eval_every": 5, "epochs": 2, "patience": 100}))
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in open(f"{run_dir}/metrics.jsonl")]
+    evals = [x for x in rows if x.get("event") == "eval"]
+    epoch_ends = [x["step"] for x in rows if x.get("event") == "epoch"]
+    assert len(epoch_ends) == 2
+    assert {x["step"] for x in evals} == {s for s in range(5, epoch_ends[-1] + 1, 5)} | set(epoch_ends)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -128,7 +128,6 @@ class TrainState:
     best_metric: float | None = None
     best_epoch: int = -1
     bad_evals: int = 0
-    history: list = field(default_factory=list)
 
 
 def _checkpointer(run_dir: Path):
@@ -158,8 +157,6 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: B
 
     real, processed = train.padding_stats()
     info = {"real_token_fraction": real / max(processed, 1), "buckets": [int(b) for b in train.boundaries]}
-    steps_per_epoch = len(train.epoch(seed, 0))
-    eval_every = cfg.eval_every or steps_per_epoch
     t_start, tokens_seen = time.perf_counter(), 0
     stop = state.bad_evals >= cfg.patience
 
@@ -179,7 +176,6 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: B
             state.bad_evals += 1
         record = {"event": "eval", "step": state.step, "epoch": epoch_float, **{f"val_{k}": v for k, v in val_metrics.items()},
                   "val_metric": score, "wall_seconds": time.perf_counter() - t_start}
-        state.history.append({"epoch": epoch_float, "step": state.step, "val_metric": score})
         if log:
             log(record)
         return state.bad_evals >= cfg.patience
@@ -222,7 +218,7 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: B
         if log:
             log({"event": "epoch", "epoch": state.epoch, "step": state.step, "train_loss_epoch": epoch_loss,
                  "tokens_per_s": epoch_tokens / max(time.perf_counter() - t_epoch, 1e-9)})
-        stop = evaluate_now(float(state.epoch)) if eval_every >= steps_per_epoch or cfg.eval_every == 0 else stop
+        stop = evaluate_now(float(state.epoch))  # every epoch ends with an evaluation
         if manager is not None:
             _save(manager, params, opt_state, best_params, state)
     if manager is not None:
