@@ -261,9 +261,10 @@ def load_imdb(path: Path, task: str, **_) -> Corpus:
 # ------------------------------------------------------------------------------ SST-2, rt-polarity
 
 
-def _labelled_lines(path: Path, report: LoadReport, split: str, parse) -> tuple[list[str], list[int]]:
+def _labelled_lines(path_or_lines, report: LoadReport, split: str, parse) -> tuple[list[str], list[int]]:
     texts, labels = [], []
-    with open(path, "rb") as f:
+    lines = open(path_or_lines, "rb") if isinstance(path_or_lines, Path) else path_or_lines
+    with lines as f:
         for raw in f:
             report.read[split] += 1
             parsed = parse(report.decode(raw).rstrip("\r\n"))
@@ -318,17 +319,33 @@ def load_sst2(path: Path, task: str, **_) -> Corpus:
 
 
 def load_rt_polarity(path: Path, task: str, test_fraction: float = 0.2, **_) -> Corpus:
-    """Pang & Lee ``rt-polarity.{pos,neg}``: one snippet a line, no official split (seeded holdout)."""
+    """Pang & Lee ``rt-polarity.{pos,neg}`` (a folder, or the publisher's ``rt-polaritydata.tar.gz``):
+    one snippet a line, no official split (seeded holdout). The original files are Latin-1: their
+    non-UTF-8 bytes are replaced and counted."""
     report = LoadReport()
-    folder = path if path.is_dir() else path.parent
     texts, labels = [], []
-    for label, suffix in ((0, "neg"), (1, "pos")):
-        f = folder / f"rt-polarity.{suffix}"
-        if not f.exists():
-            raise RnnbenchError(f"rt-polarity: missing {f}")
-        t, y = _labelled_lines(f, report, "all", lambda line, lab=label: (line, lab))
-        texts += t
-        labels += y
+    if path.is_file() and tarfile.is_tarfile(path):
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                members = {m.name.rsplit("/", 1)[-1]: m for m in tar.getmembers() if m.isfile()}
+                for label, suffix in ((0, "neg"), (1, "pos")):
+                    member = members.get(f"rt-polarity.{suffix}")
+                    if member is None:
+                        raise RnnbenchError(f"rt-polarity: no rt-polarity.{suffix} in {path}")
+                    t, y = _labelled_lines(tar.extractfile(member), report, "all", lambda line, lab=label: (line, lab))
+                    texts += t
+                    labels += y
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+            raise RnnbenchError(f"corrupt or truncated archive {path}: {e}") from None
+    else:
+        folder = path if path.is_dir() else path.parent
+        for label, suffix in ((0, "neg"), (1, "pos")):
+            f = folder / f"rt-polarity.{suffix}"
+            if not f.exists():
+                raise RnnbenchError(f"rt-polarity: missing {f}")
+            t, y = _labelled_lines(f, report, "all", lambda line, lab=label: (line, lab))
+            texts += t
+            labels += y
     train, test = _holdout(texts, np.array(labels, np.int64), test_fraction)
     return Corpus("rt-polarity", _task(task, "binary", train.y), train, test, report)
 

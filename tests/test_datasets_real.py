@@ -87,3 +87,15 @@ def test_nested_stratified_subsets_on_imdb(imdb):
     assert abs(small.train.y.mean() - 0.5) <= 0.001
     other = make_subsets(imdb, seed=4, size=1000, val_fraction=0.1, val_max=2500)
     assert set(other.train_index) != set(small.train_index)
+
+
+def test_rt_polarity_from_the_publishers_tarball(shared, tmp_path):
+    import tarfile
+
+    tar_path = tmp_path / "rt-polaritydata.tar.gz"
+    with tarfile.open(tar_path, "w:gz") as tar:
+        for suffix in ("pos", "neg"):
+            tar.add(shared / "rt-polarity" / f"rt-polarity.{suffix}", arcname=f"rt-polaritydata/rt-polarity.{suffix}")
+    a = load("rt-polarity", str(tar_path), "sentiment")
+    b = load("rt-polarity", str(shared / "rt-polarity"), "sentiment")
+    assert a.train.texts == b.train.texts and a.test.texts == b.test.texts

@@ -138,3 +138,25 @@ def test_eval_every_n_steps_and_at_epoch_ends(tmp_path):
     epoch_ends = [x["step"] for x in rows if x.get("event") == "epoch"]
     assert len(epoch_ends) == 2
     assert {x["step"] for x in evals} == {s for s in range(5, epoch_ends[-1] + 1, 5)} | set(epoch_ends)
+
+
+def test_compiled_programs_are_bounded_by_jax_compile_log(caplog):
+    """Count compilations in JAX's own log over a whole training run: at most 16 programs."""
+    import logging
+
+    from rnnbench.config import Config
+    from rnnbench.datasets import Split
+    from rnnbench.rnn.model_api import RNNClassifier
+    from rnnbench.synthetic import generate
+
+    texts, y = generate(900, seed=11, mean_tokens=60)
+    cfg = Config().replace(**{"rnn.embed_dim": 8, "rnn.hidden_dim": 8, "rnn.epochs": 2, "rnn.batch_size": 16})
+    model = RNNClassifier(cfg, Task("sentiment", "binary", 2), seed=0)
+    with caplog.at_level(logging.WARNING), jax.log_compiles(True):
+        model.fit(Split(texts[:800], y[:800]), Split(texts[800:], y[800:]), progress=False)
+        model.predict_scores(texts[800:])
+    compiled = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling ")
+                and ("train_step" in r.getMessage() or "predict_step" in r.getMessage())]
+    assert len(model.boundaries) == cfg.rnn.buckets  # 14 training shapes
+    assert 0 < len(compiled) <= 16
+    assert len(compiled) == model.info_["compiled_programs"]
