@@ -91,7 +91,10 @@ def run_toy(cfg: Config) -> dict:
     a1.set_ylabel("training loss (log)")
     a1.set_title("loss per update")
     a1.legend(fontsize=8)
-    g1, g2 = np.meshgrid(np.linspace(-4, 6, 120), np.linspace(-4, 5, 120))
+    every = np.concatenate([ws for ws, _ in results.values()])
+    lo, hi = every.min(0), every.max(0)
+    pad = 0.15 * (hi - lo) + 0.5
+    g1, g2 = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], 120), np.linspace(lo[1] - pad[1], hi[1] + pad[1], 120))
     grid = jnp.asarray(np.stack([g1.ravel(), g2.ravel()], 1), jnp.float32)
     z = jax.vmap(lambda w_: loss_at(w_, x, y))(grid).reshape(g1.shape)
     a2.contour(g1, g2, np.log(np.asarray(z)), levels=25, cmap="Greys", linewidths=0.6)
