@@ -26,6 +26,9 @@ def run_spec(cfg: Config, model: str, size: int, seed: int) -> dict:
     """What determines a run's result: the key of its directory."""
     data = cfg.to_dict()["data"]
     data.pop("sizes")
+    for key in ("path", "test_path"):  # the same file by any spelling of its path is the same data
+        if data[key]:
+            data[key] = str(Path(data[key]).expanduser().resolve())
     spec = {"model": model, "size": size, "seed": seed, "data": data}
     if model == "linear":
         spec["linear"] = cfg.to_dict()["linear"]

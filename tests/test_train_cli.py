@@ -119,3 +119,16 @@ def test_sigkill_leaves_no_done_and_rerun_completes(tmp_path):
     r = run("train", cfg)
     assert r.exit_code == 0 and "already finished" not in r.output
     assert (run_dir / "DONE").exists() and json.loads((run_dir / "result.json").read_text())["status"] == "ok"
+
+
+def test_run_directory_does_not_depend_on_how_the_data_path_is_spelled(tmp_path, monkeypatch):
+    from rnnbench.config import load_config
+    from rnnbench.runs import Run
+
+    (tmp_path / "d").mkdir()
+    monkeypatch.chdir(tmp_path / "d")
+    absolute = load_config(None, [f"data.path={tmp_path / 'data.csv'}"])
+    relative = load_config(None, ["data.path=../data.csv"])
+    assert Run.for_config(absolute, "rnn", 100, 0).path == Run.for_config(relative, "rnn", 100, 0).path
+    other = load_config(None, ["data.path=../other.csv"])
+    assert Run.for_config(other, "rnn", 100, 0).path != Run.for_config(relative, "rnn", 100, 0).path
