@@ -72,6 +72,8 @@ class Run:
             raise RnnbenchError(f"cannot create run directory {self.path}: {e.strerror}") from None
         for name in ("metrics.jsonl", "result.json"):
             (self.path / name).unlink(missing_ok=True)
+        for stale in self.path.glob(".*.tmp"):  # temp files of a write that was killed
+            stale.unlink(missing_ok=True)
         atomic_write_text(self.path / "config.yaml", cfg.to_yaml())
 
     def log(self, record: dict) -> None:
