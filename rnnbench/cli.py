@@ -52,13 +52,11 @@ def data_list():
 
 def _load_from_cli(name: str, path: str | None, task: str | None, config: str | None, overrides):
     from .config import load_config
-    from .datasets import load
+    from .experiment import load_corpus
 
     cfg = load_config(config, overrides)
-    d = cfg.data
-    return load(name or d.dataset, path or d.path, task or d.task, text_columns=d.text_columns,
-                label_column=d.label_column, task_kind=d.task_kind, test_path=d.test_path,
-                test_fraction=d.test_fraction, min_votes=d.min_votes, synthetic=d.synthetic)
+    given = {"data.dataset": name, "data.path": path, "data.task": task}
+    return load_corpus(cfg.replace(**{k: v for k, v in given.items() if v is not None}))
 
 
 @data.command("info")

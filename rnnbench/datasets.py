@@ -297,21 +297,11 @@ def load_sst2(path: Path, task: str, **_) -> Corpus:
         label, _, text = line.partition(" ")
         return (text, int(label)) if label in ("0", "1") else None
 
-    header_skipped = [False]
-
-    def tsv_with_header(line):
-        if not header_skipped[0]:
-            header_skipped[0] = True
-            if line.startswith("sentence"):
-                report.read["train"] -= 1
-                return "", 0  # dropped below as empty, then un-counted
-        return tsv(line)
-
-    tr_texts, tr_y = _labelled_lines(train_file, report, "train", tsv_with_header)
-    if report.dropped.get("empty text"):
-        report.dropped["empty text"] -= 1  # the header line
-        if not report.dropped["empty text"]:
-            del report.dropped["empty text"]
+    with open(train_file, "rb") as f:
+        header = f.readline()
+        if not header.startswith(b"sentence\t"):  # no header: that line is data
+            f.seek(0)
+        tr_texts, tr_y = _labelled_lines(f, report, "train", tsv)
     te_texts, te_y = _labelled_lines(test_file, report, "test", stsa)
     report.notes.append("GLUE dev.tsv is not used: validation is carved from train, as for every data set")
     train, test = Split(tr_texts, np.array(tr_y, np.int64)), Split(te_texts, np.array(te_y, np.int64))

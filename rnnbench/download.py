@@ -50,8 +50,8 @@ def registered_path(name: str) -> Path | None:
     return None
 
 
-def register_local(name: str, path: Path, **load_options) -> Path:
-    """Check that ``path`` loads as data set ``name`` and remember it."""
+def register_local(name: str, path: Path, **load_options):
+    """Check that ``path`` loads as data set ``name`` and remember it; returns (path, corpus)."""
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise RnnbenchError(f"--from: no such file or folder: {path}")

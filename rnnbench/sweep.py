@@ -81,7 +81,7 @@ def _check_sweep(cfg: Config) -> dict:
     seeds = sw.get("seeds", cfg.experiment.seeds)
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise RnnbenchError(f"sweep.seeds: expected a non-empty list of integers, got {seeds!r}")
-    swept = set(sw.get("grid", {})) | set(sw.get("zip", {}))
+    swept = set(sw.get("grid", {})) | set(sw.get("zip", {})) | ({"label"} if "labels" in sw else set())
     for i, p in enumerate(cfg.plot):
         if not isinstance(p, dict):
             raise RnnbenchError(f"plot[{i}]: expected a mapping with x and y")
@@ -92,8 +92,6 @@ def _check_sweep(cfg: Config) -> dict:
             raise RnnbenchError(f"plot[{i}].x: expected one of {', '.join(PLOT_X)}, got {p.get('x')!r}")
         if p.get("y") not in PLOT_Y:
             raise RnnbenchError(f"plot[{i}].y: expected one of {', '.join(PLOT_Y)}, got {p.get('y')!r}")
-        if "labels" in sw:
-            swept.add("label")
         if p.get("by") is not None and p["by"] not in swept:
             raise RnnbenchError(f"plot[{i}].by: '{p['by']}' is not a swept key ({', '.join(sorted(swept)) or 'none'})")
     return sw

@@ -29,9 +29,8 @@ def device_name() -> str:
 
 
 def _flatten(params) -> dict[str, np.ndarray]:
-    flat = nnx.to_flat_state(params) if hasattr(nnx, "to_flat_state") else params.flat_state()
     out = {}
-    for path, leaf in flat:
+    for path, leaf in nnx.to_flat_state(params):
         value = leaf.get_value() if hasattr(leaf, "get_value") else leaf
         out["/".join(map(str, path))] = np.asarray(value)
     return out
