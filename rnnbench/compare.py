@@ -26,7 +26,8 @@ from .metrics import primary
 MODELS = ("linear", "rnn")
 
 
-def check_compare_config(cfg: Config, pool_size: int | None = None) -> None:
+def check_compare_config(cfg: Config) -> None:
+    """The checks that need no data: fail before loading a corpus."""
     sizes, seeds = cfg.data.sizes, cfg.experiment.seeds
     if not seeds:
         raise RnnbenchError("experiment.seeds is empty: compare needs at least one seed")
@@ -40,8 +41,11 @@ def check_compare_config(cfg: Config, pool_size: int | None = None) -> None:
         raise RnnbenchError(f"experiment.models: unknown model kind '{unknown[0]}' (choose from: {', '.join(MODEL_KINDS)})")
     if sorted(models) != sorted(MODELS):
         raise RnnbenchError(f"compare needs both models (experiment.models: [linear, rnn]), got {models}")
-    if pool_size is not None and sizes[-1] > pool_size:
-        raise RnnbenchError(f"data.sizes: {sizes[-1]} is larger than the {pool_size} training examples available")
+
+
+def check_sizes_fit(cfg: Config, pool_size: int) -> None:
+    if cfg.data.sizes[-1] > pool_size:
+        raise RnnbenchError(f"data.sizes: {cfg.data.sizes[-1]} is larger than the {pool_size} training examples available")
 
 
 def experiment_dir(cfg: Config) -> Path:
@@ -49,10 +53,9 @@ def experiment_dir(cfg: Config) -> Path:
 
 
 def run_compare(cfg: Config, force: bool = False, progress: bool = True) -> dict:
-    corpus = load_corpus(cfg)
     check_compare_config(cfg)
-    pool = subsets_for(cfg, corpus, cfg.data.sizes[0], cfg.experiment.seeds[0]).pool_size
-    check_compare_config(cfg, pool)
+    corpus = load_corpus(cfg)
+    check_sizes_fit(cfg, subsets_for(cfg, corpus, cfg.data.sizes[0], cfg.experiment.seeds[0]).pool_size)
     rows = []
     jobs = [(n, s, m) for n in cfg.data.sizes for s in cfg.experiment.seeds for m in MODELS]
     bar = tqdm(jobs, desc="compare", unit="run", disable=None if progress else True, dynamic_ncols=True)

@@ -44,16 +44,21 @@ def default_size(cfg: Config) -> int | None:
     return max(cfg.data.sizes) if cfg.data.sizes else None
 
 
-def make_model(kind: str, cfg: Config, task, seed: int):
+def model_class(kind: str):
+    """The estimator class of a model kind (imported lazily: the linear path never loads JAX)."""
     if kind == "linear":
         from .linear import LinearBaseline
 
-        return LinearBaseline(cfg.linear, task, n_jobs=cfg.compute.threads or os.cpu_count() or 1)
+        return LinearBaseline
     if kind == "rnn":
         from .rnn.model_api import RNNClassifier
 
-        return RNNClassifier(cfg, task, seed)
+        return RNNClassifier
     raise RnnbenchError(f"unknown model kind '{kind}' (choose from: {', '.join(MODEL_KINDS)})")
+
+
+def make_model(kind: str, cfg: Config, task, seed: int):
+    return model_class(kind).from_config(cfg, task, seed)
 
 
 def load_model(run_dir):
@@ -61,14 +66,7 @@ def load_model(run_dir):
     result = run.require_done()
     if result.get("status") != "ok":
         raise RnnbenchError(f"run {run_dir} failed ({result.get('reason', 'unknown reason')}): nothing to predict with")
-    kind = result["model"]
-    if kind == "linear":
-        from .linear import LinearBaseline
-
-        return LinearBaseline.load(run.path)
-    from .rnn.model_api import RNNClassifier
-
-    return RNNClassifier.load(run.path)
+    return model_class(result["model"]).load(run.path)
 
 
 def versions() -> dict:
@@ -114,10 +112,7 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
             "versions": versions()}
     t0 = time.perf_counter()
     try:
-        if kind == "rnn":
-            model.fit(subsets.train, subsets.val, log=run.log, run_dir=run.path, progress=progress)
-        else:
-            model.fit(subsets.train, subsets.val, log=run.log)
+        model.fit(subsets.train, subsets.val, log=run.log, run_dir=run.path, progress=progress)
     except FloatingPointError as e:  # diverged: a recorded failure, never a crash of the caller
         result = {**base, "status": "failed", "reason": str(e), "device": getattr(model, "device_", cpu_device()),
                   "timings": {"fit": time.perf_counter() - t0}}
@@ -128,11 +123,8 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
     t = time.perf_counter()
     scores = model.predict_scores(subsets.test.texts)  # the one and only look at test data
     predict_s = time.perf_counter() - t
-    val_scores = getattr(model, "validation_", None)
-    if val_scores is None:
-        val_scores = evaluate(corpus.task, subsets.val.y, model.predict_scores(subsets.val.texts))
     result = {**base, "status": "ok", "metrics": evaluate(corpus.task, subsets.test.y, scores),
-              "validation": val_scores,
+              "validation": model.validation_,
               "timings": {**model.timings_, "predict": predict_s, "total": time.perf_counter() - t0},
               "chosen": model.chosen_, "device": getattr(model, "device_", cpu_device())}
     run.log({"event": "done", **{f"test_{k}": v for k, v in result["metrics"].items()}})

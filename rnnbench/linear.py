@@ -51,6 +51,13 @@ class LinearBaseline:
         self.grid_: list[dict] = []
         self.timings_: dict[str, float] = {}
 
+    @classmethod
+    def from_config(cls, cfg, task: Task, seed: int = 0) -> LinearBaseline:
+        """The experiment's baseline (deterministic: ``seed`` is accepted for a uniform surface)."""
+        import os
+
+        return cls(cfg.linear, task, n_jobs=cfg.compute.threads or os.cpu_count() or 1)
+
     # ------------------------------------------------------------------ fitting
     def _estimator(self, strength: float):
         if self.task.is_regression:
@@ -65,7 +72,8 @@ class LinearBaseline:
         return {"params": params, "validation": evaluate(self.task, y_va, self._scores(est, x_va)),
                 "fit_seconds": fit_s, "model": est}
 
-    def fit(self, train: Split, val: Split, log=None) -> LinearBaseline:
+    def fit(self, train: Split, val: Split, log=None, run_dir: Path | None = None, progress: bool = True) -> LinearBaseline:
+        """Grid over (min_df, C or alpha) scored on ``val``; keeps the best. No checkpoints, no progress bar."""
         points = grid_points(self.cfg, self.task)
         t0 = time.perf_counter()
         self.counter_ = NgramCounter(tuple(self.cfg.ngram_range))

@@ -48,7 +48,10 @@ def test_rnn_run_has_the_same_result_keys_and_predicts(tmp_path):
     rows = [json.loads(line) for line in open(f"{run_dir}/metrics.jsonl")]
     train_rows = [x for x in rows if x.get("event") == "train"]
     assert {"step", "epoch", "train_loss", "grad_norm", "tokens_per_s", "wall_seconds"} <= set(train_rows[0])
-    assert any(x.get("event") == "eval" and "val_metric" in x for x in rows)
+    evals = [x for x in rows if x.get("event") == "eval"]
+    # the reported validation scores are the restored best parameters' scores
+    assert res["validation"]["accuracy"] == pytest.approx(max(x["val_accuracy"] for x in evals))
+    assert evals[-1]["epoch"] == res["chosen"]["epochs_run"]
     p = CliRunner().invoke(main, ["predict", run_dir, "the plot was good .", "the plot was not good ."])
     assert p.exit_code == 0, p.output
     assert all(0.5 <= float(line.split("\t")[1]) <= 1 for line in p.output.strip().splitlines())

@@ -79,7 +79,7 @@ class Batcher:
         self.lengths = np.clip(seqs.lengths, 0, max_len)
         self.bucket = np.minimum(np.searchsorted(boundaries, np.maximum(self.lengths, 1)), len(boundaries) - 1)
 
-    def _make(self, idx: np.ndarray, bucket: int) -> Batch:
+    def batch(self, idx: np.ndarray, bucket: int) -> Batch:
         width = int(self.boundaries[bucket])
         n = len(idx)
         full = np.full(self.batch_size, -1, dtype=np.int64)
@@ -120,7 +120,7 @@ class Batcher:
 
     def batches(self, seed: int = 0, epoch: int = 0, shuffle: bool = True):
         for b, idx in self.epoch(seed, epoch, shuffle):
-            yield self._make(idx, b)
+            yield self.batch(idx, b)
 
     def padding_stats(self) -> tuple[int, int]:
         """(real tokens, processed tokens) of one epoch, filler rows included."""

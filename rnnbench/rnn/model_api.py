@@ -13,6 +13,7 @@ from flax import nnx
 from ..config import Config, from_dict
 from ..datasets import Split, Task
 from ..fileio import atomic_write_bytes, atomic_write_json
+from ..metrics import evaluate
 from ..tokenizer import Tokenizer
 from .batching import Batcher, bucket_boundaries, eval_boundaries
 from .model import SequenceModel
@@ -53,6 +54,10 @@ class RNNClassifier:
         self._steps: Steps | None = None
         self._params = None
 
+    @classmethod
+    def from_config(cls, cfg: Config, task: Task, seed: int = 0) -> RNNClassifier:
+        return cls(cfg, task, seed)
+
     def _build(self, vocab_size: int) -> SequenceModel:
         return SequenceModel(vocab_size, n_outputs(self.task), self.cfg.rnn, rngs=nnx.Rngs(self.seed))
 
@@ -79,7 +84,10 @@ class RNNClassifier:
                                        run_dir=run_dir, log=log, progress=progress, y_scale=self.y_scale)
         self._steps, self._params = steps, best
         self.info_ = info
-        self.validation_ = None  # recomputed by the caller from the restored best parameters
+        val_scores = predict(steps, best, val_b)  # the restored best parameters, on the batches built above
+        if self.task.is_regression:
+            val_scores = val_scores * self.y_scale[1] + self.y_scale[0]
+        self.validation_ = evaluate(self.task, val.y, val_scores)
         self.chosen_ = {"best_epoch": state.best_epoch, "epochs_run": state.epoch, "steps": state.step,
                         "vocab_size": self.tokenizer.vocab_size, "buckets": info["buckets"],
                         "real_token_fraction": round(info["real_token_fraction"], 4),

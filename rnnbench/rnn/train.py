@@ -186,7 +186,7 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: B
                    disable=None if progress else True, leave=False, dynamic_ncols=True)
         t_epoch, epoch_tokens, losses = time.perf_counter(), 0, []
         for i, (bucket, idx) in enumerate(plan):
-            batch = train._make(idx, bucket)
+            batch = train.batch(idx, bucket)
             params, opt_state, loss, gnorm = steps.train_step(
                 params, opt_state, batch.tokens, batch.lengths, batch.y, batch.weight, state.step, steps.base_key)
             state.step += 1
