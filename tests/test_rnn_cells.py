@@ -5,7 +5,7 @@ import pytest
 from flax import nnx
 
 from rnnbench.config import RnnConfig
-from rnnbench.rnn.cells import gru_recurrence, scan_recurrence
+from rnnbench.rnn.cells import N_GATES, gru_recurrence, lstm_recurrence, scan_recurrence, simple_recurrence
 from rnnbench.rnn.model import SequenceModel
 
 jax.config.update("jax_enable_x64", False)
@@ -22,22 +22,40 @@ def _inputs(t=7, b=3, h=5, seed=0):
     return wh, bh, xg, mask, h0
 
 
-@pytest.mark.parametrize("gate", ["sigmoid", "steeper_sigmoid", "hard_sigmoid"])
-def test_gru_custom_vjp_matches_autodiff(gate):
-    wh, bh, xg, mask, h0 = _inputs()
-    w_out = jax.random.normal(jax.random.key(9), (7, 3, 5))
+def _fast(cell, wh, bh, xg, mask, init, gate):
+    if cell == "gru":
+        return gru_recurrence(wh, bh, xg, mask, init[0], gate, 1)
+    if cell == "lstm":
+        return lstm_recurrence(wh, bh, xg, mask, init[0], init[1], gate, 1)
+    return simple_recurrence(wh, bh, xg, mask, init[0], 1)
 
-    def loss_fast(wh, bh, xg, h0):
-        return jnp.sum(jnp.tanh(gru_recurrence(wh, bh, xg, mask, h0, gate, 1)) * w_out)
 
-    def loss_ref(wh, bh, xg, h0):
-        return jnp.sum(jnp.tanh(scan_recurrence("gru", wh, bh, xg, mask, [h0], gate, 1)) * w_out)
+@pytest.mark.parametrize("cell,gate", [("gru", "sigmoid"), ("gru", "steeper_sigmoid"), ("gru", "hard_sigmoid"),
+                                       ("lstm", "sigmoid"), ("lstm", "steeper_sigmoid"), ("lstm", "hard_sigmoid"),
+                                       ("simple", "sigmoid")])
+def test_hand_written_backward_matches_autodiff(cell, gate):
+    g = N_GATES[cell]
+    t, b, h = 7, 3, 5
+    k = jax.random.split(jax.random.key(1), 6)
+    wh = 0.5 * jax.random.normal(k[0], (h, g * h))
+    bh = 0.1 * jax.random.normal(k[1], (g * h,))
+    xg = jax.random.normal(k[2], (t, b, g * h))
+    mask = (jnp.arange(t)[:, None] < jnp.array([t, 3, 1])[None, :]).astype(jnp.float32)[..., None]
+    init = [0.1 * jax.random.normal(k[3], (b, h)), 0.1 * jax.random.normal(k[4], (b, h))][:2 if cell == "lstm" else 1]
+    w_out = jax.random.normal(k[5], (t, b, h))
 
-    np.testing.assert_allclose(loss_fast(wh, bh, xg, h0), loss_ref(wh, bh, xg, h0), rtol=1e-6)
-    g_fast = jax.grad(loss_fast, argnums=(0, 1, 2, 3))(wh, bh, xg, h0)
-    g_ref = jax.grad(loss_ref, argnums=(0, 1, 2, 3))(wh, bh, xg, h0)
-    for a, b in zip(g_fast, g_ref):
-        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+    def loss_fast(wh, bh, xg, init):
+        return jnp.sum(jnp.tanh(_fast(cell, wh, bh, xg, mask, init, gate)) * w_out)
+
+    def loss_ref(wh, bh, xg, init):
+        return jnp.sum(jnp.tanh(scan_recurrence(cell, wh, bh, xg, mask, init, gate, 1)) * w_out)
+
+    np.testing.assert_allclose(loss_fast(wh, bh, xg, init), loss_ref(wh, bh, xg, init), rtol=1e-5, atol=1e-5)
+    g_fast = jax.tree.leaves(jax.grad(loss_fast, argnums=(0, 1, 2, 3))(wh, bh, xg, init))
+    g_ref = jax.tree.leaves(jax.grad(loss_ref, argnums=(0, 1, 2, 3))(wh, bh, xg, init))
+    assert len(g_fast) == len(g_ref) == 3 + len(init)  # wh, bh, xg and each initial state
+    for a, b_ in zip(g_fast, g_ref):
+        np.testing.assert_allclose(a, b_, rtol=2e-4, atol=2e-5)
 
 
 def test_state_is_frozen_on_padding():
@@ -59,11 +77,19 @@ def test_padding_does_not_change_the_answer(cell):
     assert not np.allclose(together[0], together[1])
 
 
-def test_fast_and_reference_gru_models_agree():
-    cfg = RnnConfig(embed_dim=8, hidden_dim=12)
-    model = SequenceModel(50, 3, cfg, rngs=nnx.Rngs(1))
+@pytest.mark.parametrize("cell", ["gru", "lstm", "simple"])
+def test_fast_and_reference_models_agree_in_outputs_and_gradients(cell):
+    cfg = RnnConfig(cell=cell, embed_dim=8, hidden_dim=12, layers=2, learned_init_state=True)
+    graphdef, params = nnx.split(SequenceModel(50, 3, cfg, rngs=nnx.Rngs(1)))
     tokens, lengths = jnp.array([[1, 2, 3, 4], [5, 6, 0, 0]]), jnp.array([4, 2])
-    np.testing.assert_allclose(model(tokens, lengths), model(tokens, lengths, reference=True), rtol=1e-5)
+
+    def loss(params, reference):
+        return jnp.sum(jnp.sin(nnx.merge(graphdef, params)(tokens, lengths, reference=reference)))
+
+    np.testing.assert_allclose(loss(params, False), loss(params, True), rtol=1e-5, atol=1e-6)
+    fast, ref = jax.grad(loss)(params, False), jax.grad(loss)(params, True)
+    for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_gates_and_inits_differ():

@@ -6,9 +6,11 @@ the state after the last real token, and a text gets the same answer alone or ba
 texts.
 
 The input projection ``x @ W_x`` for all gates and all steps is one large matmul outside the scan;
-the scan does only ``h @ W_h``. The GRU has a hand-written backward pass (:func:`gru_recurrence`):
-its reverse scan does one matmul per step and the weight gradients are single large matmuls over all
-steps, instead of a small weight-gradient matmul at every step.
+the scan does only ``h @ W_h``. Each cell has a hand-written backward pass (:func:`gru_recurrence`,
+:func:`lstm_recurrence`, :func:`simple_recurrence`): its reverse scan does one matmul per step and
+the weight gradients are single large matmuls over all steps, instead of a small weight-gradient
+matmul at every step. :func:`scan_recurrence`, differentiated by JAX, is the reference they are
+tested against.
 
 GRU (Passage's convention, with the reset gate applied after the recurrent matmul as in cuDNN and
 PyTorch, so that one fused matmul serves all three gates)::
@@ -117,6 +119,109 @@ def _gru_bwd(gate, unroll, dtype, saved, dhs):
 
 
 gru_recurrence.defvjp(_gru_fwd, _gru_bwd)
+
+
+# ----------------------------------------------------------------------------------------- LSTM
+
+
+def _lstm_forward(wh, bh, xg, mask, h0, c0, gate, unroll, dtype):
+    act = GATES[gate][0]
+    hidden = h0.shape[-1]
+
+    def step(carry, inp):
+        h, c = carry
+        xg_t, m_t = inp
+        g = xg_t + _mm(h, wh, dtype) + bh
+        i, f, o = act(g[:, :hidden]), act(g[:, hidden:2 * hidden]), act(g[:, 2 * hidden:3 * hidden])
+        u = jnp.tanh(g[:, 3 * hidden:])
+        c_new = f * c + i * u
+        tc = jnp.tanh(c_new)
+        h = h + m_t * (o * tc - h)
+        c = c + m_t * (c_new - c)
+        return (h, c), (h, c, i, f, o, u, tc)
+
+    _, (hs, cs, i, f, o, u, tc) = lax.scan(step, (h0, c0), (xg, mask), unroll=unroll)
+    return hs, (cs, i, f, o, u, tc)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8))
+def lstm_recurrence(wh, bh, xg, mask, h0, c0, gate="steeper_sigmoid", unroll=1, dtype=jnp.float32):
+    """All LSTM hidden states ``(T, B, H)`` given ``xg = x W_x + b_x`` of shape ``(T, B, 4H)``
+    (gate order: input, forget, output, candidate)."""
+    return _lstm_forward(wh, bh, xg, mask, h0, c0, gate, unroll, dtype)[0]
+
+
+def _lstm_fwd(wh, bh, xg, mask, h0, c0, gate, unroll, dtype):
+    hs, saved = _lstm_forward(wh, bh, xg, mask, h0, c0, gate, unroll, dtype)
+    return hs, (wh, hs, h0, c0, mask, saved)
+
+
+def _lstm_bwd(gate, unroll, dtype, saved, dhs):
+    wh, hs, h0, c0, mask, (cs, i, f, o, u, tc) = saved
+    dact = GATES[gate][1]
+    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+    c_prev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
+    wh_t = wh.T
+
+    def step(carry, inp):
+        dh_c, dc_c = carry
+        dh_out, cp, i_t, f_t, o_t, u_t, tc_t, m_t = inp
+        dh = dh_c + dh_out
+        dh_new = m_t * dh
+        dc_new = m_t * dc_c + dh_new * o_t * (1.0 - tc_t * tc_t)
+        dg = jnp.concatenate([dc_new * u_t * dact(i_t), dc_new * cp * dact(f_t), dh_new * tc_t * dact(o_t),
+                              dc_new * i_t * (1.0 - u_t * u_t)], axis=-1)
+        dh_prev = (1.0 - m_t) * dh + _mm(dg, wh_t, dtype)
+        dc_prev = (1.0 - m_t) * dc_c + dc_new * f_t
+        return (dh_prev, dc_prev), dg
+
+    (dh0, dc0), dg = lax.scan(step, (jnp.zeros_like(h0), jnp.zeros_like(c0)),
+                              (dhs, c_prev, i, f, o, u, tc, mask), reverse=True, unroll=unroll)
+    t, b, g = dg.shape
+    dwh = _mm(h_prev.reshape(t * b, -1).T, dg.reshape(t * b, g), dtype)
+    return dwh, dg.sum(axis=(0, 1)), dg, jnp.zeros_like(mask), dh0, dc0
+
+
+lstm_recurrence.defvjp(_lstm_fwd, _lstm_bwd)
+
+
+# ----------------------------------------------------------------------------------------- simple RNN
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def simple_recurrence(wh, bh, xg, mask, h0, unroll=1, dtype=jnp.float32):
+    """All states of ``h' = tanh(x W_x + b_x + h W_h + b_h)`` given the projected inputs ``xg``."""
+    return _simple_fwd(wh, bh, xg, mask, h0, unroll, dtype)[0]
+
+
+def _simple_fwd(wh, bh, xg, mask, h0, unroll, dtype):
+    def step(h, inp):
+        xg_t, m_t = inp
+        h = h + m_t * (jnp.tanh(xg_t + _mm(h, wh, dtype) + bh) - h)
+        return h, h
+
+    _, hs = lax.scan(step, h0, (xg, mask), unroll=unroll)
+    return hs, (wh, hs, h0, mask)
+
+
+def _simple_bwd(unroll, dtype, saved, dhs):
+    wh, hs, h0, mask = saved
+    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+    wh_t = wh.T
+
+    def step(carry, inp):
+        dh_out, h_t, m_t = inp
+        dh = carry + dh_out
+        dpre = m_t * dh * (1.0 - h_t * h_t)  # where m_t = 1, h_t is the new state tanh(...)
+        return (1.0 - m_t) * dh + _mm(dpre, wh_t, dtype), dpre
+
+    dh0, dpre = lax.scan(step, jnp.zeros_like(h0), (dhs, hs, mask), reverse=True, unroll=unroll)
+    t, b, g = dpre.shape
+    dwh = _mm(h_prev.reshape(t * b, -1).T, dpre.reshape(t * b, g), dtype)
+    return dwh, dpre.sum(axis=(0, 1)), dpre, jnp.zeros_like(mask), dh0
+
+
+simple_recurrence.defvjp(_simple_fwd, _simple_bwd)
 
 
 # ----------------------------------------------------------------------------------------- generic

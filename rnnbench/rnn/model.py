@@ -8,7 +8,7 @@ import numpy as np
 from flax import nnx
 
 from ..config import RnnConfig
-from .cells import N_GATES, gru_recurrence, scan_recurrence
+from .cells import N_GATES, gru_recurrence, lstm_recurrence, scan_recurrence, simple_recurrence
 
 
 def _init_matrix(kind: str, scale: float, key, shape: tuple[int, int], n_gates: int) -> jax.Array:
@@ -49,10 +49,15 @@ class Recurrent(nnx.Module):
             init = [jnp.broadcast_to(s, (b, self.hidden)) for s in self.h0[...]]
         else:
             init = [jnp.zeros((b, self.hidden))] * (2 if self.cell == "lstm" else 1)
-        if self.cell == "gru" and not reference:
-            return gru_recurrence(self.wh[...], self.bh[...], xg, mask, init[0], self.gate, self.unroll, self.dtype)
-        return scan_recurrence(self.cell, self.wh[...], self.bh[...], xg, mask, init, self.gate, self.unroll,
-                               self.dtype)
+        if reference:  # JAX's own derivative of the plain scan: what the hand-written backwards are tested against
+            return scan_recurrence(self.cell, self.wh[...], self.bh[...], xg, mask, init, self.gate, self.unroll,
+                                   self.dtype)
+        wh, bh = self.wh[...], self.bh[...]
+        if self.cell == "gru":
+            return gru_recurrence(wh, bh, xg, mask, init[0], self.gate, self.unroll, self.dtype)
+        if self.cell == "lstm":
+            return lstm_recurrence(wh, bh, xg, mask, init[0], init[1], self.gate, self.unroll, self.dtype)
+        return simple_recurrence(wh, bh, xg, mask, init[0], self.unroll, self.dtype)
 
 
 class SequenceModel(nnx.Module):
