@@ -103,7 +103,7 @@ class RnnConfig:
     epochs: int = _opt(10, min=1)
     patience: int = _opt(2, min=1)
     eval_every: int = _opt(0, min=0)  # steps between validations; 0 = once per epoch
-    buckets: int = _opt(14, min=1, max=15)  # training shapes; evaluation gets 16 - buckets
+    buckets: int = _opt(14, min=1, max=15)  # training shapes; evaluation adds one program
     unroll: int = _opt(2, min=1)  # scan unrolling: 2 measured fastest on CPU
     dtype: Literal["float32", "bfloat16"] = "float32"
 

@@ -103,3 +103,23 @@ def test_gates_and_inits_differ():
     m = SequenceModel(20, 1, RnnConfig(embed_dim=4, hidden_dim=6, init_scale=1.1), rngs=nnx.Rngs(0))
     wh = np.asarray(m.layers[0].wh[...])[:, :6]
     np.testing.assert_allclose(wh.T @ wh, 1.21 * np.eye(6), atol=1e-5)  # orthogonal, scale 1.1
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_chunked_evaluation_equals_one_pass_over_each_text(cell):
+    from rnnbench.datasets import Task
+    from rnnbench.ragged import Ragged
+    from rnnbench.rnn.train import Steps, outputs_to_scores, predict
+
+    cfg = RnnConfig(cell=cell, embed_dim=8, hidden_dim=12, layers=2, learned_init_state=True, batch_size=4)
+    task = Task("t", "binary", 2)
+    model = SequenceModel(50, 1, cfg, rngs=nnx.Rngs(3))
+    rng = np.random.default_rng(0)
+    lengths = np.array([0, 1, 31, 32, 33, 70, 5, 64, 100, 2, 9, 40, 3, 77, 12, 50, 8, 4])  # 18 texts: a short last batch
+    seqs = Ragged.from_sequences([rng.integers(1, 50, n).tolist() for n in lengths])
+    steps = Steps(model, cfg, task, 0)
+    got = predict(steps, steps.params, seqs, max_len=90)  # 100 is truncated to 90, as in training
+    tokens, kept = seqs.to_padded(90)
+    want = outputs_to_scores(task, model(jnp.asarray(tokens), jnp.asarray(kept)))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert steps.predict_chunk._cache_size() == 1  # one program for every length

@@ -159,7 +159,8 @@ def test_compiled_programs_are_bounded_by_jax_compile_log(caplog):
         model.fit(Split(texts[:800], y[:800]), Split(texts[800:], y[800:]), progress=False)
         model.predict_scores(texts[800:])
     compiled = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling ")
-                and ("train_step" in r.getMessage() or "predict_step" in r.getMessage())]
+                and ("train_step" in r.getMessage() or "predict_chunk" in r.getMessage())]
     assert len(model.boundaries) == cfg.rnn.buckets  # 14 training shapes
     assert 0 < len(compiled) <= 16
+    assert sum("predict_chunk" in m for m in compiled) == 1  # evaluation: one program for every length
     assert len(compiled) == model.info_["compiled_programs"]

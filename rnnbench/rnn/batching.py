@@ -8,8 +8,10 @@ batches are shuffled; the order is a function of (seed, epoch), so a resumed run
 batches. (Passage sorted by length within shuffled chunks; fixed buckets give the same low padding
 with a bounded number of compiled shapes.)
 
-Evaluation uses a coarser subset of the same boundaries (:func:`eval_boundaries`), so training and
-evaluation together compile at most 16 programs.
+Evaluation needs no buckets: :func:`eval_batches` sorts texts by length and the model reads each
+batch in chunks of ``EVAL_CHUNK`` steps, carrying its state from chunk to chunk, so one compiled
+program serves every length with little padding. Training (at most 15 buckets) and evaluation
+together compile at most 16 programs.
 """
 
 from __future__ import annotations
@@ -49,14 +51,27 @@ def bucket_boundaries(lengths: np.ndarray, n_buckets: int, max_len: int) -> np.n
 
 
 MAX_PROGRAMS = 16
+EVAL_CHUNK = 32  # time steps per evaluation call
 
 
-def eval_boundaries(train_boundaries: np.ndarray) -> np.ndarray:
-    """Every k-th training boundary (always the longest), at most ``16 - len(train_boundaries)``."""
-    n_eval = max(1, MAX_PROGRAMS - len(train_boundaries))
-    step = -(-len(train_boundaries) // n_eval)
-    picked = train_boundaries[::-1][::step][::-1]
-    return np.asarray(picked, dtype=np.int64)
+def eval_batches(seqs: Ragged, max_len: int, batch_size: int, chunk: int = EVAL_CHUNK):
+    """Yield ``(rows, tokens, lengths)`` for every text, shortest first, ``batch_size`` at a time.
+
+    ``tokens`` is ``(batch_size, k * chunk)`` for the smallest ``k`` that holds the batch's longest
+    text (truncated to ``max_len``); ``rows`` is -1 for the filler rows of the last batch.
+    """
+    lengths = np.clip(seqs.lengths, 0, max_len)
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        n = len(idx)
+        width = chunk * max(1, -(-int(lengths[idx].max()) // chunk))
+        rows = np.full(batch_size, -1, np.int64)
+        rows[:n] = idx
+        tokens = np.zeros((batch_size, width), np.int32)
+        lens = np.zeros(batch_size, np.int32)
+        tokens[:n, :], lens[:n] = seqs.take(idx).to_padded(width)
+        yield rows, tokens, np.minimum(lens, max_len)
 
 
 @dataclass

@@ -259,8 +259,9 @@ CELLS = {"gru": _gru_cell, "lstm": _lstm_cell, "simple": _simple_cell}
 
 
 def scan_recurrence(cell: str, wh, bh, xg, mask, init_state, gate="steeper_sigmoid", unroll=1,
-                    dtype=jnp.float32):
-    """All hidden states ``(T, B, H)`` of any cell, differentiated by JAX (the reference path)."""
+                    dtype=jnp.float32, return_state=False):
+    """All hidden states ``(T, B, H)`` of any cell, differentiated by JAX (the reference path); with
+    ``return_state``, also the final state tuple (``(h,)`` or ``(h, c)``), to continue from."""
     hidden = init_state[0].shape[-1]
     step_fn = CELLS[cell](GATES[gate][0], hidden, dtype)
 
@@ -270,5 +271,5 @@ def scan_recurrence(cell: str, wh, bh, xg, mask, init_state, gate="steeper_sigmo
         state = tuple(s + m_t * (n - s) for s, n in zip(state, new))
         return state, state[0]
 
-    _, hs = lax.scan(step, tuple(init_state), (xg, mask), unroll=unroll)
-    return hs
+    final, hs = lax.scan(step, tuple(init_state), (xg, mask), unroll=unroll)
+    return (hs, final) if return_state else hs

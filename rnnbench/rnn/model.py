@@ -41,14 +41,26 @@ class Recurrent(nnx.Module):
         n_states = 2 if cell == "lstm" else 1
         self.h0 = nnx.Param(jnp.zeros((n_states, hidden))) if cfg.learned_init_state else None
 
-    def __call__(self, x: jax.Array, mask: jax.Array, reference: bool = False) -> jax.Array:
-        t, b, _ = x.shape
-        xg = (jnp.dot(x.reshape(t * b, -1).astype(self.dtype), self.wx[...].astype(self.dtype),
-                      preferred_element_type=jnp.float32) + self.bx[...]).reshape(t, b, -1)
+    def initial_state(self, b: int) -> list[jax.Array]:
+        """``[h]`` (or ``[h, c]`` for the LSTM), each ``(B, H)``: learned, or zeros."""
         if self.h0 is not None:
-            init = [jnp.broadcast_to(s, (b, self.hidden)) for s in self.h0[...]]
-        else:
-            init = [jnp.zeros((b, self.hidden))] * (2 if self.cell == "lstm" else 1)
+            return [jnp.broadcast_to(s, (b, self.hidden)) for s in self.h0[...]]
+        return [jnp.zeros((b, self.hidden))] * (2 if self.cell == "lstm" else 1)
+
+    def _project(self, x: jax.Array) -> jax.Array:
+        t, b, _ = x.shape
+        return (jnp.dot(x.reshape(t * b, -1).astype(self.dtype), self.wx[...].astype(self.dtype),
+                        preferred_element_type=jnp.float32) + self.bx[...]).reshape(t, b, -1)
+
+    def resume(self, x: jax.Array, mask: jax.Array, state: list[jax.Array]) -> tuple[jax.Array, list[jax.Array]]:
+        """Inference over one chunk of time steps from ``state``: (states, final state)."""
+        hs, final = scan_recurrence(self.cell, self.wh[...], self.bh[...], self._project(x), mask, state, self.gate,
+                                    self.unroll, self.dtype, return_state=True)
+        return hs, list(final)
+
+    def __call__(self, x: jax.Array, mask: jax.Array, reference: bool = False) -> jax.Array:
+        xg = self._project(x)
+        init = self.initial_state(x.shape[1])
         if reference:  # JAX's own derivative of the plain scan: what the hand-written backwards are tested against
             return scan_recurrence(self.cell, self.wh[...], self.bh[...], xg, mask, init, self.gate, self.unroll,
                                    self.dtype)
@@ -85,6 +97,24 @@ class SequenceModel(nnx.Module):
         if keys is not None and self.dropout > 0:
             h = _dropout(h, self.dropout, keys[-1])
         return self.head(h)
+
+    def initial_states(self, b: int) -> list[list[jax.Array]]:
+        return [layer.initial_state(b) for layer in self.layers]
+
+    def resume(self, tokens: jax.Array, remaining: jax.Array, states: list[list[jax.Array]]):
+        """Inference on the next chunk ``tokens`` ``(B, W)`` of each text, ``remaining`` of whose tokens
+        are real (0 once a text has ended): (new states, outputs ``(B, n_out)`` of the state so far).
+
+        Running a text chunk by chunk gives the same states as one scan over it, so evaluation needs
+        one compiled program for every length instead of one per bucket.
+        """
+        x = self.embed(tokens.T)
+        mask = (jnp.arange(tokens.shape[1])[:, None] < remaining[None, :]).astype(jnp.float32)[..., None]
+        new = []
+        for layer, state in zip(self.layers, states):
+            x, state = layer.resume(x, mask, state)
+            new.append(state)
+        return new, self.head(new[-1][0])
 
 
 def _dropout(x, rate, key):

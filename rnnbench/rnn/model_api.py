@@ -15,7 +15,7 @@ from ..datasets import Split, Task
 from ..fileio import atomic_write_bytes, atomic_write_json
 from ..metrics import evaluate
 from ..tokenizer import Tokenizer
-from .batching import Batcher, bucket_boundaries, eval_boundaries
+from .batching import Batcher, bucket_boundaries
 from .model import SequenceModel
 from .train import Steps, fit, n_outputs, predict
 
@@ -61,10 +61,9 @@ class RNNClassifier:
     def _build(self, vocab_size: int) -> SequenceModel:
         return SequenceModel(vocab_size, n_outputs(self.task), self.cfg.rnn, rngs=nnx.Rngs(self.seed))
 
-    def _batcher(self, texts: list[str], y: np.ndarray, boundaries: np.ndarray | None = None) -> Batcher:
+    def _train_batcher(self, texts: list[str], y: np.ndarray) -> Batcher:
         seqs = self.tokenizer.transform(texts)
-        if boundaries is None:
-            boundaries = bucket_boundaries(seqs.lengths, self.cfg.rnn.buckets, self.cfg.data.max_len)
+        boundaries = bucket_boundaries(seqs.lengths, self.cfg.rnn.buckets, self.cfg.data.max_len)
         return Batcher(seqs, y, self.cfg.rnn.batch_size, boundaries, self.cfg.data.max_len)
 
     def fit(self, train: Split, val: Split, log=None, run_dir: Path | None = None, progress: bool = True):
@@ -75,16 +74,16 @@ class RNNClassifier:
         if self.task.is_regression:
             self.y_scale = (float(train.y.mean()), float(train.y.std() or 1.0))
             y_train = ((train.y - self.y_scale[0]) / self.y_scale[1]).astype(np.float32)
-        train_b = self._batcher(train.texts, y_train)
+        train_b = self._train_batcher(train.texts, y_train)
         self.boundaries = train_b.boundaries
-        val_b = self._batcher(val.texts, np.zeros(len(val), y_train.dtype), eval_boundaries(self.boundaries))
+        val_seqs = self.tokenizer.transform(val.texts)
         self.timings_["vectorize"] = time.perf_counter() - t0
         self.model = self._build(self.tokenizer.vocab_size)
-        steps, best, state, info = fit(self.model, self.cfg.rnn, self.task, train_b, val_b, val.y, self.seed,
+        steps, best, state, info = fit(self.model, self.cfg.rnn, self.task, train_b, val_seqs, val.y, self.seed,
                                        run_dir=run_dir, log=log, progress=progress, y_scale=self.y_scale)
         self._steps, self._params = steps, best
         self.info_ = info
-        val_scores = predict(steps, best, val_b)  # the restored best parameters, on the batches built above
+        val_scores = predict(steps, best, val_seqs, self.cfg.data.max_len)  # the restored best parameters
         if self.task.is_regression:
             val_scores = val_scores * self.y_scale[1] + self.y_scale[0]
         self.validation_ = evaluate(self.task, val.y, val_scores)
@@ -98,8 +97,7 @@ class RNNClassifier:
 
     def predict_scores(self, texts: list[str]) -> np.ndarray:
         texts = list(texts)
-        batcher = self._batcher(texts, np.zeros(len(texts), np.float32), eval_boundaries(self.boundaries))
-        scores = predict(self._steps, self._params, batcher)
+        scores = predict(self._steps, self._params, self.tokenizer.transform(texts), self.cfg.data.max_len)
         return scores * self.y_scale[1] + self.y_scale[0] if self.task.is_regression else scores
 
     # ------------------------------------------------------------------ persistence

@@ -26,7 +26,8 @@ from ..config import RnnConfig
 from ..datasets import Task
 from ..fileio import atomic_write_text, read_jsonl
 from ..metrics import evaluate, is_better, primary
-from .batching import Batcher
+from ..ragged import Ragged
+from .batching import EVAL_CHUNK, Batcher, eval_batches
 from .model import SequenceModel
 
 OPTIMIZERS = {
@@ -96,26 +97,39 @@ class Steps:
             updates, opt_state = self.tx.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, loss, grad_norm
 
-        def predict_step(params, tokens, lengths):
-            return outputs_to_scores(task, forward(params, tokens, lengths, None))
+        def predict_chunk(params, states, tokens, remaining, first):
+            model = nnx.merge(graphdef, params)
+            init = model.initial_states(tokens.shape[0])
+            states = jax.tree.map(lambda s, i: jnp.where(first, i, s), states, init)
+            states, out = model.resume(tokens, remaining, states)
+            return states, outputs_to_scores(task, out)
 
         self.train_step = jax.jit(train_step, donate_argnums=(0, 1))
-        self.predict_step = jax.jit(predict_step)
+        self.predict_chunk = jax.jit(predict_chunk)
+        self.eval_batch = 4 * cfg.batch_size  # no backward pass to hold in memory: wider batches
+        n_states = 2 if cfg.cell == "lstm" else 1
+        # device arrays, like the states each call returns, so the first chunk hits the same program
+        self.blank_states = jax.device_put([[np.zeros((self.eval_batch, cfg.hidden_dim), np.float32)] * n_states]
+                                           * cfg.layers)
 
     def compiled_programs(self) -> int:
-        return self.train_step._cache_size() + self.predict_step._cache_size()
+        return self.train_step._cache_size() + self.predict_chunk._cache_size()
 
 
-def predict(steps: Steps, params, batcher: Batcher) -> np.ndarray:
-    """Scores for every row of ``batcher``, in row order."""
-    n = len(batcher.lengths)
+def predict(steps: Steps, params, seqs: Ragged, max_len: int) -> np.ndarray:
+    """Scores for every text of ``seqs``, in order (texts truncated to ``max_len`` tokens)."""
     out = None
-    for batch in batcher.batches(shuffle=False):
-        scores = np.asarray(steps.predict_step(params, batch.tokens, batch.lengths))
+    for rows, tokens, lengths in eval_batches(seqs, max_len, steps.eval_batch, EVAL_CHUNK):
+        states = steps.blank_states
+        for start in range(0, tokens.shape[1], EVAL_CHUNK):
+            remaining = np.clip(lengths - start, 0, EVAL_CHUNK).astype(np.int32)
+            states, scores = steps.predict_chunk(params, states, tokens[:, start:start + EVAL_CHUNK], remaining,
+                                                 np.bool_(start == 0))
+        scores = np.asarray(scores)
         if out is None:
-            out = np.zeros((n,) + scores.shape[1:], scores.dtype)
-        real = batch.index >= 0
-        out[batch.index[real]] = scores[real]
+            out = np.zeros((len(seqs),) + scores.shape[1:], scores.dtype)
+        real = rows >= 0
+        out[rows[real]] = scores[real]
     return out
 
 
@@ -137,7 +151,7 @@ def _checkpointer(run_dir: Path):
     return ocp.CheckpointManager((run_dir / "checkpoints").absolute(), options=options)
 
 
-def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: Batcher, val_y: np.ndarray,
+def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: Ragged, val_y: np.ndarray,
         seed: int, run_dir: Path | None = None, log=None, progress: bool = True, y_scale=(0.0, 1.0)):
     """Train with early stopping on the validation metric; returns (steps, best params, state, info)."""
     steps = Steps(model, cfg, task, seed)
@@ -162,7 +176,7 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: B
 
     def evaluate_now(epoch_float: float):
         nonlocal best_params
-        scores = predict(steps, params, val)
+        scores = predict(steps, params, val, train.max_len)
         if task.is_regression:
             scores = scores * y_scale[1] + y_scale[0]
         val_metrics = evaluate(task, val_y, scores)
