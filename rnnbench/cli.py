@@ -166,7 +166,8 @@ def train(config_file, kind, overrides, size, seed, out, force):
 @click.argument("run_dir", type=click.Path())
 @click.argument("texts", nargs=-1)
 @click.option("--file", "file_", type=click.File("r", encoding="utf-8"), help="Read texts from a file, one a line ('-' for stdin).")
-def predict(run_dir, texts, file_):
+@click.option("--proba", is_flag=True, help="Print every class's probability (label, p0, p1, ..., text).")
+def predict(run_dir, texts, file_, proba):
     """Predict with a finished run: label and probability, or value, for each text."""
     from .experiment import predict_texts
 
@@ -180,7 +181,8 @@ def predict(run_dir, texts, file_):
             click.echo(f"{float(s):.4f}\t{short}")
         else:
             label = int(np.argmax(s))
-            click.echo(f"{label}\t{float(s[label]):.4f}\t{short}")
+            probs = s if proba else s[label:label + 1]
+            click.echo(f"{label}\t" + "\t".join(f"{float(v):.4f}" for v in probs) + f"\t{short}")
 
 
 @main.command()

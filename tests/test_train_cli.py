@@ -60,6 +60,9 @@ def test_predict_prints_label_and_probability(tmp_path):
     f = tmp_path / "texts.txt"
     f.write_text("the plot was good .\n\nthe plot was bad .\n")
     assert len(run("predict", run_dir, "--file", f).output.strip().splitlines()) == 2
+    full = [line.split("\t") for line in run("predict", run_dir, "--proba", "the plot was very good .").output.splitlines()]
+    label, p0, p1, text = full[0]
+    assert label == "1" and float(p0) + float(p1) == pytest.approx(1.0, abs=2e-4) and p1 == lines[0][1]
 
 
 def test_regression_run(tmp_path):
