@@ -83,9 +83,7 @@ class RNNClassifier:
                                        run_dir=run_dir, log=log, progress=progress, y_scale=self.y_scale)
         self._steps, self._params = steps, best
         self.info_ = info
-        val_scores = predict(steps, best, val_seqs, self.cfg.data.max_len)  # the restored best parameters
-        if self.task.is_regression:
-            val_scores = val_scores * self.y_scale[1] + self.y_scale[0]
+        val_scores = self._unscale(predict(steps, best, val_seqs, self.cfg.data.max_len))  # best parameters
         self.validation_ = evaluate(self.task, val.y, val_scores)
         self.chosen_ = {"best_epoch": state.best_epoch, "epochs_run": state.epoch, "steps": state.step,
                         "vocab_size": self.tokenizer.vocab_size, "buckets": info["buckets"],
@@ -97,7 +95,10 @@ class RNNClassifier:
 
     def predict_scores(self, texts: list[str]) -> np.ndarray:
         texts = list(texts)
-        scores = predict(self._steps, self._params, self.tokenizer.transform(texts), self.cfg.data.max_len)
+        return self._unscale(predict(self._steps, self._params, self.tokenizer.transform(texts), self.cfg.data.max_len))
+
+    def _unscale(self, scores: np.ndarray) -> np.ndarray:
+        """Regression outputs back in target units (training saw standardised targets)."""
         return scores * self.y_scale[1] + self.y_scale[0] if self.task.is_regression else scores
 
     # ------------------------------------------------------------------ persistence
