@@ -14,6 +14,7 @@ starts across ``C``: scikit-learn's lbfgs stops at once from a previous solution
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 from pathlib import Path
@@ -54,8 +55,6 @@ class LinearBaseline:
     @classmethod
     def from_config(cls, cfg, task: Task, seed: int = 0) -> LinearBaseline:
         """The experiment's baseline (deterministic: ``seed`` is accepted for a uniform surface)."""
-        import os
-
         return cls(cfg.linear, task, n_jobs=cfg.compute.threads or os.cpu_count() or 1)
 
     # ------------------------------------------------------------------ fitting

@@ -58,6 +58,17 @@ def _mm(a, b, dtype):
     return jnp.dot(a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.float32)
 
 
+def _shifted(first, seq):
+    """``(T, B, H)`` states one step back: ``first`` at t = 0, then ``seq[:-1]``."""
+    return jnp.concatenate([first[None], seq[:-1]], axis=0)
+
+
+def _recurrent_weight_grads(h_prev, dpre, dtype):
+    """Gradients of ``W_h`` and ``b_h`` from all steps at once: one big matmul and one sum."""
+    t, b, g = dpre.shape
+    return _mm(h_prev.reshape(t * b, -1).T, dpre.reshape(t * b, g), dtype), dpre.sum(axis=(0, 1))
+
+
 # ----------------------------------------------------------------------------------------- GRU
 
 
@@ -94,7 +105,7 @@ def _gru_fwd(wh, bh, xg, mask, h0, gate, unroll, dtype):
 def _gru_bwd(gate, unroll, dtype, saved, dhs):
     wh, hs, h0, mask, (z, r, n, ghn) = saved
     dact = GATES[gate][1]
-    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+    h_prev = _shifted(h0, hs)
     wh_t = wh.T
 
     def step(carry, inp):
@@ -112,9 +123,7 @@ def _gru_bwd(gate, unroll, dtype, saved, dhs):
 
     dh0, (dxg, dgh) = lax.scan(step, jnp.zeros_like(h0), (dhs, h_prev, z, r, n, ghn, mask),
                                reverse=True, unroll=unroll)
-    t, b, g = dgh.shape
-    dwh = _mm(h_prev.reshape(t * b, -1).T, dgh.reshape(t * b, g), dtype)  # one big matmul
-    dbh = dgh.sum(axis=(0, 1))
+    dwh, dbh = _recurrent_weight_grads(h_prev, dgh, dtype)
     return dwh, dbh, dxg, jnp.zeros_like(mask), dh0
 
 
@@ -159,8 +168,8 @@ def _lstm_fwd(wh, bh, xg, mask, h0, c0, gate, unroll, dtype):
 def _lstm_bwd(gate, unroll, dtype, saved, dhs):
     wh, hs, h0, c0, mask, (cs, i, f, o, u, tc) = saved
     dact = GATES[gate][1]
-    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-    c_prev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
+    h_prev = _shifted(h0, hs)
+    c_prev = _shifted(c0, cs)
     wh_t = wh.T
 
     def step(carry, inp):
@@ -177,9 +186,8 @@ def _lstm_bwd(gate, unroll, dtype, saved, dhs):
 
     (dh0, dc0), dg = lax.scan(step, (jnp.zeros_like(h0), jnp.zeros_like(c0)),
                               (dhs, c_prev, i, f, o, u, tc, mask), reverse=True, unroll=unroll)
-    t, b, g = dg.shape
-    dwh = _mm(h_prev.reshape(t * b, -1).T, dg.reshape(t * b, g), dtype)
-    return dwh, dg.sum(axis=(0, 1)), dg, jnp.zeros_like(mask), dh0, dc0
+    dwh, dbh = _recurrent_weight_grads(h_prev, dg, dtype)
+    return dwh, dbh, dg, jnp.zeros_like(mask), dh0, dc0
 
 
 lstm_recurrence.defvjp(_lstm_fwd, _lstm_bwd)
@@ -206,7 +214,7 @@ def _simple_fwd(wh, bh, xg, mask, h0, unroll, dtype):
 
 def _simple_bwd(unroll, dtype, saved, dhs):
     wh, hs, h0, mask = saved
-    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+    h_prev = _shifted(h0, hs)
     wh_t = wh.T
 
     def step(carry, inp):
@@ -216,9 +224,8 @@ def _simple_bwd(unroll, dtype, saved, dhs):
         return (1.0 - m_t) * dh + _mm(dpre, wh_t, dtype), dpre
 
     dh0, dpre = lax.scan(step, jnp.zeros_like(h0), (dhs, hs, mask), reverse=True, unroll=unroll)
-    t, b, g = dpre.shape
-    dwh = _mm(h_prev.reshape(t * b, -1).T, dpre.reshape(t * b, g), dtype)
-    return dwh, dpre.sum(axis=(0, 1)), dpre, jnp.zeros_like(mask), dh0
+    dwh, dbh = _recurrent_weight_grads(h_prev, dpre, dtype)
+    return dwh, dbh, dpre, jnp.zeros_like(mask), dh0
 
 
 simple_recurrence.defvjp(_simple_fwd, _simple_bwd)

@@ -107,10 +107,9 @@ class Steps:
         self.train_step = jax.jit(train_step, donate_argnums=(0, 1))
         self.predict_chunk = jax.jit(predict_chunk)
         self.eval_batch = 4 * cfg.batch_size  # no backward pass to hold in memory: wider batches
-        n_states = 2 if cfg.cell == "lstm" else 1
-        # device arrays, like the states each call returns, so the first chunk hits the same program
-        self.blank_states = jax.device_put([[np.zeros((self.eval_batch, cfg.hidden_dim), np.float32)] * n_states]
-                                           * cfg.layers)
+        # placeholders of the states' shapes (replaced in the program on a text's first chunk); device
+        # arrays, like the states each call returns, so the first chunk hits the same program
+        self.blank_states = jax.tree.map(jnp.zeros_like, model.initial_states(self.eval_batch))
 
     def compiled_programs(self) -> int:
         return self.train_step._cache_size() + self.predict_chunk._cache_size()
