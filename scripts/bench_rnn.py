@@ -5,6 +5,10 @@ Shapes (the talk's GRU): embedding 256, hidden 512, batch 64, 200 tokens; a full
 ``nn.RNN`` + Adam (skipped when torch is not installed: ``pip install torch==2.13.0``), and a 4096²
 float32 matmul expressed as tokens/s at the step's FLOPs per token (7.08 MFLOP for the GRU).
 Targets on CPU: >= 1.5x PyTorch and >= 0.8x the matmul rate.
+
+On a GPU, PyTorch runs on the GPU too (cuDNN), in the same dtype (bf16 through autocast), and the matmul
+rate is XLA's on the device. ``--config 64:float32 512:bfloat16 ...`` times several batch/dtype pairs in
+one process (one JSON line each; the last line is the last pair's).
 """
 
 import argparse
@@ -52,41 +56,53 @@ def time_ours(cell, e, h, b, t, steps, dtype, unroll) -> float:
     return b * t * steps / (time.perf_counter() - start)
 
 
-def time_torch(cell, e, h, b, t, steps):
+def time_torch(cell, e, h, b, t, steps, dtype, on_gpu):
     try:
         import torch
     except ImportError:
+        return None
+    dev = "cuda" if on_gpu and torch.cuda.is_available() else "cpu"
+    if on_gpu and dev == "cpu":
+        print("pytorch: no CUDA build here; skipped (a CPU figure is no reference for a GPU)")
         return None
     torch.set_num_threads(os.cpu_count())
     torch.manual_seed(0)
     rnn = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM, "simple": torch.nn.RNN}[cell](e, h, batch_first=True)
     emb, head = torch.nn.Embedding(VOCAB, e), torch.nn.Linear(h, 1)
-    params = list(emb.parameters()) + list(rnn.parameters()) + list(head.parameters())
-    opt = torch.optim.Adam(params, lr=1e-3)
-    tokens = torch.randint(2, VOCAB, (b, t))
-    y = torch.randint(0, 2, (b,)).float()
+    modules = torch.nn.ModuleList([emb, rnn, head]).to(dev)
+    opt = torch.optim.Adam(modules.parameters(), lr=1e-3)
+    tokens = torch.randint(2, VOCAB, (b, t), device=dev)
+    y = torch.randint(0, 2, (b,), device=dev).float()
+    amp = torch.autocast(dev, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
     def step():
         opt.zero_grad()
-        out, _ = rnn(emb(tokens))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(head(out[:, -1]).squeeze(-1), y)
+        with amp:
+            out, _ = rnn(emb(tokens))
+            logits = head(out[:, -1]).squeeze(-1).float()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
         loss.backward()
         opt.step()
 
-    for _ in range(2):
+    def sync():
+        if dev == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(3):
         step()
+    sync()
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    sync()
     return b * t * steps / (time.perf_counter() - start)
 
 
-def matmul_flops(n=4096, repeats=5) -> float:
-    """Best float32 matmul rate of numpy (BLAS) and XLA on this device, in FLOP/s."""
+def matmul_flops(n=4096, repeats=5, on_gpu=False) -> float:
+    """Best float32 matmul rate of XLA on this device (and of numpy's BLAS on a CPU), in FLOP/s."""
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     best = 0.0
-    np.dot(a, a)
-    for _ in range(repeats):
+    for _ in range(0 if on_gpu else repeats + 1):
         s = time.perf_counter()
         np.dot(a, a)
         best = max(best, 2 * n**3 / (time.perf_counter() - s))
@@ -110,21 +126,39 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--unroll", type=int, default=RnnConfig().unroll)
+    ap.add_argument("--config", nargs="+", metavar="BATCH:DTYPE[:UNROLL]",
+                    help="several shapes in one process (overrides --batch, --dtype and --unroll)")
     ap.add_argument("--no-torch", action="store_true")
     args = ap.parse_args()
+    configs = [parse_config(c, args.unroll) for c in args.config] if args.config else [(args.batch, args.dtype, args.unroll)]
+    on_gpu = jax.devices()[0].platform == "gpu"
     device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}, {os.cpu_count()} cpu cores)"
     fpt = flops_per_token(args.cell, args.embed, args.hidden)
-    matmul_tok = matmul_flops() / fpt
-    print(f"device {device}; {args.cell} E={args.embed} H={args.hidden} B={args.batch} T={args.tokens} {args.dtype}")
+    matmul_tok = matmul_flops(on_gpu=on_gpu) / fpt
+    print(f"device {device}; {args.cell} E={args.embed} H={args.hidden} T={args.tokens}")
     print(f"matmul rate: {matmul_tok * fpt / 1e9:.1f} GFLOP/s = {matmul_tok:,.0f} tok/s at {fpt / 1e6:.2f} MFLOP/token")
-    ours = time_ours(args.cell, args.embed, args.hidden, args.batch, args.tokens, args.steps, args.dtype, args.unroll)
-    print(f"rnnbench: {ours:,.0f} tok/s")
-    torch_tok = None if args.no_torch else time_torch(args.cell, args.embed, args.hidden, args.batch, args.tokens, args.steps)
-    if torch_tok:
-        print(f"pytorch:  {torch_tok:,.0f} tok/s")
-    emit({"cell": args.cell, "device": device, "tok_s": round(ours), "torch_tok_s": round(torch_tok) if torch_tok else None,
-          "matmul_tok_s": round(matmul_tok), "ratio_vs_torch": round(ours / torch_tok, 3) if torch_tok else None,
-          "ratio_vs_matmul": round(ours / matmul_tok, 3)})
+    for batch, dtype, unroll in configs:
+        ours = time_ours(args.cell, args.embed, args.hidden, batch, args.tokens, args.steps, dtype, unroll)
+        print(f"B={batch} {dtype} unroll {unroll}: rnnbench {ours:,.0f} tok/s", flush=True)
+        torch_tok = None if args.no_torch else time_torch(args.cell, args.embed, args.hidden, batch, args.tokens,
+                                                           args.steps, dtype, on_gpu)
+        if torch_tok:
+            print(f"B={batch} {dtype}: pytorch  {torch_tok:,.0f} tok/s")
+        figures = {"cell": args.cell, "device": device, "tok_s": round(ours),
+                   "torch_tok_s": round(torch_tok) if torch_tok else None, "matmul_tok_s": round(matmul_tok),
+                   "ratio_vs_torch": round(ours / torch_tok, 3) if torch_tok else None,
+                   "ratio_vs_matmul": round(ours / matmul_tok, 3)}
+        if len(configs) > 1:
+            figures.update(batch=batch, dtype=dtype, unroll=unroll)
+        emit(figures)
+
+
+def parse_config(text: str, default_unroll: int) -> tuple[int, str, int]:
+    batch, dtype, *rest = text.split(":") + [""]
+    unroll = rest[0] or str(default_unroll)
+    if not batch.isdigit() or dtype not in ("float32", "bfloat16") or not unroll.isdigit() or len(rest) > 2:
+        raise SystemExit(f"--config: expected BATCH:float32|bfloat16[:UNROLL], got {text!r}")
+    return int(batch), dtype, int(unroll)
 
 
 if __name__ == "__main__":

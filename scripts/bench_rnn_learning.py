@@ -20,23 +20,26 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--size", type=int, default=22500)
     ap.add_argument("--out", default="runs/bench")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--models", nargs="+", default=["linear", "rnn"], choices=["linear", "rnn"])
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args()
     cfg = load_config(ROOT / "configs" / "imdb.yaml", [
         f"data.path={shared_file('aclImdb_v1.tar.gz')}", f"experiment.output_dir={args.out}", *args.overrides])
-    figures = {"size": args.size}
-    for kind in ("linear", "rnn"):
+    figures = {"size": args.size, "seed": args.seed, "overrides": args.overrides}
+    for kind in args.models:
         t = time.perf_counter()
-        out = train_one(cfg, kind, size=args.size, seed=0)
+        out = train_one(cfg, kind, size=args.size, seed=args.seed)
         r = out.result
         wall = time.perf_counter() - t
         print(f"{kind}: status {r['status']}, test {r.get('metrics')}, chosen {r.get('chosen')}, "
               f"wall {wall:.0f} s{' (already finished earlier)' if out.skipped else ''}; {out.run.path}", flush=True)
         if r["status"] == "ok":
+            figures[f"{kind}_val_acc"] = round(r["validation"]["accuracy"], 4)
             figures[f"{kind}_test_acc"] = round(r["metrics"]["accuracy"], 4)
             figures[f"{kind}_fit_seconds"] = round(r["timings"]["fit"], 1)
     rnn = out.result
-    if rnn["status"] == "ok":
+    if kind == "rnn" and rnn["status"] == "ok":
         figures.update(rnn_epochs=rnn["chosen"]["epochs_run"], rnn_best_epoch=rnn["chosen"]["best_epoch"],
                        real_token_fraction=rnn["chosen"]["real_token_fraction"],
                        compiled_programs=rnn["chosen"]["compiled_programs"], device=rnn["device"])

@@ -15,8 +15,11 @@ def _enable_compilation_cache() -> None:
         os.makedirs(path, exist_ok=True)
     except OSError:
         return
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    try:
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    except (AttributeError, KeyError, ValueError):  # an option renamed in another jax: run uncached
+        pass
 
 
 _enable_compilation_cache()

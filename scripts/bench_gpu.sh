@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Issue #4's GPU figures in one call, for a GPU box lent for minutes (no network there):
+#   1. train-step speed of the GRU, LSTM and simple RNN: float32 at batch 64 (the CPU shapes) and bf16 at
+#      batch 256/512, each against PyTorch (cuDNN) in the same process;
+#   2. the talk's GRU on IMDB at 22.5k examples, a few variants trained side by side on the one GPU.
+# Usage: RNNBENCH_SHARED_DATA=<folder with aclImdb_v1.tar.gz> OUT=<results folder> bash scripts/bench_gpu.sh
+# RNNBENCH_WHEELS=<folder of wheels>: installed (no network) when the machine's packages fail the smoke check.
+# DEADLINE=<seconds>: the whole script's budget; the IMDB runs get what the speed runs leave (less 25 s).
+# DRY_RUN=1: tiny shapes and a 300-example IMDB subset, to check the plumbing on a CPU in a minute or two.
+set -u
+OUT=${OUT:-runs/bench/gpu}
+RUNS=${RUNS:-runs/bench/gpu-imdb}
+LEARN_SECONDS=${LEARN_SECONDS:-300}
+py=${PYTHON:-python3}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/rnnbench-jax-cache}
+t0=$SECONDS
+log() { echo "[$((SECONDS - t0)) s] $*"; }
+shapes=(--steps 20) learn=(--set rnn.epochs=5)
+gru_configs=(64:float32 64:float32:8 256:bfloat16 512:bfloat16 512:bfloat16:8) configs=(64:float32 256:bfloat16 512:bfloat16)
+if [ -n "${DRY_RUN:-}" ]; then
+  shapes=(--steps 2 --embed 16 --hidden 32 --tokens 20) gru_configs=(8:float32 8:bfloat16:4) configs=(8:float32)
+  learn=(--size 300 --set rnn.epochs=1 --set rnn.embed_dim=16 --set rnn.hidden_dim=16 --set data.val_max=100)
+fi
+
+{ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
+  $py -c "import sys, jax, flax, optax, orbax.checkpoint as o, sklearn; print(sys.version.split()[0], 'jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'orbax', o.__version__, 'sklearn', sklearn.__version__, jax.devices())"
+} 2>&1 | tee "$OUT/env.txt"
+
+smoke() { timeout 120 $py scripts/bench_rnn.py --embed 8 --hidden 16 --tokens 8 --steps 1 --config 4:float32 --no-torch >/dev/null; }
+log "smoke check"
+if ! smoke; then
+  [ -d "${RNNBENCH_WHEELS:-}" ] || { log "smoke check failed and no RNNBENCH_WHEELS to fall back on"; exit 1; }
+  log "smoke check failed with the machine's packages: installing $RNNBENCH_WHEELS"
+  $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/rnnbench-site \
+    "$RNNBENCH_WHEELS"/*.whl || exit 1
+  export PYTHONPATH=$PYTHONPATH:/tmp/rnnbench-site
+  $py -c "import flax, optax; print('now flax', flax.__version__, 'optax', optax.__version__)" | tee -a "$OUT/env.txt"
+  smoke || { log "smoke check failed again"; exit 1; }
+fi
+
+log "speed"
+{ timeout 150 $py scripts/bench_rnn.py --cell gru "${shapes[@]}" --config "${gru_configs[@]}" 2>&1
+  for cell in lstm simple; do
+    timeout 100 $py scripts/bench_rnn.py --cell $cell "${shapes[@]}" --config "${configs[@]}" 2>&1
+  done
+} | tee "$OUT/speed.log"
+
+[ -n "${DEADLINE:-}" ] && LEARN_SECONDS=$(( DEADLINE - (SECONDS - t0) - 25 ))
+log "IMDB: variants side by side, ${LEARN_SECONDS}s each at most"
+variants=(
+  ""                                                      # configs/imdb.yaml as it is (max_len 400)
+  "data.max_len=1000"
+  "data.max_len=1000 rnn.dropout=0.5"
+  "data.max_len=1000 rnn.learning_rate=0.0005"
+  "data.max_len=1000 rnn.dropout=0.5 rnn.learning_rate=0.0005"
+)
+pids=()
+for i in "${!variants[@]}"; do
+  args=(--models rnn --out "$RUNS" "${learn[@]}")
+  for kv in ${variants[$i]}; do args+=(--set "$kv"); done
+  { log "start ${variants[$i]:-as configured}"; timeout "$LEARN_SECONDS" $py scripts/bench_rnn_learning.py "${args[@]}"
+    log "end (exit $?)"; } >"$OUT/imdb_$i.log" 2>&1 &
+  pids+=($!)
+done
+wait "${pids[@]}"
+log "IMDB done"
+tail -n 2 "$OUT"/imdb_*.log
+
+$py - "$RUNS" "$OUT/imdb_runs.json" <<'PY'
+import json, sys
+from pathlib import Path
+runs = []
+for d in sorted({p.parent for p in Path(sys.argv[1]).glob("**/metrics.jsonl")}):
+    cfg = (d / "config.yaml").read_text() if (d / "config.yaml").exists() else None
+    res = json.loads((d / "result.json").read_text()) if (d / "result.json").exists() else None
+    evals = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines() if '"train"' not in line]
+    runs.append({"dir": d.name, "config": cfg, "result": res, "events": evals})
+    best = res and res.get("validation")
+    print(d.name, "val", best, "test", res and res.get("metrics"), "epochs", [e.get("epoch") for e in evals])
+Path(sys.argv[2]).write_text(json.dumps(runs, indent=1))
+PY
+log "end"
