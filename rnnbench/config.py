@@ -61,7 +61,8 @@ class DataConfig:
     sizes: list[int] = _opt([])  # training-set sizes; empty = all available
     val_fraction: float = _opt(0.1, min=0.01, max=0.5)
     val_max: int = _opt(5000, min=10)
-    max_len: int = _opt(400, min=4)
+    max_len: int = _opt(400, min=4)  # RNN: tokens read per text
+    keep: Literal["first", "last"] = "first"  # RNN: which max_len tokens of a longer text it reads
     min_votes: int = _opt(1, min=1)  # amazon-helpfulness
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
@@ -103,7 +104,8 @@ class RnnConfig:
     epochs: int = _opt(10, min=1)
     patience: int = _opt(2, min=1)
     eval_every: int = _opt(0, min=0)  # steps between validations; 0 = once per epoch
-    buckets: int = _opt(14, min=1, max=15)  # training shapes; evaluation adds one program
+    chunk: int = _opt(16, min=1)  # time steps per compiled call: texts are read chunk by chunk
+    buckets: int = _opt(64, min=1)  # length buckets of training batches (widths: multiples of chunk)
     unroll: int = _opt(2, min=1)  # scan unrolling: 2 measured fastest on CPU
     dtype: Literal["float32", "bfloat16"] = "float32"
 

@@ -26,7 +26,7 @@ def load_corpus(cfg: Config) -> Corpus:
     """Load the config's data set (cached in-process: a compare or sweep loads it once)."""
     d = cfg.data
     key = config_hash({k: v for k, v in cfg.to_dict()["data"].items() if k not in ("sizes", "val_fraction",
-                                                                                     "val_max", "max_len")})
+                                                                                     "val_max", "max_len", "keep")})
     if key not in _CORPORA:
         if len(_CORPORA) >= 2:
             _CORPORA.clear()
@@ -72,7 +72,9 @@ def load_model(run_dir):
 def versions() -> dict:
     import importlib.metadata as md
 
-    out = {"python": platform.python_version(), "rnnbench": md.version("rnnbench")}
+    from . import __version__
+
+    out = {"python": platform.python_version(), "rnnbench": __version__}  # also when run from a checkout
     for pkg in ("numpy", "scikit-learn", "jax", "flax", "optax", "orbax-checkpoint"):
         try:
             out[pkg] = md.version(pkg)

@@ -54,6 +54,20 @@ class Ragged:
         src = np.repeat(starts - out_offsets[:-1], lengths) + np.arange(out_offsets[-1])
         return Ragged(self.tokens[src], out_offsets)
 
+    def truncate(self, max_len: int, keep: str = "first") -> Ragged:
+        """Every sequence cut to its first (``keep="first"``) or last ``max_len`` tokens."""
+        if keep not in ("first", "last"):
+            raise ValueError(f"keep must be 'first' or 'last', got {keep!r}")
+        lengths = self.lengths
+        if lengths.size == 0 or lengths.max() <= max_len:
+            return self
+        kept = np.minimum(lengths, max_len)
+        starts = self.offsets[:-1] + (lengths - kept if keep == "last" else 0)
+        out_offsets = np.zeros(len(self) + 1, dtype=np.int64)
+        np.cumsum(kept, out=out_offsets[1:])
+        src = np.repeat(starts - out_offsets[:-1], kept) + np.arange(out_offsets[-1])
+        return Ragged(self.tokens[src], out_offsets)
+
     def to_padded(self, max_len: int, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """A dense [n, max_len] int32 matrix (first ``max_len`` tokens kept) and the kept lengths."""
         lengths = np.minimum(self.lengths, max_len)

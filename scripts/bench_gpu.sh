@@ -41,7 +41,7 @@ if ! smoke; then
 fi
 
 log "speed"
-{ timeout 150 $py scripts/bench_rnn.py --cell gru "${shapes[@]}" --config "${gru_configs[@]}" 2>&1
+[ -z "${SKIP_SPEED:-}" ] && { timeout 150 $py scripts/bench_rnn.py --cell gru "${shapes[@]}" --config "${gru_configs[@]}" 2>&1
   for cell in lstm simple; do
     timeout 100 $py scripts/bench_rnn.py --cell $cell "${shapes[@]}" --config "${configs[@]}" 2>&1
   done
@@ -56,10 +56,14 @@ variants=(
   "data.max_len=1000 rnn.learning_rate=0.0005"
   "data.max_len=1000 rnn.dropout=0.5 rnn.learning_rate=0.0005"
 )
+# VARIANTS: one line per run, of `key=value` overrides (`seed=N` picks the seed), instead of the list above
+[ -n "${VARIANTS:-}" ] && mapfile -t variants <<<"$VARIANTS"
 pids=()
 for i in "${!variants[@]}"; do
   args=(--models rnn --out "$RUNS" "${learn[@]}")
-  for kv in ${variants[$i]}; do args+=(--set "$kv"); done
+  for kv in ${variants[$i]}; do
+    case $kv in seed=*) args+=(--seed "${kv#seed=}") ;; *) args+=(--set "$kv") ;; esac
+  done
   { log "start ${variants[$i]:-as configured}"; timeout "$LEARN_SECONDS" $py scripts/bench_rnn_learning.py "${args[@]}"
     log "end (exit $?)"; } >"$OUT/imdb_$i.log" 2>&1 &
   pids+=($!)

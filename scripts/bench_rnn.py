@@ -37,8 +37,8 @@ def flops_per_token(cell: str, e: int, h: int) -> float:
     return 3 * 2 * (e * g * h + h * g * h)  # forward + backward (2x) of both matmuls
 
 
-def time_ours(cell, e, h, b, t, steps, dtype, unroll) -> float:
-    cfg = RnnConfig(cell=cell, embed_dim=e, hidden_dim=h, batch_size=b, dtype=dtype, unroll=unroll)
+def time_ours(cell, e, h, b, t, steps, dtype, unroll, chunk) -> float:
+    cfg = RnnConfig(cell=cell, embed_dim=e, hidden_dim=h, batch_size=b, dtype=dtype, unroll=unroll, chunk=chunk)
     task = Task("s", "binary", 2)
     s = Steps(SequenceModel(VOCAB, 1, cfg, rngs=nnx.Rngs(0)), cfg, task, 0)
     params, opt = s.params, s.tx.init(s.params)
@@ -126,6 +126,7 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--unroll", type=int, default=RnnConfig().unroll)
+    ap.add_argument("--chunk", type=int, default=RnnConfig().chunk, help="time steps per compiled call")
     ap.add_argument("--config", nargs="+", metavar="BATCH:DTYPE[:UNROLL]",
                     help="several shapes in one process (overrides --batch, --dtype and --unroll)")
     ap.add_argument("--no-torch", action="store_true")
@@ -138,7 +139,7 @@ def main():
     print(f"device {device}; {args.cell} E={args.embed} H={args.hidden} T={args.tokens}")
     print(f"matmul rate: {matmul_tok * fpt / 1e9:.1f} GFLOP/s = {matmul_tok:,.0f} tok/s at {fpt / 1e6:.2f} MFLOP/token")
     for batch, dtype, unroll in configs:
-        ours = time_ours(args.cell, args.embed, args.hidden, batch, args.tokens, args.steps, dtype, unroll)
+        ours = time_ours(args.cell, args.embed, args.hidden, batch, args.tokens, args.steps, dtype, unroll, args.chunk)
         print(f"B={batch} {dtype} unroll {unroll}: rnnbench {ours:,.0f} tok/s", flush=True)
         torch_tok = None if args.no_torch else time_torch(args.cell, args.embed, args.hidden, batch, args.tokens,
                                                            args.steps, dtype, on_gpu)

@@ -23,11 +23,12 @@ def _inputs(t=7, b=3, h=5, seed=0):
 
 
 def _fast(cell, wh, bh, xg, mask, init, gate):
+    """All hidden states, and the LSTM's last cell state (None for the others)."""
     if cell == "gru":
-        return gru_recurrence(wh, bh, xg, mask, init[0], gate, 1)
+        return gru_recurrence(wh, bh, xg, mask, init[0], gate, 1), None
     if cell == "lstm":
         return lstm_recurrence(wh, bh, xg, mask, init[0], init[1], gate, 1)
-    return simple_recurrence(wh, bh, xg, mask, init[0], 1)
+    return simple_recurrence(wh, bh, xg, mask, init[0], 1), None
 
 
 @pytest.mark.parametrize("cell,gate", [("gru", "sigmoid"), ("gru", "steeper_sigmoid"), ("gru", "hard_sigmoid"),
@@ -43,12 +44,15 @@ def test_hand_written_backward_matches_autodiff(cell, gate):
     mask = (jnp.arange(t)[:, None] < jnp.array([t, 3, 1])[None, :]).astype(jnp.float32)[..., None]
     init = [0.1 * jax.random.normal(k[3], (b, h)), 0.1 * jax.random.normal(k[4], (b, h))][:2 if cell == "lstm" else 1]
     w_out = jax.random.normal(k[5], (t, b, h))
+    w_c = jax.random.normal(k[0], (b, h))  # the LSTM's last cell state carries on into a text's next chunk
 
     def loss_fast(wh, bh, xg, init):
-        return jnp.sum(jnp.tanh(_fast(cell, wh, bh, xg, mask, init, gate)) * w_out)
+        hs, c_last = _fast(cell, wh, bh, xg, mask, init, gate)
+        return jnp.sum(jnp.tanh(hs) * w_out) + (jnp.sum(c_last * w_c) if cell == "lstm" else 0.0)
 
     def loss_ref(wh, bh, xg, init):
-        return jnp.sum(jnp.tanh(scan_recurrence(cell, wh, bh, xg, mask, init, gate, 1)) * w_out)
+        hs, final = scan_recurrence(cell, wh, bh, xg, mask, init, gate, 1, return_state=True)
+        return jnp.sum(jnp.tanh(hs) * w_out) + (jnp.sum(final[1] * w_c) if cell == "lstm" else 0.0)
 
     np.testing.assert_allclose(loss_fast(wh, bh, xg, init), loss_ref(wh, bh, xg, init), rtol=1e-5, atol=1e-5)
     g_fast = jax.tree.leaves(jax.grad(loss_fast, argnums=(0, 1, 2, 3))(wh, bh, xg, init))
@@ -123,3 +127,32 @@ def test_chunked_evaluation_equals_one_pass_over_each_text(cell):
     want = outputs_to_scores(task, model(jnp.asarray(tokens), jnp.asarray(kept)))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert steps.predict_chunk._cache_size() == 1  # one program for every length
+
+
+@pytest.mark.parametrize("cell,chunk", [("gru", 3), ("lstm", 4), ("simple", 5), ("gru", 64)])
+def test_chunked_training_gradient_equals_one_pass_backpropagation(cell, chunk):
+    """Training reads a batch chunk by chunk and walks the chunks' pullbacks back: full BPTT, so the
+    loss and every gradient (embedding rows, learned initial state, both layers) match one pass."""
+    from rnnbench.datasets import Task
+    from rnnbench.rnn.train import Steps, loss_fn
+
+    cfg = RnnConfig(cell=cell, embed_dim=6, hidden_dim=8, layers=2, learned_init_state=True, batch_size=5,
+                    chunk=chunk)
+    task = Task("t", "binary", 2)
+    model = SequenceModel(40, 1, cfg, rngs=nnx.Rngs(4))
+    steps = Steps(model, cfg, task, 0)
+    rng = np.random.default_rng(1)
+    lengths = np.array([17, 0, 5, 12, 1], np.int32)
+    tokens = np.where(np.arange(17)[None] < lengths[:, None], rng.integers(1, 40, (5, 17)), 0).astype(np.int32)
+    y, w = np.array([0, 1, 1, 0, 1]), np.array([1, 1, 1, 1, 0], np.float32)  # the last row: zero-weight filler
+
+    def one_pass(params):
+        return loss_fn(task, nnx.merge(steps.graphdef, params)(jnp.asarray(tokens), jnp.asarray(lengths),
+                                                               reference=True), y, w)
+
+    want_loss, want = jax.value_and_grad(one_pass)(steps.params)
+    loss, got = steps.gradients(steps.params, tokens, lengths, y, w, 0, steps.base_key)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-6)
+    for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(got)[0], jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6, err_msg=jax.tree_util.keystr(path))
+    assert steps.forward_chunk._cache_size() == steps.backward_chunk._cache_size() == 1

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from rnnbench.ragged import Ragged
 from rnnbench.tokenizer import PAD, UNK, Tokenizer
@@ -83,3 +84,14 @@ def test_many_chunks(monkeypatch):
     tok = Tokenizer(min_df=1).fit(texts)
     assert tok.doc_freq_[tok.vocab_["doc"]] == 200
     assert tok.inverse_transform(tok.transform(texts[5:6])) == [["doc", "5", "says", "hello5", "."]]
+
+
+@pytest.mark.parametrize("keep", ["first", "last"])
+def test_ragged_truncate_keeps_the_first_or_last_tokens(keep):
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(1, 99, n).tolist() for n in rng.integers(0, 12, 40)]
+    cut = Ragged.from_sequences(seqs).truncate(5, keep)
+    assert cut.tokens.dtype == np.int32 and len(cut) == len(seqs)
+    assert [list(cut[i]) for i in range(len(cut))] == [s[:5] if keep == "first" else s[-5:] for s in seqs]
+    with pytest.raises(ValueError, match="keep"):
+        Ragged.from_sequences(seqs).truncate(5, "middle")

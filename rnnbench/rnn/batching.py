@@ -1,17 +1,15 @@
-"""Length-bucketed batches with fixed bucket boundaries.
+"""Length-bucketed batches.
 
-Boundaries are chosen once per run from the training lengths (texts truncated to ``max_len``) by
-dynamic programming to minimise padding, so a run compiles one program per bucket. Each epoch,
-every bucket's texts are shuffled and cut into batches of ``batch_size`` (leftovers move up a
-bucket; a short last batch is filled with zero-weight rows, so shapes never change), and the
-batches are shuffled; the order is a function of (seed, epoch), so a resumed run sees the same
-batches. (Passage sorted by length within shuffled chunks; fixed buckets give the same low padding
-with a bounded number of compiled shapes.)
+The model reads every batch ``chunk`` time steps at a time (training and evaluation alike), so the
+compiled programs do not depend on text length, and bucket widths are multiples of the chunk. Bucket
+boundaries are chosen once per run from the training lengths (texts truncated to ``max_len``) by
+dynamic programming to minimise padding. Each epoch, every bucket's texts are shuffled and cut into
+batches of ``batch_size`` (leftovers move up a bucket; a short last batch is filled with zero-weight
+rows, so shapes never change), and the batches are shuffled; the order is a function of (seed,
+epoch), so a resumed run sees the same batches. (Passage sorted by length within shuffled chunks;
+fine fixed buckets give the same low padding.)
 
-Evaluation needs no buckets: :func:`eval_batches` sorts texts by length and the model reads each
-batch in chunks of ``EVAL_CHUNK`` steps, carrying its state from chunk to chunk, so one compiled
-program serves every length with little padding. Training (at most 15 buckets) and evaluation
-together compile at most 16 programs.
+Evaluation needs no buckets: :func:`eval_batches` sorts texts by length, so each batch pads little.
 """
 
 from __future__ import annotations
@@ -23,9 +21,10 @@ import numpy as np
 from ..ragged import Ragged
 
 
-def bucket_boundaries(lengths: np.ndarray, n_buckets: int, max_len: int) -> np.ndarray:
-    """Upper bucket lengths minimising total padding of ``lengths`` (clipped to [1, max_len])."""
-    lengths = np.clip(lengths, 1, max_len)
+def bucket_boundaries(lengths: np.ndarray, n_buckets: int, max_len: int, multiple: int = 1) -> np.ndarray:
+    """At most ``n_buckets`` upper bucket lengths, each a multiple of ``multiple``, minimising the
+    total padding of ``lengths`` (clipped to [1, max_len])."""
+    lengths = -(-np.clip(lengths, 1, max_len) // multiple) * multiple
     values, counts = np.unique(lengths, return_counts=True)
     m = len(values)
     k = min(n_buckets, m)
@@ -50,11 +49,7 @@ def bucket_boundaries(lengths: np.ndarray, n_buckets: int, max_len: int) -> np.n
     return np.array(sorted(set(bounds)), dtype=np.int64)
 
 
-MAX_PROGRAMS = 16
-EVAL_CHUNK = 32  # time steps per evaluation call
-
-
-def eval_batches(seqs: Ragged, max_len: int, batch_size: int, chunk: int = EVAL_CHUNK):
+def eval_batches(seqs: Ragged, max_len: int, batch_size: int, chunk: int):
     """Yield ``(rows, tokens, lengths)`` for every text, shortest first, ``batch_size`` at a time.
 
     ``tokens`` is ``(batch_size, k * chunk)`` for the smallest ``k`` that holds the batch's longest

@@ -155,17 +155,19 @@ def _lstm_forward(wh, bh, xg, mask, h0, c0, gate, unroll, dtype):
 
 @partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8))
 def lstm_recurrence(wh, bh, xg, mask, h0, c0, gate="steeper_sigmoid", unroll=1, dtype=jnp.float32):
-    """All LSTM hidden states ``(T, B, H)`` given ``xg = x W_x + b_x`` of shape ``(T, B, 4H)``
-    (gate order: input, forget, output, candidate)."""
-    return _lstm_forward(wh, bh, xg, mask, h0, c0, gate, unroll, dtype)[0]
+    """All LSTM hidden states ``(T, B, H)`` and the last cell state ``(B, H)``, given
+    ``xg = x W_x + b_x`` of shape ``(T, B, 4H)`` (gate order: input, forget, output, candidate)."""
+    hs, (cs, *_) = _lstm_forward(wh, bh, xg, mask, h0, c0, gate, unroll, dtype)
+    return hs, cs[-1]
 
 
 def _lstm_fwd(wh, bh, xg, mask, h0, c0, gate, unroll, dtype):
     hs, saved = _lstm_forward(wh, bh, xg, mask, h0, c0, gate, unroll, dtype)
-    return hs, (wh, hs, h0, c0, mask, saved)
+    return (hs, saved[0][-1]), (wh, hs, h0, c0, mask, saved)
 
 
-def _lstm_bwd(gate, unroll, dtype, saved, dhs):
+def _lstm_bwd(gate, unroll, dtype, saved, cotangents):
+    dhs, dc_last = cotangents  # the last cell state carries on into the next chunk of a text
     wh, hs, h0, c0, mask, (cs, i, f, o, u, tc) = saved
     dact = GATES[gate][1]
     h_prev = _shifted(h0, hs)
@@ -184,7 +186,7 @@ def _lstm_bwd(gate, unroll, dtype, saved, dhs):
         dc_prev = (1.0 - m_t) * dc_c + dc_new * f_t
         return (dh_prev, dc_prev), dg
 
-    (dh0, dc0), dg = lax.scan(step, (jnp.zeros_like(h0), jnp.zeros_like(c0)),
+    (dh0, dc0), dg = lax.scan(step, (jnp.zeros_like(h0), dc_last),
                               (dhs, c_prev, i, f, o, u, tc, mask), reverse=True, unroll=unroll)
     dwh, dbh = _recurrent_weight_grads(h_prev, dg, dtype)
     return dwh, dbh, dg, jnp.zeros_like(mask), dh0, dc0

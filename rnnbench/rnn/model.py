@@ -52,24 +52,28 @@ class Recurrent(nnx.Module):
         return (jnp.dot(x.reshape(t * b, -1).astype(self.dtype), self.wx[...].astype(self.dtype),
                         preferred_element_type=jnp.float32) + self.bx[...]).reshape(t, b, -1)
 
-    def resume(self, x: jax.Array, mask: jax.Array, state: list[jax.Array]) -> tuple[jax.Array, list[jax.Array]]:
-        """Inference over one chunk of time steps from ``state``: (states, final state)."""
-        hs, final = scan_recurrence(self.cell, self.wh[...], self.bh[...], self._project(x), mask, state, self.gate,
-                                    self.unroll, self.dtype, return_state=True)
-        return hs, list(final)
+    def advance(self, x: jax.Array, mask: jax.Array, state: list[jax.Array]) -> tuple[jax.Array, list[jax.Array]]:
+        """Run over ``x`` ``(T, B, in)`` from ``state``: all hidden states and the final state.
+
+        The final state is each text's last real one (states are frozen on padding), so a text can be
+        read chunk by chunk, carrying the state, in training (with gradients) and in evaluation.
+        """
+        xg, wh, bh = self._project(x), self.wh[...], self.bh[...]
+        if self.cell == "gru":
+            hs = gru_recurrence(wh, bh, xg, mask, state[0], self.gate, self.unroll, self.dtype)
+            return hs, [hs[-1]]
+        if self.cell == "lstm":
+            hs, c = lstm_recurrence(wh, bh, xg, mask, state[0], state[1], self.gate, self.unroll, self.dtype)
+            return hs, [hs[-1], c]
+        hs = simple_recurrence(wh, bh, xg, mask, state[0], self.unroll, self.dtype)
+        return hs, [hs[-1]]
 
     def __call__(self, x: jax.Array, mask: jax.Array, reference: bool = False) -> jax.Array:
-        xg = self._project(x)
         init = self.initial_state(x.shape[1])
         if reference:  # JAX's own derivative of the plain scan: what the hand-written backwards are tested against
-            return scan_recurrence(self.cell, self.wh[...], self.bh[...], xg, mask, init, self.gate, self.unroll,
-                                   self.dtype)
-        wh, bh = self.wh[...], self.bh[...]
-        if self.cell == "gru":
-            return gru_recurrence(wh, bh, xg, mask, init[0], self.gate, self.unroll, self.dtype)
-        if self.cell == "lstm":
-            return lstm_recurrence(wh, bh, xg, mask, init[0], init[1], self.gate, self.unroll, self.dtype)
-        return simple_recurrence(wh, bh, xg, mask, init[0], self.unroll, self.dtype)
+            return scan_recurrence(self.cell, self.wh[...], self.bh[...], self._project(x), mask, init, self.gate,
+                                   self.unroll, self.dtype)
+        return self.advance(x, mask, init)[0]
 
 
 class SequenceModel(nnx.Module):
@@ -101,20 +105,33 @@ class SequenceModel(nnx.Module):
     def initial_states(self, b: int) -> list[list[jax.Array]]:
         return [layer.initial_state(b) for layer in self.layers]
 
-    def resume(self, tokens: jax.Array, remaining: jax.Array, states: list[list[jax.Array]]):
-        """Inference on the next chunk ``tokens`` ``(B, W)`` of each text, ``remaining`` of whose tokens
-        are real (0 once a text has ended): (new states, outputs ``(B, n_out)`` of the state so far).
-
-        Running a text chunk by chunk gives the same states as one scan over it, so evaluation needs
-        one compiled program for every length instead of one per bucket.
-        """
-        x = self.embed(tokens.T)
-        mask = (jnp.arange(tokens.shape[1])[:, None] < remaining[None, :]).astype(jnp.float32)[..., None]
+    def advance(self, x: jax.Array, remaining: jax.Array, states: list[list[jax.Array]],
+                dropout_key: jax.Array | None = None) -> list[list[jax.Array]]:
+        """The states after the next chunk of each text: ``x`` ``(W, B, E)`` embedded tokens of which
+        ``remaining`` ``(B,)`` are real (0 once a text has ended). Reading a text chunk by chunk gives
+        the same states as one pass over it (dropout aside: each chunk draws its own masks)."""
+        mask = (jnp.arange(x.shape[0])[:, None] < remaining[None, :]).astype(jnp.float32)[..., None]
+        keys = list(jax.random.split(dropout_key, len(self.layers))) if dropout_key is not None else None
         new = []
-        for layer, state in zip(self.layers, states):
-            x, state = layer.resume(x, mask, state)
+        for i, (layer, state) in enumerate(zip(self.layers, states)):
+            x, state = layer.advance(x, mask, state)
             new.append(state)
-        return new, self.head(new[-1][0])
+            if keys is not None and self.dropout > 0 and i < len(self.layers) - 1:
+                x = _dropout(x, self.dropout, keys[i])
+        return new
+
+    def output(self, states: list[list[jax.Array]], dropout_key: jax.Array | None = None) -> jax.Array:
+        """The head on the top layer's hidden state: ``(B, n_out)``."""
+        h = states[-1][0]
+        if dropout_key is not None and self.dropout > 0:
+            h = _dropout(h, self.dropout, dropout_key)
+        return self.head(h)
+
+    def resume(self, tokens: jax.Array, remaining: jax.Array, states: list[list[jax.Array]]):
+        """Inference on the next chunk ``tokens`` ``(B, W)`` of each text: (new states, outputs
+        ``(B, n_out)`` of the states so far). One compiled program serves every text length."""
+        new = self.advance(self.embed(tokens.T), remaining, states)
+        return new, self.output(new)
 
 
 def _dropout(x, rate, key):

@@ -14,6 +14,7 @@ from ..config import Config, from_dict
 from ..datasets import Split, Task
 from ..fileio import atomic_write_bytes, atomic_write_json
 from ..metrics import evaluate
+from ..ragged import Ragged
 from ..tokenizer import Tokenizer
 from .batching import Batcher, bucket_boundaries
 from .model import SequenceModel
@@ -61,10 +62,15 @@ class RNNClassifier:
     def _build(self, vocab_size: int) -> SequenceModel:
         return SequenceModel(vocab_size, n_outputs(self.task), self.cfg.rnn, rngs=nnx.Rngs(self.seed))
 
+    def _sequences(self, texts: list[str]) -> Ragged:
+        """Token ids of ``texts``, each cut to the ``data.max_len`` tokens that ``data.keep`` names."""
+        return self.tokenizer.transform(texts).truncate(self.cfg.data.max_len, self.cfg.data.keep)
+
     def _train_batcher(self, texts: list[str], y: np.ndarray) -> Batcher:
-        seqs = self.tokenizer.transform(texts)
-        boundaries = bucket_boundaries(seqs.lengths, self.cfg.rnn.buckets, self.cfg.data.max_len)
-        return Batcher(seqs, y, self.cfg.rnn.batch_size, boundaries, self.cfg.data.max_len)
+        seqs = self._sequences(texts)
+        rnn = self.cfg.rnn
+        boundaries = bucket_boundaries(seqs.lengths, rnn.buckets, self.cfg.data.max_len, rnn.chunk)
+        return Batcher(seqs, y, rnn.batch_size, boundaries, self.cfg.data.max_len)
 
     def fit(self, train: Split, val: Split, log=None, run_dir: Path | None = None, progress: bool = True):
         t0 = time.perf_counter()
@@ -76,7 +82,7 @@ class RNNClassifier:
             y_train = ((train.y - self.y_scale[0]) / self.y_scale[1]).astype(np.float32)
         train_b = self._train_batcher(train.texts, y_train)
         self.boundaries = train_b.boundaries
-        val_seqs = self.tokenizer.transform(val.texts)
+        val_seqs = self._sequences(val.texts)
         self.timings_["vectorize"] = time.perf_counter() - t0
         self.model = self._build(self.tokenizer.vocab_size)
         steps, best, state, info = fit(self.model, self.cfg.rnn, self.task, train_b, val_seqs, val.y, self.seed,
@@ -95,7 +101,7 @@ class RNNClassifier:
 
     def predict_scores(self, texts: list[str]) -> np.ndarray:
         texts = list(texts)
-        return self._unscale(predict(self._steps, self._params, self.tokenizer.transform(texts), self.cfg.data.max_len))
+        return self._unscale(predict(self._steps, self._params, self._sequences(texts), self.cfg.data.max_len))
 
     def _unscale(self, scores: np.ndarray) -> np.ndarray:
         """Regression outputs back in target units (training saw standardised targets)."""

@@ -27,7 +27,7 @@ from ..datasets import Task
 from ..fileio import atomic_write_text, read_jsonl
 from ..metrics import evaluate, is_better, primary
 from ..ragged import Ragged
-from .batching import EVAL_CHUNK, Batcher, eval_batches
+from .batching import Batcher, eval_batches
 from .model import SequenceModel
 
 OPTIMIZERS = {
@@ -73,29 +73,66 @@ def loss_fn(task: Task, out: jax.Array, y: jax.Array, w: jax.Array) -> jax.Array
     return jnp.sum(per * w) / jnp.maximum(jnp.sum(w), 1.0)
 
 
+HEAD_KEY = 2**31 - 1  # the head's dropout key: after any chunk index
+
+
+def _is_embedding(path) -> bool:
+    return getattr(path[0], "key", None) == "embed"
+
+
 class Steps:
-    """The compiled train and predict steps for one model/optimizer pair."""
+    """The compiled programs of one model/optimizer pair.
+
+    A training batch is read ``chunk`` time steps at a time, as evaluation reads it: ``forward_chunk``
+    advances the states over one chunk and returns its pullback (``jax.vjp``'s residuals, a pytree);
+    ``head_step`` gives the loss and its gradient at the final states; ``backward_chunk`` walks the
+    pullbacks back to the first chunk, accumulating the gradient (full backpropagation through time:
+    no truncation); ``apply_step`` clips and applies it. Four programs serve every text length, so
+    length buckets can be as fine as the chunk and padding stays small.
+    """
 
     def __init__(self, model: SequenceModel, cfg: RnnConfig, task: Task, seed: int):
         self.graphdef, self.params = nnx.split(model, nnx.Param)
         self.tx = make_optimizer(cfg)
-        self.task, self.dropout = task, cfg.dropout
+        self.task, self.dropout, self.chunk = task, cfg.dropout, cfg.chunk
         self.base_key = jax.random.key_data(jax.random.key(seed))  # an argument, not a compiled constant
-        graphdef = self.graphdef
+        graphdef, dropout = self.graphdef, cfg.dropout > 0
 
-        def forward(params, tokens, lengths, key):
-            return nnx.merge(graphdef, params)(tokens, lengths, key)
+        def dropout_key(base_key, step, part):
+            if not dropout:
+                return None
+            return jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(base_key), step), part)
 
-        def train_step(params, opt_state, tokens, lengths, y, w, step, base_key):
-            key = jax.random.fold_in(jax.random.wrap_key_data(base_key), step) if self.dropout > 0 else None
+        def forward_chunk(params, states, tokens, remaining, first, base_key, step, index):
+            x = nnx.merge(graphdef, params).embed(tokens.T)  # its gradient is a scatter in backward_chunk
 
-            def objective(p):
-                return loss_fn(task, forward(p, tokens, lengths, key), y, w)
+            def advance(p, s, x):
+                model = nnx.merge(graphdef, p)
+                s = jax.tree.map(lambda a, i: jnp.where(first, i, a), s, model.initial_states(tokens.shape[0]))
+                return model.advance(x, remaining, s, dropout_key(base_key, step, index))
 
-            loss, grads = jax.value_and_grad(objective)(params)
+            return jax.vjp(advance, params, states, x)
+
+        def head_step(params, states, y, w, base_key, step):
+            def objective(p, s):
+                out = nnx.merge(graphdef, p).output(s, dropout_key(base_key, step, HEAD_KEY))
+                return loss_fn(task, out, y, w)
+
+            loss, (grads, d_states) = jax.value_and_grad(objective, argnums=(0, 1))(params, states)
+            return loss, grads, d_states
+
+        def backward_chunk(pullback, d_states, grads, tokens):
+            d_params, d_states, dx = pullback(d_states)
+
+            def add(path, g, d):
+                return g.at[tokens.T].add(dx) if _is_embedding(path) else g + d
+
+            return jax.tree_util.tree_map_with_path(add, grads, d_params), d_states
+
+        def apply_step(params, opt_state, grads):
             grad_norm = optax.tree.norm(grads)
             updates, opt_state = self.tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, loss, grad_norm
+            return optax.apply_updates(params, updates), opt_state, grad_norm
 
         def predict_chunk(params, states, tokens, remaining, first):
             model = nnx.merge(graphdef, params)
@@ -104,25 +141,62 @@ class Steps:
             states, out = model.resume(tokens, remaining, states)
             return states, outputs_to_scores(task, out)
 
-        self.train_step = jax.jit(train_step, donate_argnums=(0, 1))
+        self.forward_chunk = jax.jit(forward_chunk)
+        self.head_step = jax.jit(head_step)
+        self.backward_chunk = jax.jit(backward_chunk, donate_argnums=(2,))
+        self.apply_step = jax.jit(apply_step, donate_argnums=(0, 1))
         self.predict_chunk = jax.jit(predict_chunk)
         self.eval_batch = 4 * cfg.batch_size  # no backward pass to hold in memory: wider batches
         # placeholders of the states' shapes (replaced in the program on a text's first chunk); device
         # arrays, like the states each call returns, so the first chunk hits the same program
-        self.blank_states = jax.tree.map(jnp.zeros_like, model.initial_states(self.eval_batch))
+        self._blank = {}
+        self.blank_states = self.blank(self.eval_batch)
+        self.blank(cfg.batch_size)
+
+    def blank(self, batch: int):
+        """Zero states for ``batch`` texts: placeholders, replaced in the program on a first chunk."""
+        if batch not in self._blank:
+            shapes = jax.eval_shape(lambda p: nnx.merge(self.graphdef, p).initial_states(batch), self.params)
+            self._blank[batch] = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        return self._blank[batch]
+
+    def gradients(self, params, tokens, lengths, y, w, step, base_key):
+        """Loss and gradient on a batch ``tokens`` ``(B, T)``, the batch read chunk by chunk."""
+        c = self.chunk
+        width = -(-tokens.shape[1] // c) * c
+        if width != tokens.shape[1]:
+            tokens = np.pad(tokens, ((0, 0), (0, width - tokens.shape[1])))
+        step = np.int32(step)
+        states, pullbacks = self.blank(tokens.shape[0]), []
+        for i, start in enumerate(range(0, width, c)):
+            remaining = np.clip(lengths - start, 0, c).astype(np.int32)
+            states, pullback = self.forward_chunk(params, states, tokens[:, start:start + c], remaining,
+                                                  np.bool_(i == 0), base_key, step, np.int32(i))
+            pullbacks.append(pullback)
+        loss, grads, d_states = self.head_step(params, states, y, w, base_key, step)
+        for i in range(len(pullbacks) - 1, -1, -1):  # popped: each chunk's residuals are freed once used
+            grads, d_states = self.backward_chunk(pullbacks.pop(), d_states, grads, tokens[:, i * c:(i + 1) * c])
+        return loss, grads
+
+    def train_step(self, params, opt_state, tokens, lengths, y, w, step, base_key):
+        """One update: (params, opt_state, loss, gradient norm). Donates ``params`` and ``opt_state``."""
+        loss, grads = self.gradients(params, tokens, lengths, y, w, step, base_key)
+        params, opt_state, grad_norm = self.apply_step(params, opt_state, grads)
+        return params, opt_state, loss, grad_norm
 
     def compiled_programs(self) -> int:
-        return self.train_step._cache_size() + self.predict_chunk._cache_size()
+        return sum(f._cache_size() for f in (self.forward_chunk, self.head_step, self.backward_chunk,
+                                             self.apply_step, self.predict_chunk))
 
 
 def predict(steps: Steps, params, seqs: Ragged, max_len: int) -> np.ndarray:
     """Scores for every text of ``seqs``, in order (texts truncated to ``max_len`` tokens)."""
-    out = None
-    for rows, tokens, lengths in eval_batches(seqs, max_len, steps.eval_batch, EVAL_CHUNK):
+    out, c = None, steps.chunk
+    for rows, tokens, lengths in eval_batches(seqs, max_len, steps.eval_batch, c):
         states = steps.blank_states
-        for start in range(0, tokens.shape[1], EVAL_CHUNK):
-            remaining = np.clip(lengths - start, 0, EVAL_CHUNK).astype(np.int32)
-            states, scores = steps.predict_chunk(params, states, tokens[:, start:start + EVAL_CHUNK], remaining,
+        for start in range(0, tokens.shape[1], c):
+            remaining = np.clip(lengths - start, 0, c).astype(np.int32)
+            states, scores = steps.predict_chunk(params, states, tokens[:, start:start + c], remaining,
                                                  np.bool_(start == 0))
         scores = np.asarray(scores)
         if out is None:
