@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from tqdm import tqdm
 from .config import Config
 from .datasets import Task
 from .errors import RnnbenchError
-from .experiment import MODEL_KINDS, load_corpus, subsets_for, train_one
+from .experiment import MODEL_KINDS, load_corpus, run_summary, subsets_for, train_one
 from .fileio import atomic_write_json, atomic_write_text
 from .metrics import primary
 
@@ -66,6 +67,8 @@ def run_compare(cfg: Config, force: bool = False, progress: bool = True) -> dict
         counts["skipped" if out.skipped else "done"] += 1
         counts["failed"] += out.result["status"] != "ok"
         rows.append(_row(out.result, out.run.path))
+        if progress and bar.disable:  # output is not a terminal: one line per run instead of a bar
+            print(f"[{len(rows)}/{len(jobs)}] {run_summary(out.result, out.skipped)}", file=sys.stderr, flush=True)
     bar.close()
     return write_outputs(cfg, corpus.task, rows)
 

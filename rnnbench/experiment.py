@@ -94,6 +94,18 @@ class Outcome:
     skipped: bool
 
 
+def run_summary(result: dict, skipped: bool) -> str:
+    """One line for a finished run (for logs where no progress bar shows): what, how it went, how long."""
+    what = f"{result.get('model', '?')} size {result.get('size', 'all')} seed {result.get('seed', '?')}"
+    if result.get("status") != "ok":
+        return f"{what}: failed ({result.get('reason', 'unknown reason')})"
+    metrics = result.get("metrics") or {}
+    metric = next((k for k in ("accuracy", "rmse") if k in metrics), next(iter(metrics), None))
+    fit = (result.get("timings") or {}).get("fit", float("nan"))
+    score = f"test {metric} {metrics[metric]:.4f}, " if metric else ""
+    return f"{what}: {score}fit {fit:.0f} s" + (" (finished earlier)" if skipped else "")
+
+
 def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None = None, force: bool = False,
               progress: bool = True, corpus: Corpus | None = None) -> Outcome:
     """Train and score one model on one size and seed, through the run store."""

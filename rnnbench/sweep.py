@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from tqdm import tqdm
 
 from .config import Config, from_dict
 from .errors import RnnbenchError
-from .experiment import MODEL_KINDS, default_size, load_corpus, subsets_for, train_one
+from .experiment import MODEL_KINDS, default_size, load_corpus, run_summary, subsets_for, train_one
 from .fileio import atomic_write_text, read_jsonl
 from .runs import Run
 
@@ -193,6 +194,9 @@ def run_sweep(cfg: Config, workers: int = 1, force: bool = False, progress: bool
         counts["failed"] += out["result"].get("status") != "ok"
         bar.set_postfix(**counts)
         bar.update(1)
+        if progress and bar.disable:  # output is not a terminal: one line per run instead of a bar
+            done = sum(o is not None for o in outcomes)
+            print(f"[{done}/{len(jobs)}] {run_summary(out['result'], out['skipped'])}", file=sys.stderr, flush=True)
     bar.close()
     return write_outputs(cfg, runs, outcomes)
 

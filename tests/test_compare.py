@@ -52,6 +52,10 @@ def test_compare_writes_tables_and_plots_and_resumes(tmp_path):
     again = compare(cfg)  # everything is finished: all runs skipped, same table
     assert again.exit_code == 0 and (out / "crossover.csv").read_text() == before
     assert sum(1 for p in (out / "runs").iterdir()) == 8
+    # not a terminal: no bar, but one line per run (here all finished earlier)
+    lines = [x for x in again.stderr.splitlines() if x.startswith("[")]
+    assert len(lines) == 8 and lines[-1].startswith("[8/8] ") and all("finished earlier" in x for x in lines)
+    assert sum(" test accuracy 0." in x for x in lines) == 8
 
 
 def test_failed_runs_are_reported_not_fatal(tmp_path):

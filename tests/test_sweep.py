@@ -66,6 +66,9 @@ def test_sweep_outputs_dry_run_and_skip(tmp_path):
     assert (out / "plot1-train_loss-vs-step.png").read_bytes()[:4] == b"\x89PNG"
     assert "| rnn.cell |" in (out / "sweep.md").read_text()
     assert "4 runs: 4 finished, 0 to run" in sweep(cfg, "--dry-run").output
+    lines = [x for x in r.stderr.splitlines() if x.startswith("[")]  # no terminal: one line per run
+    assert sorted(x[:5] for x in lines) == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert all(" rnn size " in x and "test accuracy" in x for x in lines)
 
 
 def test_parallel_workers_give_the_same_table(tmp_path):
