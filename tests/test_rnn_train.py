@@ -183,3 +183,20 @@ def test_compiled_programs_are_bounded_by_jax_compile_log(caplog):
     assert len(model.boundaries) > 5 and all(b % cfg.rnn.chunk == 0 for b in model.boundaries)
     assert sorted(m.split("(")[1].split(")")[0] for m in compiled) == sorted(names)  # each compiled once
     assert len(compiled) == model.info_["compiled_programs"]
+
+
+def test_a_run_resumed_at_its_last_checkpoint_reports_the_programs_its_training_compiled(tmp_path):
+    from rnnbench.config import Config
+    from rnnbench.datasets import Split
+    from rnnbench.rnn.model_api import RNNClassifier
+    from rnnbench.synthetic import generate
+
+    texts, y = generate(300, seed=5, mean_tokens=30)
+    cfg = Config().replace(**{"rnn.embed_dim": 8, "rnn.hidden_dim": 8, "rnn.epochs": 1, "rnn.batch_size": 32})
+    train_split, val = Split(texts[:250], y[:250]), Split(texts[250:], y[250:])
+    first = RNNClassifier(cfg, Task("sentiment", "binary", 2), seed=0).fit(train_split, val, run_dir=tmp_path,
+                                                                          progress=False)
+    again = RNNClassifier(cfg, Task("sentiment", "binary", 2), seed=0).fit(train_split, val, run_dir=tmp_path,
+                                                                          progress=False)
+    assert again.chosen_["steps"] == first.chosen_["steps"]  # nothing left to train: restored, not rerun
+    assert again.chosen_["compiled_programs"] == first.chosen_["compiled_programs"] >= 4

@@ -215,6 +215,7 @@ class TrainState:
     best_metric: float | None = None
     best_epoch: int = -1
     bad_evals: int = 0
+    compiled_programs: int = 0  # the most programs any process of this run compiled
 
 
 def _checkpointer(run_dir: Path):
@@ -306,13 +307,14 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
             log({"event": "epoch", "epoch": state.epoch, "step": state.step, "train_loss_epoch": epoch_loss,
                  "tokens_per_s": epoch_tokens / max(time.perf_counter() - t_epoch, 1e-9)})
         stop = evaluate_now(float(state.epoch))  # every epoch ends with an evaluation
+        state.compiled_programs = max(state.compiled_programs, steps.compiled_programs())
         if manager is not None:
             _save(manager, params, opt_state, best_params, state)
     if manager is not None:
         manager.wait_until_finished()
         manager.close()
     info.update(epochs=state.epoch, steps=state.step, best_epoch=state.best_epoch,
-                compiled_programs=steps.compiled_programs(), train_seconds=time.perf_counter() - t_start)
+                compiled_programs=max(state.compiled_programs, steps.compiled_programs()), train_seconds=time.perf_counter() - t_start)
     return steps, best_params, state, info
 
 
@@ -324,7 +326,8 @@ def _tree(params, opt_state, best_params, state: TrainState) -> dict:
             "meta": {"epoch": np.array(state.epoch, np.int64), "step": np.array(state.step, np.int64),
                      "best_metric": np.array(np.nan if state.best_metric is None else state.best_metric, np.float64),
                      "best_epoch": np.array(state.best_epoch, np.float64),
-                     "bad_evals": np.array(state.bad_evals, np.int64)}}
+                     "bad_evals": np.array(state.bad_evals, np.int64),
+                     "compiled_programs": np.array(state.compiled_programs, np.int64)}}
 
 
 def _save(manager, params, opt_state, best_params, state: TrainState) -> None:
@@ -343,7 +346,7 @@ def _restore(manager, params, opt_state, best_params):
     best = float(meta["best_metric"])
     state = TrainState(epoch=int(meta["epoch"]), step=int(meta["step"]),
                        best_metric=None if math.isnan(best) else best, best_epoch=float(meta["best_epoch"]),
-                       bad_evals=int(meta["bad_evals"]))
+                       bad_evals=int(meta["bad_evals"]), compiled_programs=int(meta["compiled_programs"]))
     return tree["params"], tree["opt_state"], jax.device_get(tree["best_params"]), state
 
 
