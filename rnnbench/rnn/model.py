@@ -68,12 +68,11 @@ class Recurrent(nnx.Module):
         hs = simple_recurrence(wh, bh, xg, mask, state[0], self.unroll, self.dtype)
         return hs, [hs[-1]]
 
-    def __call__(self, x: jax.Array, mask: jax.Array, reference: bool = False) -> jax.Array:
-        init = self.initial_state(x.shape[1])
-        if reference:  # JAX's own derivative of the plain scan: what the hand-written backwards are tested against
-            return scan_recurrence(self.cell, self.wh[...], self.bh[...], self._project(x), mask, init, self.gate,
-                                   self.unroll, self.dtype)
-        return self.advance(x, mask, init)[0]
+    def reference(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+        """All hidden states from the initial state by JAX's plain scan, differentiated by JAX itself:
+        the oracle that the hand-written backwards and the chunked trainer are tested against."""
+        return scan_recurrence(self.cell, self.wh[...], self.bh[...], self._project(x), mask,
+                               self.initial_state(x.shape[1]), self.gate, self.unroll, self.dtype)
 
 
 class SequenceModel(nnx.Module):
@@ -86,21 +85,16 @@ class SequenceModel(nnx.Module):
         self.layers = nnx.List([Recurrent(cfg.cell, dims[i], dims[i + 1], cfg, rngs=rngs) for i in range(cfg.layers)])
         self.head = nnx.Linear(cfg.hidden_dim, n_out, rngs=rngs)
 
-    def __call__(self, tokens: jax.Array, lengths: jax.Array, dropout_key: jax.Array | None = None,
-                 reference: bool = False) -> jax.Array:
-        """Outputs ``(B, n_out)`` for ``tokens`` ``(B, T)`` right-padded to ``lengths``."""
-        b, t = tokens.shape
+    def __call__(self, tokens: jax.Array, lengths: jax.Array, reference: bool = False) -> jax.Array:
+        """Outputs ``(B, n_out)`` for ``tokens`` ``(B, T)`` right-padded to ``lengths``, in one pass
+        (no dropout). ``reference``: the layers run :meth:`Recurrent.reference` instead."""
         x = self.embed(tokens.T)  # (T, B, E): time-major from the start, no transpose of activations
-        mask = (jnp.arange(t)[:, None] < lengths[None, :]).astype(jnp.float32)[..., None]
-        keys = list(jax.random.split(dropout_key, len(self.layers) + 1)) if dropout_key is not None else None
-        for i, layer in enumerate(self.layers):
-            x = layer(x, mask, reference=reference)
-            if keys is not None and self.dropout > 0 and i < len(self.layers) - 1:
-                x = _dropout(x, self.dropout, keys[i])
-        h = x[-1]  # states are frozen after each text's end, so this is each text's last real state
-        if keys is not None and self.dropout > 0:
-            h = _dropout(h, self.dropout, keys[-1])
-        return self.head(h)
+        if not reference:
+            return self.output(self.advance(x, lengths, self.initial_states(tokens.shape[0])))
+        mask = (jnp.arange(tokens.shape[1])[:, None] < lengths[None, :]).astype(jnp.float32)[..., None]
+        for layer in self.layers:
+            x = layer.reference(x, mask)
+        return self.head(x[-1])  # states are frozen after each text's end: x[-1] is its last real state
 
     def initial_states(self, b: int) -> list[list[jax.Array]]:
         return [layer.initial_state(b) for layer in self.layers]

@@ -1,8 +1,9 @@
 """The training loop: jit-compiled pure steps, early stopping, orbax checkpoints, resume.
 
-The model is split once (``nnx.split``) into a graph definition and a parameter pytree; the train
-and predict steps are plain ``jax.jit`` functions of that pytree, so nothing re-walks the object
-graph per step. The learning rate is an injected optax hyper-parameter (a runtime value, not a
+The model is split once (``nnx.split``) into a graph definition and a parameter pytree; the
+compiled programs (see :class:`Steps`) are plain ``jax.jit`` functions of that pytree, so nothing
+re-walks the object graph per step. Batches are read in chunks of time steps, so the same programs
+serve every text length. The learning rate is an injected optax hyper-parameter (a runtime value, not a
 compile-time constant). Data order and dropout keys are functions of (seed, epoch, step), so a run
 resumed from a checkpoint continues exactly as an uninterrupted one would; checkpoints hold
 parameters and optimizer state, never RNG state.
@@ -87,8 +88,8 @@ class Steps:
     advances the states over one chunk and returns its pullback (``jax.vjp``'s residuals, a pytree);
     ``head_step`` gives the loss and its gradient at the final states; ``backward_chunk`` walks the
     pullbacks back to the first chunk, accumulating the gradient (full backpropagation through time:
-    no truncation); ``apply_step`` clips and applies it. Four programs serve every text length, so
-    length buckets can be as fine as the chunk and padding stays small.
+    no truncation); ``apply_step`` clips and applies it. These four (and ``predict_chunk`` for
+    evaluation) serve every text length, so length buckets can be as fine as the chunk.
     """
 
     def __init__(self, model: SequenceModel, cfg: RnnConfig, task: Task, seed: int):
@@ -314,7 +315,8 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
         manager.wait_until_finished()
         manager.close()
     info.update(epochs=state.epoch, steps=state.step, best_epoch=state.best_epoch,
-                compiled_programs=max(state.compiled_programs, steps.compiled_programs()), train_seconds=time.perf_counter() - t_start)
+                compiled_programs=max(state.compiled_programs, steps.compiled_programs()),
+                train_seconds=time.perf_counter() - t_start)
     return steps, best_params, state, info
 
 
