@@ -20,6 +20,7 @@ from .errors import RnnbenchError
 from .fileio import append_jsonl, atomic_write_json, atomic_write_text
 
 DONE = "DONE"
+RNN_ONLY_DATA_KEYS = ("max_len", "keep")
 
 
 def run_spec(cfg: Config, model: str, size: int, seed: int) -> dict:
@@ -31,6 +32,8 @@ def run_spec(cfg: Config, model: str, size: int, seed: int) -> dict:
             data[key] = str(Path(data[key]).expanduser().resolve())
     spec = {"model": model, "size": size, "seed": seed, "data": data}
     if model == "linear":
+        for key in RNN_ONLY_DATA_KEYS:  # the baseline reads every text whole
+            data.pop(key)
         spec["linear"] = cfg.to_dict()["linear"]
     else:
         spec["rnn"] = cfg.to_dict()["rnn"]

@@ -134,3 +134,12 @@ def test_run_directory_does_not_depend_on_how_the_data_path_is_spelled(tmp_path,
     assert Run.for_config(absolute, "rnn", 100, 0).path == Run.for_config(relative, "rnn", 100, 0).path
     other = load_config(None, ["data.path=../other.csv"])
     assert Run.for_config(other, "rnn", 100, 0).path != Run.for_config(relative, "rnn", 100, 0).path
+
+
+def test_how_much_of_a_text_the_rnn_reads_does_not_rerun_the_baseline():
+    from rnnbench.config import load_config
+    from rnnbench.runs import Run
+
+    short, long = load_config(None, ["data.max_len=100"]), load_config(None, ["data.max_len=1000", "data.keep=last"])
+    assert Run.for_config(short, "linear", 100, 0).path == Run.for_config(long, "linear", 100, 0).path
+    assert Run.for_config(short, "rnn", 100, 0).path != Run.for_config(long, "rnn", 100, 0).path
