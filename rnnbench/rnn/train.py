@@ -95,7 +95,7 @@ class Steps:
     def __init__(self, model: SequenceModel, cfg: RnnConfig, task: Task, seed: int):
         self.graphdef, self.params = nnx.split(model, nnx.Param)
         self.tx = make_optimizer(cfg)
-        self.task, self.dropout, self.chunk = task, cfg.dropout, cfg.chunk
+        self.task, self.chunk = task, cfg.chunk
         self.base_key = jax.random.key_data(jax.random.key(seed))  # an argument, not a compiled constant
         graphdef, dropout = self.graphdef, cfg.dropout > 0
 
@@ -148,14 +148,11 @@ class Steps:
         self.apply_step = jax.jit(apply_step, donate_argnums=(0, 1))
         self.predict_chunk = jax.jit(predict_chunk)
         self.eval_batch = 4 * cfg.batch_size  # no backward pass to hold in memory: wider batches
-        # placeholders of the states' shapes (replaced in the program on a text's first chunk); device
-        # arrays, like the states each call returns, so the first chunk hits the same program
         self._blank = {}
-        self.blank_states = self.blank(self.eval_batch)
-        self.blank(cfg.batch_size)
 
     def blank(self, batch: int):
-        """Zero states for ``batch`` texts: placeholders, replaced in the program on a first chunk."""
+        """Zero states for ``batch`` texts: placeholders, replaced in the program on a text's first
+        chunk; device arrays, like the states each call returns, so the first chunk hits the same program."""
         if batch not in self._blank:
             shapes = jax.eval_shape(lambda p: nnx.merge(self.graphdef, p).initial_states(batch), self.params)
             self._blank[batch] = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
@@ -194,7 +191,7 @@ def predict(steps: Steps, params, seqs: Ragged, max_len: int) -> np.ndarray:
     """Scores for every text of ``seqs``, in order (texts truncated to ``max_len`` tokens)."""
     out, c = None, steps.chunk
     for rows, tokens, lengths in eval_batches(seqs, max_len, steps.eval_batch, c):
-        states = steps.blank_states
+        states = steps.blank(steps.eval_batch)
         for start in range(0, tokens.shape[1], c):
             remaining = np.clip(lengths - start, 0, c).astype(np.int32)
             states, scores = steps.predict_chunk(params, states, tokens[:, start:start + c], remaining,
