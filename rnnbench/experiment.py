@@ -13,7 +13,7 @@ from .config import Config, config_hash
 from .datasets import Corpus, load
 from .errors import RnnbenchError
 from .metrics import evaluate
-from .runs import Run
+from .runs import RNN_ONLY_DATA_KEYS, Run
 from .subsets import Subsets, make_subsets
 
 MODEL_KINDS = ("linear", "rnn")
@@ -25,8 +25,8 @@ _CORPORA: dict[str, Corpus] = {}
 def load_corpus(cfg: Config) -> Corpus:
     """Load the config's data set (cached in-process: a compare or sweep loads it once)."""
     d = cfg.data
-    key = config_hash({k: v for k, v in cfg.to_dict()["data"].items() if k not in ("sizes", "val_fraction",
-                                                                                     "val_max", "max_len", "keep")})
+    split_only = ("sizes", "val_fraction", "val_max", *RNN_ONLY_DATA_KEYS)  # they do not change what is loaded
+    key = config_hash({k: v for k, v in cfg.to_dict()["data"].items() if k not in split_only})
     if key not in _CORPORA:
         if len(_CORPORA) >= 2:
             _CORPORA.clear()

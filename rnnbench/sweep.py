@@ -195,8 +195,7 @@ def run_sweep(cfg: Config, workers: int = 1, force: bool = False, progress: bool
         bar.set_postfix(**counts)
         bar.update(1)
         if progress and bar.disable:  # output is not a terminal: one line per run instead of a bar
-            done = sum(o is not None for o in outcomes)
-            print(f"[{done}/{len(jobs)}] {run_summary(out['result'], out['skipped'])}", file=sys.stderr, flush=True)
+            print(f"[{counts['done'] + counts['skipped']}/{len(jobs)}] {run_summary(out['result'], out['skipped'])}", file=sys.stderr, flush=True)
     bar.close()
     return write_outputs(cfg, runs, outcomes)
 
