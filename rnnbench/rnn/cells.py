@@ -58,6 +58,12 @@ def _mm(a, b, dtype):
     return jnp.dot(a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.float32)
 
 
+def _mm_t(a, b, dtype):
+    """``a @ b.T`` without materialising the transpose (``b`` is read as stored)."""
+    return lax.dot_general(a.astype(dtype), b.astype(dtype), (((1,), (1,)), ((), ())),
+                           preferred_element_type=jnp.float32)
+
+
 def _shifted(first, seq):
     """``(T, B, H)`` states one step back: ``first`` at t = 0, then ``seq[:-1]``."""
     return jnp.concatenate([first[None], seq[:-1]], axis=0)
@@ -106,7 +112,6 @@ def _gru_bwd(gate, unroll, dtype, saved, dhs):
     wh, hs, h0, mask, (z, r, n, ghn) = saved
     dact = GATES[gate][1]
     h_prev = _shifted(h0, hs)
-    wh_t = wh.T
 
     def step(carry, inp):
         dh_out, hp, z_t, r_t, n_t, ghn_t, m_t = inp
@@ -118,7 +123,7 @@ def _gru_bwd(gate, unroll, dtype, saved, dhs):
         dr_pre = dn_pre * ghn_t * dact(r_t)
         dxg = jnp.concatenate([dz_pre, dr_pre, dn_pre], axis=-1)
         dgh = jnp.concatenate([dz_pre, dr_pre, dn_pre * r_t], axis=-1)
-        dh_prev = (1.0 - m_t) * dh + dh_new * z_t + _mm(dgh, wh_t, dtype)
+        dh_prev = (1.0 - m_t) * dh + dh_new * z_t + _mm_t(dgh, wh, dtype)
         return dh_prev, (dxg, dgh)
 
     dh0, (dxg, dgh) = lax.scan(step, jnp.zeros_like(h0), (dhs, h_prev, z, r, n, ghn, mask),
@@ -172,7 +177,6 @@ def _lstm_bwd(gate, unroll, dtype, saved, cotangents):
     dact = GATES[gate][1]
     h_prev = _shifted(h0, hs)
     c_prev = _shifted(c0, cs)
-    wh_t = wh.T
 
     def step(carry, inp):
         dh_c, dc_c = carry
@@ -182,7 +186,7 @@ def _lstm_bwd(gate, unroll, dtype, saved, cotangents):
         dc_new = m_t * dc_c + dh_new * o_t * (1.0 - tc_t * tc_t)
         dg = jnp.concatenate([dc_new * u_t * dact(i_t), dc_new * cp * dact(f_t), dh_new * tc_t * dact(o_t),
                               dc_new * i_t * (1.0 - u_t * u_t)], axis=-1)
-        dh_prev = (1.0 - m_t) * dh + _mm(dg, wh_t, dtype)
+        dh_prev = (1.0 - m_t) * dh + _mm_t(dg, wh, dtype)
         dc_prev = (1.0 - m_t) * dc_c + dc_new * f_t
         return (dh_prev, dc_prev), dg
 
@@ -217,13 +221,12 @@ def _simple_fwd(wh, bh, xg, mask, h0, unroll, dtype):
 def _simple_bwd(unroll, dtype, saved, dhs):
     wh, hs, h0, mask = saved
     h_prev = _shifted(h0, hs)
-    wh_t = wh.T
 
     def step(carry, inp):
         dh_out, h_t, m_t = inp
         dh = carry + dh_out
         dpre = m_t * dh * (1.0 - h_t * h_t)  # where m_t = 1, h_t is the new state tanh(...)
-        return (1.0 - m_t) * dh + _mm(dpre, wh_t, dtype), dpre
+        return (1.0 - m_t) * dh + _mm_t(dpre, wh, dtype), dpre
 
     dh0, dpre = lax.scan(step, jnp.zeros_like(h0), (dhs, hs, mask), reverse=True, unroll=unroll)
     dwh, dbh = _recurrent_weight_grads(h_prev, dpre, dtype)
