@@ -6,6 +6,9 @@
 # Usage: RNNBENCH_SHARED_DATA=<folder with aclImdb_v1.tar.gz> OUT=<results folder> bash scripts/bench_gpu.sh
 # RNNBENCH_WHEELS=<folder of wheels>: installed (no network) when the machine's packages fail the smoke check.
 # DEADLINE=<seconds>: the whole script's budget; the IMDB runs get what the speed runs leave (less 25 s).
+# CHUNKS="16 64": the GRU's speed at each rnn.chunk (PyTorch timed at the first only; LSTM and simple RNN
+#   at the first only). GRU_CONFIGS / CONFIGS / CELLS: the BATCH:DTYPE[:UNROLL] shapes of the GRU, of the
+#   other cells, and which other cells ("" for none).
 # DRY_RUN=1: tiny shapes and a 300-example IMDB subset, to check the plumbing on a CPU in a minute or two.
 set -u
 OUT=${OUT:-runs/bench/gpu}
@@ -19,6 +22,9 @@ t0=$SECONDS
 log() { echo "[$((SECONDS - t0)) s] $*"; }
 shapes=(--steps 20) learn=(--set rnn.epochs=5)
 gru_configs=(64:float32 64:float32:8 256:bfloat16 512:bfloat16 512:bfloat16:8) configs=(64:float32 256:bfloat16 512:bfloat16)
+[ -n "${GRU_CONFIGS:-}" ] && read -r -a gru_configs <<<"$GRU_CONFIGS"
+[ -n "${CONFIGS:-}" ] && read -r -a configs <<<"$CONFIGS"
+read -r -a cells <<<"${CELLS-lstm simple}"
 if [ -n "${DRY_RUN:-}" ]; then
   shapes=(--steps 2 --embed 16 --hidden 32 --tokens 20) gru_configs=(8:float32 8:bfloat16:4) configs=(8:float32)
   learn=(--size 300 --set rnn.epochs=1 --set rnn.embed_dim=16 --set rnn.hidden_dim=16 --set data.val_max=100)
@@ -41,9 +47,14 @@ if ! smoke; then
 fi
 
 log "speed"
-[ -z "${SKIP_SPEED:-}" ] && { timeout 150 $py scripts/bench_rnn.py --cell gru "${shapes[@]}" --config "${gru_configs[@]}" 2>&1
-  for cell in lstm simple; do
-    timeout 100 $py scripts/bench_rnn.py --cell $cell "${shapes[@]}" --config "${configs[@]}" 2>&1
+read -r -a chunks <<<"${CHUNKS:-16}"
+[ -z "${SKIP_SPEED:-}" ] && { torch=()
+  for chunk in "${chunks[@]}"; do
+    timeout 150 $py scripts/bench_rnn.py --cell gru --chunk "$chunk" "${shapes[@]}" --config "${gru_configs[@]}" "${torch[@]}" 2>&1
+    torch=(--no-torch)
+  done
+  for cell in "${cells[@]}"; do
+    timeout 100 $py scripts/bench_rnn.py --cell $cell --chunk "${chunks[0]}" "${shapes[@]}" --config "${configs[@]}" 2>&1
   done
 } | tee "$OUT/speed.log"
 

@@ -150,7 +150,7 @@ def main():
                    "ratio_vs_torch": round(ours / torch_tok, 3) if torch_tok else None,
                    "ratio_vs_matmul": round(ours / matmul_tok, 3)}
         if len(configs) > 1:
-            figures.update(batch=batch, dtype=dtype, unroll=unroll)
+            figures.update(batch=batch, dtype=dtype, unroll=unroll, chunk=args.chunk)
         emit(figures)
 
 
