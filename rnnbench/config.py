@@ -98,6 +98,8 @@ class RnnConfig:
     dropout: float = _opt(0.0, min=0.0, max=0.95)
     optimizer: Literal["sgd", "momentum", "nag", "adagrad", "adadelta", "rmsprop", "adam"] = "adam"
     learning_rate: float = _opt(1e-3, min=0.0)
+    lr_decay: float = _opt(1.0, min=0.0, max=1.0)  # the learning rate is multiplied by this after each epoch
+    ema: float = _opt(0.0, min=0.0, max=0.9999)  # >0: validate, keep and test a moving average of the weights
     momentum: float = _opt(0.9, min=0.0, max=1.0)
     clip_norm: float | None = _opt(5.0, min=0.0)  # global-norm clipping; null disables
     batch_size: int = _opt(64, min=1)

@@ -200,3 +200,46 @@ def test_a_run_resumed_at_its_last_checkpoint_reports_the_programs_its_training_
                                                                           progress=False)
     assert again.chosen_["steps"] == first.chosen_["steps"]  # nothing left to train: restored, not rerun
     assert again.chosen_["compiled_programs"] == first.chosen_["compiled_programs"] >= 4
+
+
+def _small_fit(tmp_path, run_dir, **rnn):
+    from rnnbench.config import Config
+    from rnnbench.datasets import Split
+    from rnnbench.rnn.model_api import RNNClassifier
+    from rnnbench.synthetic import generate
+
+    texts, y = generate(300, seed=5, mean_tokens=30)
+    overrides = {"rnn.embed_dim": 8, "rnn.hidden_dim": 8, "rnn.batch_size": 32, "rnn.patience": 10,
+                 "rnn.learning_rate": 0.01, **{f"rnn.{k}": v for k, v in rnn.items()}}
+    model = RNNClassifier(Config().replace(**overrides), Task("sentiment", "binary", 2), seed=0)
+    model.fit(Split(texts[:250], y[:250]), Split(texts[250:], y[250:]), run_dir=run_dir, progress=False)
+    return model, texts[250:]
+
+
+def test_learning_rate_decays_after_each_epoch(tmp_path):
+    """lr_decay 0: the second epoch's updates are all zero, so its validation score repeats the first's."""
+    r, run_dir = train(rnn_config(tmp_path, rnn={"epochs": 3, "lr_decay": 0.0, "patience": 10}))
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in open(f"{run_dir}/metrics.jsonl")]
+    assert [x["learning_rate"] for x in rows if x.get("event") == "epoch"] == [0.01, 0.0, 0.0]
+    evals = [x["val_metric"] for x in rows if x.get("event") == "eval"]
+    assert len(evals) == 3 and evals[1] == evals[2] == evals[0]
+    _, halved = train(rnn_config(tmp_path, "half.yaml", rnn={"epochs": 3, "lr_decay": 0.5, "patience": 10}))
+    lrs = [json.loads(line).get("learning_rate") for line in open(f"{halved}/metrics.jsonl")]
+    assert [x for x in lrs if x is not None] == [0.01, 0.005, 0.0025]
+
+
+def test_weight_average_is_what_is_validated_kept_and_resumed(tmp_path):
+    """rnn.ema: the moving average (not the last weights) is validated and kept, and it is checkpointed,
+    so a run stopped after one epoch and resumed for a second equals a two-epoch run."""
+    plain, texts = _small_fit(tmp_path, None, epochs=2)
+    averaged, _ = _small_fit(tmp_path, None, epochs=2, ema=0.9)
+    assert not np.allclose(plain.predict_scores(texts), averaged.predict_scores(texts))
+    _small_fit(tmp_path, tmp_path / "run", epochs=1, ema=0.9)
+    resumed, _ = _small_fit(tmp_path, tmp_path / "run", epochs=2, ema=0.9)
+    np.testing.assert_array_equal(resumed.predict_scores(texts), averaged.predict_scores(texts))
+    steps = Steps(SequenceModel(30, 1, RnnConfig(embed_dim=4, hidden_dim=4, ema=0.75), rngs=nnx.Rngs(0)),
+                  RnnConfig(embed_dim=4, hidden_dim=4, ema=0.75), Task("t", "binary", 2), 0)
+    ones = jax.tree.map(jax.numpy.ones_like, steps.params)
+    avg = steps.average(jax.tree.map(jax.numpy.zeros_like, steps.params), ones)
+    assert all(np.allclose(leaf, 0.25) for leaf in jax.tree.leaves(avg))

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax import lax
 from tqdm import tqdm
 
 from ..config import RnnConfig
@@ -104,7 +105,14 @@ class Steps:
                 return None
             return jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(base_key), step), part)
 
-        def forward_chunk(params, states, tokens, remaining, first, base_key, step, index):
+        def chunk_tokens(batch_tokens, index):
+            """Chunk ``index`` of a batch that sits on the device whole (no host copy per call)."""
+            return lax.dynamic_slice_in_dim(batch_tokens, index * self.chunk, self.chunk, axis=1)
+
+        def forward_chunk(params, states, batch_tokens, lengths, index, base_key, step):
+            tokens = chunk_tokens(batch_tokens, index)
+            remaining = jnp.clip(lengths - index * self.chunk, 0, self.chunk)  # real tokens of each text
+            first = index == 0
             x = nnx.merge(graphdef, params).embed(tokens.T)  # its gradient is a scatter in backward_chunk
 
             def advance(p, s, x):
@@ -122,7 +130,8 @@ class Steps:
             loss, (grads, d_states) = jax.value_and_grad(objective, argnums=(0, 1))(params, states)
             return loss, grads, d_states
 
-        def backward_chunk(pullback, d_states, grads, tokens):
+        def backward_chunk(pullback, d_states, grads, batch_tokens, index):
+            tokens = chunk_tokens(batch_tokens, index)
             d_params, d_states, dx = pullback(d_states)
 
             def add(path, g, d):
@@ -135,6 +144,9 @@ class Steps:
             updates, opt_state = self.tx.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, grad_norm
 
+        def average(ema_params, params):
+            return jax.tree.map(lambda e, p: e + (1.0 - cfg.ema) * (p - e), ema_params, params)
+
         def predict_chunk(params, states, tokens, remaining, first):
             model = nnx.merge(graphdef, params)
             init = model.initial_states(tokens.shape[0])
@@ -146,9 +158,11 @@ class Steps:
         self.head_step = jax.jit(head_step)
         self.backward_chunk = jax.jit(backward_chunk, donate_argnums=(2,))
         self.apply_step = jax.jit(apply_step, donate_argnums=(0, 1))
+        self.average = jax.jit(average, donate_argnums=(0,))  # rnn.ema: the weights' moving average
         self.predict_chunk = jax.jit(predict_chunk)
         self.eval_batch = 4 * cfg.batch_size  # no backward pass to hold in memory: wider batches
-        self._blank = {}
+        self.width = 0  # training batches are padded to at least this many tokens (fit: the widest bucket)
+        self._blank, self._index = {}, []
 
     def blank(self, batch: int):
         """Zero states for ``batch`` texts: placeholders, replaced in the program on a text's first
@@ -159,22 +173,32 @@ class Steps:
         return self._blank[batch]
 
     def gradients(self, params, tokens, lengths, y, w, step, base_key):
-        """Loss and gradient on a batch ``tokens`` ``(B, T)``, the batch read chunk by chunk."""
+        """Loss and gradient on a batch ``tokens`` ``(B, T)``, the batch read chunk by chunk.
+
+        The batch goes to the device once, padded to ``width`` tokens (so every batch has one shape and
+        the programs compile once), and each program slices its chunk out there: no host-to-device
+        copy per call. Chunks after the batch's longest text are not read (they would change nothing).
+        """
         c = self.chunk
-        width = -(-tokens.shape[1] // c) * c
+        width = max(self.width, -(-tokens.shape[1] // c) * c)
         if width != tokens.shape[1]:
             tokens = np.pad(tokens, ((0, 0), (0, width - tokens.shape[1])))
-        step = np.int32(step)
+        n_chunks = max(1, -(-int(lengths.max()) // c))
+        tokens, lengths, step = jax.device_put((tokens, lengths, np.int32(step)))
         states, pullbacks = self.blank(tokens.shape[0]), []
-        for i, start in enumerate(range(0, width, c)):
-            remaining = np.clip(lengths - start, 0, c).astype(np.int32)
-            states, pullback = self.forward_chunk(params, states, tokens[:, start:start + c], remaining,
-                                                  np.bool_(i == 0), base_key, step, np.int32(i))
+        for i in range(n_chunks):
+            states, pullback = self.forward_chunk(params, states, tokens, lengths, self.index(i), base_key, step)
             pullbacks.append(pullback)
         loss, grads, d_states = self.head_step(params, states, y, w, base_key, step)
-        for i in range(len(pullbacks) - 1, -1, -1):  # popped: each chunk's residuals are freed once used
-            grads, d_states = self.backward_chunk(pullbacks.pop(), d_states, grads, tokens[:, i * c:(i + 1) * c])
+        for i in range(n_chunks - 1, -1, -1):  # popped: each chunk's residuals are freed once used
+            grads, d_states = self.backward_chunk(pullbacks.pop(), d_states, grads, tokens, self.index(i))
         return loss, grads
+
+    def index(self, i: int) -> jax.Array:
+        """Chunk index ``i`` as a device scalar, made once (a program argument, not a per-call copy)."""
+        while len(self._index) <= i:
+            self._index.append(jax.device_put(np.int32(len(self._index))))
+        return self._index[i]
 
     def train_step(self, params, opt_state, tokens, lengths, y, w, step, base_key):
         """One update: (params, opt_state, loss, gradient norm). Donates ``params`` and ``opt_state``."""
@@ -184,7 +208,7 @@ class Steps:
 
     def compiled_programs(self) -> int:
         return sum(f._cache_size() for f in (self.forward_chunk, self.head_step, self.backward_chunk,
-                                             self.apply_step, self.predict_chunk))
+                                             self.apply_step, self.predict_chunk, self.average))
 
 
 def predict(steps: Steps, params, seqs: Ragged, max_len: int) -> np.ndarray:
@@ -227,14 +251,17 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
         seed: int, run_dir: Path | None = None, log=None, progress: bool = True, y_scale=(0.0, 1.0)):
     """Train with early stopping on the validation metric; returns (steps, best params, state, info)."""
     steps = Steps(model, cfg, task, seed)
+    steps.width = int(train.boundaries[-1])  # every training batch one shape: one set of programs
     params = steps.params
     opt_state = steps.tx.init(params)
     best_params = jax.device_get(params)
+    ema_params = jax.tree.map(jnp.copy, params) if cfg.ema else None  # the average starts at the initial weights
     state = TrainState()
     metric, _ = primary(task)
     manager = _checkpointer(run_dir) if run_dir is not None else None
     if manager is not None and manager.latest_step() is not None:
-        params, opt_state, best_params, state = _restore(manager, params, opt_state, best_params)
+        params, opt_state, best_params, state, ema_params = _restore(manager, params, opt_state, best_params,
+                                                                     ema_params)
         _truncate_metrics(run_dir, state.step)
         if log:
             log({"event": "resumed", "epoch": state.epoch, "step": state.step})
@@ -248,7 +275,8 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
 
     def evaluate_now(epoch_float: float):
         nonlocal best_params
-        scores = predict(steps, params, val, train.max_len)
+        weights = params if ema_params is None else ema_params
+        scores = predict(steps, weights, val, train.max_len)
         if task.is_regression:
             scores = scores * y_scale[1] + y_scale[0]
         val_metrics = evaluate(task, val_y, scores)
@@ -257,7 +285,7 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
             raise FloatingPointError(f"validation {metric} is {score} at step {state.step}")
         if is_better(task, score, state.best_metric):
             state.best_metric, state.best_epoch, state.bad_evals = score, epoch_float, 0
-            best_params = jax.device_get(params)
+            best_params = jax.device_get(weights)
         else:
             state.bad_evals += 1
         record = {"event": "eval", "step": state.step, "epoch": epoch_float, **{f"val_{k}": v for k, v in val_metrics.items()},
@@ -268,6 +296,9 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
 
     while state.epoch < cfg.epochs and not stop:
         plan = train.epoch(seed, state.epoch)
+        lr = cfg.learning_rate * cfg.lr_decay ** state.epoch
+        if cfg.lr_decay != 1.0:  # a runtime value (inject_hyperparams): no recompile
+            opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
         bar = tqdm(total=len(plan), desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=None if progress else True, leave=False, dynamic_ncols=True)
         t_epoch, epoch_tokens, losses = time.perf_counter(), 0, []
@@ -275,6 +306,8 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
             batch = train.batch(idx, bucket)
             params, opt_state, loss, gnorm = steps.train_step(
                 params, opt_state, batch.tokens, batch.lengths, batch.y, batch.weight, state.step, steps.base_key)
+            if ema_params is not None:
+                ema_params = steps.average(ema_params, params)
             state.step += 1
             epoch_tokens += batch.real_tokens
             losses.append(loss)
@@ -303,11 +336,12 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
         epoch_loss = float(jnp.mean(jnp.stack(losses))) if losses else float("nan")
         if log:
             log({"event": "epoch", "epoch": state.epoch, "step": state.step, "train_loss_epoch": epoch_loss,
+                 "learning_rate": lr,
                  "tokens_per_s": epoch_tokens / max(time.perf_counter() - t_epoch, 1e-9)})
         stop = evaluate_now(float(state.epoch))  # every epoch ends with an evaluation
         state.compiled_programs = max(state.compiled_programs, steps.compiled_programs())
         if manager is not None:
-            _save(manager, params, opt_state, best_params, state)
+            _save(manager, params, opt_state, best_params, state, ema_params)
     if manager is not None:
         manager.wait_until_finished()
         manager.close()
@@ -320,8 +354,9 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
 # ----------------------------------------------------------------------------------------- checkpoints
 
 
-def _tree(params, opt_state, best_params, state: TrainState) -> dict:
-    return {"params": params, "opt_state": opt_state, "best_params": best_params,
+def _tree(params, opt_state, best_params, state: TrainState, ema_params=None) -> dict:
+    extra = {} if ema_params is None else {"ema_params": ema_params}
+    return {"params": params, "opt_state": opt_state, "best_params": best_params, **extra,
             "meta": {"epoch": np.array(state.epoch, np.int64), "step": np.array(state.step, np.int64),
                      "best_metric": np.array(np.nan if state.best_metric is None else state.best_metric, np.float64),
                      "best_epoch": np.array(state.best_epoch, np.float64),
@@ -329,24 +364,25 @@ def _tree(params, opt_state, best_params, state: TrainState) -> dict:
                      "compiled_programs": np.array(state.compiled_programs, np.int64)}}
 
 
-def _save(manager, params, opt_state, best_params, state: TrainState) -> None:
+def _save(manager, params, opt_state, best_params, state: TrainState, ema_params=None) -> None:
     import orbax.checkpoint as ocp
 
-    manager.save(state.step, args=ocp.args.StandardSave(_tree(params, opt_state, best_params, state)))
+    manager.save(state.step, args=ocp.args.StandardSave(_tree(params, opt_state, best_params, state, ema_params)))
     manager.wait_until_finished()  # orbax writes asynchronously: a checkpoint counts once it is whole
 
 
-def _restore(manager, params, opt_state, best_params):
+def _restore(manager, params, opt_state, best_params, ema_params=None):
     import orbax.checkpoint as ocp
 
-    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _tree(params, opt_state, best_params, TrainState()))
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct,
+                          _tree(params, opt_state, best_params, TrainState(), ema_params))
     tree = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(target))
     meta = tree["meta"]
     best = float(meta["best_metric"])
     state = TrainState(epoch=int(meta["epoch"]), step=int(meta["step"]),
                        best_metric=None if math.isnan(best) else best, best_epoch=float(meta["best_epoch"]),
                        bad_evals=int(meta["bad_evals"]), compiled_programs=int(meta["compiled_programs"]))
-    return tree["params"], tree["opt_state"], jax.device_get(tree["best_params"]), state
+    return tree["params"], tree["opt_state"], jax.device_get(tree["best_params"]), state, tree.get("ema_params")
 
 
 def _truncate_metrics(run_dir: Path, step: int) -> None:
