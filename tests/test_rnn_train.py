@@ -202,7 +202,7 @@ def test_a_run_resumed_at_its_last_checkpoint_reports_the_programs_its_training_
     assert again.chosen_["compiled_programs"] == first.chosen_["compiled_programs"] >= 4
 
 
-def _small_fit(tmp_path, run_dir, **rnn):
+def _small_fit(run_dir, **rnn):
     from rnnbench.config import Config
     from rnnbench.datasets import Split
     from rnnbench.rnn.model_api import RNNClassifier
@@ -232,14 +232,14 @@ def test_learning_rate_decays_after_each_epoch(tmp_path):
 def test_weight_average_is_what_is_validated_kept_and_resumed(tmp_path):
     """rnn.ema: the moving average (not the last weights) is validated and kept, and it is checkpointed,
     so a run stopped after one epoch and resumed for a second equals a two-epoch run."""
-    plain, texts = _small_fit(tmp_path, None, epochs=2)
-    averaged, _ = _small_fit(tmp_path, None, epochs=2, ema=0.9)
+    plain, texts = _small_fit(None, epochs=2)
+    averaged, _ = _small_fit(None, epochs=2, ema=0.9)
     assert not np.allclose(plain.predict_scores(texts), averaged.predict_scores(texts))
-    _small_fit(tmp_path, tmp_path / "run", epochs=1, ema=0.9)
-    resumed, _ = _small_fit(tmp_path, tmp_path / "run", epochs=2, ema=0.9)
+    _small_fit(tmp_path / "run", epochs=1, ema=0.9)
+    resumed, _ = _small_fit(tmp_path / "run", epochs=2, ema=0.9)
     np.testing.assert_array_equal(resumed.predict_scores(texts), averaged.predict_scores(texts))
-    steps = Steps(SequenceModel(30, 1, RnnConfig(embed_dim=4, hidden_dim=4, ema=0.75), rngs=nnx.Rngs(0)),
-                  RnnConfig(embed_dim=4, hidden_dim=4, ema=0.75), Task("t", "binary", 2), 0)
+    cfg = RnnConfig(embed_dim=4, hidden_dim=4, ema=0.75)
+    steps = Steps(SequenceModel(30, 1, cfg, rngs=nnx.Rngs(0)), cfg, Task("t", "binary", 2), 0)
     ones = jax.tree.map(jax.numpy.ones_like, steps.params)
     avg = steps.average(jax.tree.map(jax.numpy.zeros_like, steps.params), ones)
     assert all(np.allclose(leaf, 0.25) for leaf in jax.tree.leaves(avg))
