@@ -47,12 +47,7 @@ class Ragged:
         """The sequences at ``index``, in that order, as a new Ragged (vectorised gather)."""
         index = np.asarray(index, dtype=np.int64)
         starts = self.offsets[index]
-        lengths = self.offsets[index + 1] - starts
-        out_offsets = np.zeros(len(index) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=out_offsets[1:])
-        # position of every output token in the source array
-        src = np.repeat(starts - out_offsets[:-1], lengths) + np.arange(out_offsets[-1])
-        return Ragged(self.tokens[src], out_offsets)
+        return self._slices(starts, self.offsets[index + 1] - starts)
 
     def truncate(self, max_len: int, keep: str = "first") -> Ragged:
         """Every sequence cut to its first (``keep="first"``) or last ``max_len`` tokens."""
@@ -62,10 +57,14 @@ class Ragged:
         if lengths.size == 0 or lengths.max() <= max_len:
             return self
         kept = np.minimum(lengths, max_len)
-        starts = self.offsets[:-1] + (lengths - kept if keep == "last" else 0)
-        out_offsets = np.zeros(len(self) + 1, dtype=np.int64)
-        np.cumsum(kept, out=out_offsets[1:])
-        src = np.repeat(starts - out_offsets[:-1], kept) + np.arange(out_offsets[-1])
+        return self._slices(self.offsets[:-1] + (lengths - kept if keep == "last" else 0), kept)
+
+    def _slices(self, starts: np.ndarray, lengths: np.ndarray) -> Ragged:
+        """A new Ragged of the token runs ``tokens[starts[i] : starts[i] + lengths[i]]`` (one gather)."""
+        out_offsets = np.zeros(len(starts) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=out_offsets[1:])
+        # position of every output token in the source array
+        src = np.repeat(starts - out_offsets[:-1], lengths) + np.arange(out_offsets[-1])
         return Ragged(self.tokens[src], out_offsets)
 
     def to_padded(self, max_len: int, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
