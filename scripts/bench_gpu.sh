@@ -20,7 +20,7 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 XLA_PYTHON_
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/rnnbench-jax-cache}
 t0=$SECONDS
 log() { echo "[$((SECONDS - t0)) s] $*"; }
-shapes=(--steps 20) learn=(--set rnn.epochs=5)
+shapes=(--steps 10) learn=(--set rnn.epochs=5)
 gru_configs=(64:float32 64:float32:8 256:bfloat16 512:bfloat16 512:bfloat16:8) configs=(64:float32 256:bfloat16 512:bfloat16)
 [ -n "${GRU_CONFIGS:-}" ] && read -r -a gru_configs <<<"$GRU_CONFIGS"
 [ -n "${CONFIGS:-}" ] && read -r -a configs <<<"$CONFIGS"
@@ -50,11 +50,11 @@ log "speed"
 read -r -a chunks <<<"${CHUNKS:-16}"
 [ -z "${SKIP_SPEED:-}" ] && { torch=()
   for chunk in "${chunks[@]}"; do
-    timeout 150 $py scripts/bench_rnn.py --cell gru --chunk "$chunk" "${shapes[@]}" --config "${gru_configs[@]}" "${torch[@]}" 2>&1
+    timeout 200 $py scripts/bench_rnn.py --cell gru --chunk "$chunk" "${shapes[@]}" --config "${gru_configs[@]}" "${torch[@]}" 2>&1
     torch=(--no-torch)
   done
   for cell in "${cells[@]}"; do
-    timeout 100 $py scripts/bench_rnn.py --cell $cell --chunk "${chunks[0]}" "${shapes[@]}" --config "${configs[@]}" 2>&1
+    timeout 130 $py scripts/bench_rnn.py --cell $cell --chunk "${chunks[0]}" "${shapes[@]}" --config "${configs[@]}" 2>&1
   done
 } | tee "$OUT/speed.log"
 

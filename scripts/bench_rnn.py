@@ -9,12 +9,18 @@ Targets on CPU: >= 1.5x PyTorch and >= 0.8x the matmul rate.
 On a GPU, PyTorch runs on the GPU too (cuDNN), in the same dtype (bf16 through autocast), and the matmul
 rate is XLA's on the device. ``--config 64:float32 512:bfloat16 ...`` times several batch/dtype pairs in
 one process (one JSON line each; the last line is the last pair's).
+
+The three are timed in alternating rounds (``--rounds``: ours, PyTorch, the matmul, ours, ...), and each
+figure is the median over rounds, so a slow spell of a shared machine hits all three alike instead of
+whichever ran during it; the JSON line also gives the lowest and highest per-round ratio.
 """
 
 import argparse
 import os
+import statistics
 import sys
 import time
+from functools import partial
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 import jax  # noqa: E402
@@ -37,26 +43,32 @@ def flops_per_token(cell: str, e: int, h: int) -> float:
     return 3 * 2 * (e * g * h + h * g * h)  # forward + backward (2x) of both matmuls
 
 
-def time_ours(cell, e, h, b, t, steps, dtype, unroll, chunk) -> float:
+def ours_timer(cell, e, h, b, t, dtype, unroll, chunk):
+    """A function ``steps -> tokens/s`` that runs that many train steps of ours (compiled and warm)."""
     cfg = RnnConfig(cell=cell, embed_dim=e, hidden_dim=h, batch_size=b, dtype=dtype, unroll=unroll, chunk=chunk)
     task = Task("s", "binary", 2)
     s = Steps(SequenceModel(VOCAB, 1, cfg, rngs=nnx.Rngs(0)), cfg, task, 0)
-    params, opt = s.params, s.tx.init(s.params)
+    state = [s.params, s.tx.init(s.params), 0]
     rng = np.random.default_rng(0)
     tokens = rng.integers(2, VOCAB, (b, t)).astype(np.int32)
     lengths = np.full(b, t, np.int32)
     y, w = rng.integers(0, 2, b).astype(np.int64), np.ones(b, np.float32)
-    for i in range(3):  # compile and warm up
-        params, opt, loss, _ = s.train_step(params, opt, tokens, lengths, y, w, i, s.base_key)
-    loss.block_until_ready()
-    start = time.perf_counter()
-    for i in range(steps):
-        params, opt, loss, _ = s.train_step(params, opt, tokens, lengths, y, w, i, s.base_key)
-    loss.block_until_ready()
-    return b * t * steps / (time.perf_counter() - start)
+
+    def run(steps):
+        params, opt, first = state
+        start = time.perf_counter()
+        for step in range(first, first + steps):
+            params, opt, loss, _ = s.train_step(params, opt, tokens, lengths, y, w, step, s.base_key)
+        loss.block_until_ready()
+        state[:] = params, opt, first + steps
+        return b * t * steps / (time.perf_counter() - start)
+
+    run(3)  # compile and warm up
+    return run
 
 
-def time_torch(cell, e, h, b, t, steps, dtype, on_gpu):
+def torch_timer(cell, e, h, b, t, dtype, on_gpu):
+    """The same for PyTorch's ``nn.GRU``/``nn.LSTM``/``nn.RNN`` + Adam; None without torch."""
     try:
         import torch
     except ImportError:
@@ -88,32 +100,48 @@ def time_torch(cell, e, h, b, t, steps, dtype, on_gpu):
         if dev == "cuda":
             torch.cuda.synchronize()
 
-    for _ in range(3):
-        step()
-    sync()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    return b * t * steps / (time.perf_counter() - start)
+    def run(steps):
+        sync()
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        return b * t * steps / (time.perf_counter() - start)
+
+    run(3)
+    return run
 
 
-def matmul_flops(n=4096, repeats=5, on_gpu=False) -> float:
-    """Best float32 matmul rate of XLA on this device (and of numpy's BLAS on a CPU), in FLOP/s."""
+def matmul_timer(n=4096, on_gpu=False):
+    """A function ``() -> FLOP/s``: the better of XLA's and (on a CPU) numpy's BLAS float32 ``n x n``
+    matmul, best of two tries each."""
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    best = 0.0
-    for _ in range(0 if on_gpu else repeats + 1):
-        s = time.perf_counter()
-        np.dot(a, a)
-        best = max(best, 2 * n**3 / (time.perf_counter() - s))
     x = jnp.asarray(a)
     f = jax.jit(jnp.dot)
     f(x, x).block_until_ready()
-    for _ in range(repeats):
-        s = time.perf_counter()
-        f(x, x).block_until_ready()
-        best = max(best, 2 * n**3 / (time.perf_counter() - s))
-    return best
+
+    def run():
+        best = 0.0
+        for _ in range(2):
+            if not on_gpu:
+                s = time.perf_counter()
+                np.dot(a, a)
+                best = max(best, 2 * n**3 / (time.perf_counter() - s))
+            s = time.perf_counter()
+            f(x, x).block_until_ready()
+            best = max(best, 2 * n**3 / (time.perf_counter() - s))
+        return best
+
+    return run
+
+
+def interleaved(timers: dict, rounds: int) -> dict:
+    """Per-round figures of every timer, the timers taking turns round by round."""
+    out = {name: [] for name in timers}
+    for _ in range(rounds):
+        for name, run in timers.items():
+            out[name].append(run())
+    return out
 
 
 def main():
@@ -123,7 +151,8 @@ def main():
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--tokens", type=int, default=200)
-    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=10, help="train steps per round")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds of ours, PyTorch and the matmul")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--unroll", type=int, default=RnnConfig().unroll)
     ap.add_argument("--chunk", type=int, default=RnnConfig().chunk, help="time steps per compiled call")
@@ -135,20 +164,35 @@ def main():
     on_gpu = jax.devices()[0].platform == "gpu"
     device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}, {os.cpu_count()} cpu cores)"
     fpt = flops_per_token(args.cell, args.embed, args.hidden)
-    matmul_tok = matmul_flops(on_gpu=on_gpu) / fpt
-    print(f"device {device}; {args.cell} E={args.embed} H={args.hidden} T={args.tokens}")
-    print(f"matmul rate: {matmul_tok * fpt / 1e9:.1f} GFLOP/s = {matmul_tok:,.0f} tok/s at {fpt / 1e6:.2f} MFLOP/token")
+    matmul = matmul_timer(on_gpu=on_gpu)
+    print(f"device {device}; {args.cell} E={args.embed} H={args.hidden} T={args.tokens}; "
+          f"{args.rounds} alternating rounds of {args.steps} steps; medians over rounds")
     for batch, dtype, unroll in configs:
-        ours = time_ours(args.cell, args.embed, args.hidden, batch, args.tokens, args.steps, dtype, unroll, args.chunk)
-        print(f"B={batch} {dtype} unroll {unroll}: rnnbench {ours:,.0f} tok/s", flush=True)
-        torch_tok = None if args.no_torch else time_torch(args.cell, args.embed, args.hidden, batch, args.tokens,
-                                                           args.steps, dtype, on_gpu)
-        if torch_tok:
-            print(f"B={batch} {dtype}: pytorch  {torch_tok:,.0f} tok/s")
-        figures = {"cell": args.cell, "device": device, "tok_s": round(ours),
-                   "torch_tok_s": round(torch_tok) if torch_tok else None, "matmul_tok_s": round(matmul_tok),
-                   "ratio_vs_torch": round(ours / torch_tok, 3) if torch_tok else None,
-                   "ratio_vs_matmul": round(ours / matmul_tok, 3)}
+        timers = {"ours": ours_timer(args.cell, args.embed, args.hidden, batch, args.tokens, dtype, unroll, args.chunk)}
+        torch_run = None if args.no_torch else torch_timer(args.cell, args.embed, args.hidden, batch, args.tokens,
+                                                           dtype, on_gpu)
+        if torch_run:
+            timers["torch"] = torch_run
+        timers["matmul"] = lambda: matmul() / fpt
+        per_round = interleaved({k: (v if k == "matmul" else partial(v, args.steps)) for k, v in timers.items()},
+                                args.rounds)
+        med = {k: statistics.median(v) for k, v in per_round.items()}
+        print(f"matmul rate: {med['matmul'] * fpt / 1e9:.1f} GFLOP/s = {med['matmul']:,.0f} tok/s at "
+              f"{fpt / 1e6:.2f} MFLOP/token")
+        print(f"B={batch} {dtype} unroll {unroll}: rnnbench {med['ours']:,.0f} tok/s "
+              f"(rounds: {', '.join(f'{x:,.0f}' for x in per_round['ours'])})", flush=True)
+        if torch_run:
+            print(f"B={batch} {dtype}: pytorch  {med['torch']:,.0f} tok/s "
+                  f"(rounds: {', '.join(f'{x:,.0f}' for x in per_round['torch'])})")
+        figures = {"cell": args.cell, "device": device, "tok_s": round(med["ours"]),
+                   "torch_tok_s": round(med["torch"]) if torch_run else None, "matmul_tok_s": round(med["matmul"]),
+                   "ratio_vs_torch": round(med["ours"] / med["torch"], 3) if torch_run else None,
+                   "ratio_vs_matmul": round(med["ours"] / med["matmul"], 3)}
+        for ref in ("torch", "matmul"):
+            if ref in per_round:
+                ratios = [o / r for o, r in zip(per_round["ours"], per_round[ref])]
+                figures[f"ratio_vs_{ref}_range"] = [round(min(ratios), 3), round(max(ratios), 3)]
+        figures["rounds"] = args.rounds
         if len(configs) > 1:
             figures.update(batch=batch, dtype=dtype, unroll=unroll, chunk=args.chunk)
         emit(figures)
