@@ -95,7 +95,8 @@ class RnnConfig:
     init: Literal["orthogonal", "gaussian", "uniform"] = "orthogonal"
     init_scale: float = _opt(1.1, min=0.0)
     learned_init_state: bool = False
-    dropout: float = _opt(0.0, min=0.0, max=0.95)
+    dropout: float = _opt(0.0, min=0.0, max=0.95)  # between stacked layers and before the head
+    input_dropout: float = _opt(0.0, min=0.0, max=0.95)  # on the embedded tokens (Passage's p_drop)
     optimizer: Literal["sgd", "momentum", "nag", "adagrad", "adadelta", "rmsprop", "adam"] = "adam"
     learning_rate: float = _opt(1e-3, min=0.0)
     lr_decay: float = _opt(1.0, min=0.0, max=1.0)  # the learning rate is multiplied by this after each epoch

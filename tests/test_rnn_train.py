@@ -243,3 +243,45 @@ def test_weight_average_is_what_is_validated_kept_and_resumed(tmp_path):
     ones = jax.tree.map(jax.numpy.ones_like, steps.params)
     avg = steps.average(jax.tree.map(jax.numpy.zeros_like, steps.params), ones)
     assert all(np.allclose(leaf, 0.25) for leaf in jax.tree.leaves(avg))
+
+
+def _losses(cfg, steps_to_try):
+    """The training loss of one fixed batch at each step number (dropout keys follow the step)."""
+    steps = Steps(SequenceModel(50, 1, cfg, rngs=nnx.Rngs(0)), cfg, Task("t", "binary", 2), 0)
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(2, 50, (6, 12)).astype(np.int32)
+    lengths = np.array([12, 9, 5, 12, 3, 7], np.int32)
+    y, w = np.array([0, 1, 1, 0, 1, 0]), np.ones(6, np.float32)
+    return [float(steps.gradients(steps.params, tokens, lengths, y, w, s, steps.base_key)[0]) for s in steps_to_try]
+
+
+@pytest.mark.parametrize("option", ["dropout", "input_dropout"])
+def test_dropout_masks_follow_the_step_and_never_touch_predictions(option):
+    from rnnbench.ragged import Ragged
+    from rnnbench.rnn.train import predict
+
+    small = {"embed_dim": 8, "hidden_dim": 8, "chunk": 4, "layers": 2}
+    noisy, plain = RnnConfig(**small, **{option: 0.5}), RnnConfig(**small)
+    a, again, b = _losses(noisy, [3, 3, 4])
+    p3, p4 = _losses(plain, [3, 4])
+    assert a == again and a != b  # the same step draws the same masks, another step others
+    assert p3 == p4 and a != p3
+    texts = Ragged.from_sequences([[5, 6, 7], [8, 9, 10, 11, 12, 13, 14], [3]])
+    scores = [predict(s, s.params, texts, 100) for s in
+              (Steps(SequenceModel(50, 1, c, rngs=nnx.Rngs(0)), c, Task("t", "binary", 2), 0) for c in (noisy, plain))]
+    np.testing.assert_array_equal(*scores)
+
+
+def test_input_dropout_drops_that_share_of_the_embedded_inputs():
+    """Passage's p_drop: the probability of dropping each unit of the embedded tokens (not of keeping it)."""
+    cfg = RnnConfig(embed_dim=32, hidden_dim=8, input_dropout=0.75)
+    model = SequenceModel(50, 1, cfg, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (20, 16, 32))
+    remaining = np.full(16, 20, np.int32)
+
+    def dx(key):
+        return jax.grad(lambda x: sum(s[0].sum() for s in model.advance(x, remaining, model.initial_states(16), key)))(x)
+
+    dropped = float(np.mean(dx(jax.random.key(2)) == 0))
+    assert 0.72 < dropped < 0.78, dropped  # 10,240 units: the binomial's sd is 0.004
+    assert float(np.mean(dx(None) == 0)) < 0.01  # no key (prediction): nothing dropped

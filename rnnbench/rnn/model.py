@@ -77,7 +77,7 @@ class Recurrent(nnx.Module):
 
 class SequenceModel(nnx.Module):
     def __init__(self, vocab_size: int, n_out: int, cfg: RnnConfig, *, rngs: nnx.Rngs):
-        self.dropout = cfg.dropout
+        self.dropout, self.input_dropout = cfg.dropout, cfg.input_dropout
         self.embed = nnx.Embed(vocab_size, cfg.embed_dim, rngs=rngs,
                                embedding_init=nnx.initializers.uniform(0.1))  # U(0, 0.1) shifted below
         self.embed.embedding[...] = self.embed.embedding[...] - 0.05  # Passage: uniform ±0.05
@@ -106,6 +106,8 @@ class SequenceModel(nnx.Module):
         the same states as one pass over it (dropout aside: each chunk draws its own masks)."""
         mask = (jnp.arange(x.shape[0])[:, None] < remaining[None, :]).astype(jnp.float32)[..., None]
         keys = list(jax.random.split(dropout_key, len(self.layers))) if dropout_key is not None else None
+        if dropout_key is not None and self.input_dropout > 0:  # Passage's p_drop: each input unit dropped
+            x = _dropout(x, self.input_dropout, jax.random.fold_in(dropout_key, INPUT_DROPOUT_KEY))
         new = []
         for i, (layer, state) in enumerate(zip(self.layers, states)):
             x, state = layer.advance(x, mask, state)
@@ -126,6 +128,9 @@ class SequenceModel(nnx.Module):
         ``(B, n_out)`` of the states so far). One compiled program serves every text length."""
         new = self.advance(self.embed(tokens.T), remaining, states)
         return new, self.output(new)
+
+
+INPUT_DROPOUT_KEY = 2**31 - 2  # folded into a chunk's dropout key for the embedded tokens' mask
 
 
 def _dropout(x, rate, key):

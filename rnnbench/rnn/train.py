@@ -98,7 +98,7 @@ class Steps:
         self.tx = make_optimizer(cfg)
         self.task, self.chunk = task, cfg.chunk
         self.base_key = jax.random.key_data(jax.random.key(seed))  # an argument, not a compiled constant
-        graphdef, dropout = self.graphdef, cfg.dropout > 0
+        graphdef, dropout = self.graphdef, cfg.dropout > 0 or cfg.input_dropout > 0
 
         def dropout_key(base_key, step, part):
             if not dropout:
