@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -116,7 +117,21 @@ class RnnConfig:
 @dataclass
 class ComputeConfig:
     device: Literal["auto", "cpu", "gpu"] = "auto"
-    threads: int | None = _opt(None, min=1)
+    threads: int | None = _opt(None, min=1)  # the linear grid's workers; None: usable_cores()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (``taskset``, a container's cpuset), not the
+    machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity API (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def cores_label() -> str:
+    n = usable_cores()
+    return f"{n} core" if n == 1 else f"{n} cores"
 
 
 @dataclass

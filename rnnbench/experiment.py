@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from .config import Config, config_hash
+from .config import Config, config_hash, cores_label
 from .datasets import Corpus, load
 from .errors import RnnbenchError
 from .metrics import evaluate
@@ -84,7 +83,7 @@ def versions() -> dict:
 
 
 def cpu_device() -> str:
-    return f"cpu ({os.cpu_count()} cores, {platform.machine()})"
+    return f"cpu ({cores_label()}, {platform.machine()})"
 
 
 @dataclass

@@ -14,7 +14,6 @@ starts across ``C``: scikit-learn's lbfgs stops at once from a previous solution
 
 from __future__ import annotations
 
-import os
 import pickle
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from joblib import Parallel, delayed
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from .config import LinearConfig
+from .config import LinearConfig, usable_cores
 from .datasets import Split, Task
 from .errors import RnnbenchError
 from .fileio import atomic_write_bytes
@@ -55,7 +54,7 @@ class LinearBaseline:
     @classmethod
     def from_config(cls, cfg, task: Task, seed: int = 0) -> LinearBaseline:
         """The experiment's baseline (deterministic: ``seed`` is accepted for a uniform surface)."""
-        return cls(cfg.linear, task, n_jobs=cfg.compute.threads or os.cpu_count() or 1)
+        return cls(cfg.linear, task, n_jobs=cfg.compute.threads or usable_cores())
 
     # ------------------------------------------------------------------ fitting
     def _estimator(self, strength: float):

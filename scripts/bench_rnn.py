@@ -16,7 +16,6 @@ whichever ran during it; the JSON line also gives the lowest and highest per-rou
 """
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ import numpy as np  # noqa: E402
 from _common import emit  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from rnnbench.config import RnnConfig  # noqa: E402
+from rnnbench.config import RnnConfig, usable_cores  # noqa: E402
 from rnnbench.datasets import Task  # noqa: E402
 from rnnbench.rnn.model import SequenceModel  # noqa: E402
 from rnnbench.rnn.train import Steps  # noqa: E402
@@ -77,7 +76,7 @@ def torch_timer(cell, e, h, b, t, dtype, on_gpu):
     if on_gpu and dev == "cpu":
         print("pytorch: no CUDA build here; skipped (a CPU figure is no reference for a GPU)")
         return None
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(usable_cores())
     torch.manual_seed(0)
     rnn = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM, "simple": torch.nn.RNN}[cell](e, h, batch_first=True)
     emb, head = torch.nn.Embedding(VOCAB, e), torch.nn.Linear(h, 1)
@@ -162,7 +161,7 @@ def main():
     args = ap.parse_args()
     configs = [parse_config(c, args.unroll) for c in args.config] if args.config else [(args.batch, args.dtype, args.unroll)]
     on_gpu = jax.devices()[0].platform == "gpu"
-    device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}, {os.cpu_count()} cpu cores)"
+    device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}, {usable_cores()} cpu cores)"
     fpt = flops_per_token(args.cell, args.embed, args.hidden)
     matmul = matmul_timer(on_gpu=on_gpu)
     print(f"device {device}; {args.cell} E={args.embed} H={args.hidden} T={args.tokens}; "

@@ -1,3 +1,8 @@
+import os
+import shutil
+import subprocess
+import sys
+
 import pytest
 
 from rnnbench.config import Config, config_hash, load_config
@@ -67,3 +72,14 @@ def test_replace_and_hash():
     assert config_hash(cfg.to_dict()) != config_hash(other.to_dict())
     with pytest.raises(RnnbenchError):
         cfg.replace(**{"rnn.cell": "nope"})
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None or not hasattr(os, "sched_getaffinity"),
+                    reason="needs Linux's taskset")
+def test_cores_are_counted_from_the_cpu_affinity():
+    """A run pinned to one core (taskset, a container's cpuset) reports and uses one core, not the machine's."""
+    code = ("from rnnbench.config import usable_cores; from rnnbench.experiment import cpu_device; "
+            "print(usable_cores(), cpu_device())")
+    out = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split(maxsplit=1)
+    assert out[0] == "1" and out[1].startswith("cpu (1 core,")

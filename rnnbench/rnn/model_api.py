@@ -10,7 +10,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from ..config import Config, from_dict
+from ..config import Config, cores_label, from_dict
 from ..datasets import Split, Task
 from ..fileio import atomic_write_bytes, atomic_write_json
 from ..metrics import evaluate
@@ -24,9 +24,7 @@ from .train import Steps, fit, n_outputs, predict
 def device_name() -> str:
     d = jax.devices()[0]
     if d.platform == "cpu":
-        import os
-
-        return f"cpu (jax, {os.cpu_count()} cores)"
+        return f"cpu (jax, {cores_label()})"
     return f"{d.platform} ({d.device_kind})"
 
 
