@@ -62,9 +62,9 @@ read -r -a chunks <<<"${CHUNKS:-16}"
 log "IMDB: variants side by side, ${LEARN_SECONDS}s each at most"
 variants=(
   ""                                                      # configs/imdb.yaml as it is (max_len 1000)
-  "data.max_len=400"
-  "rnn.learning_rate=0.0005"
-  "rnn.dropout=0.5"
+  "rnn.input_dropout=0.75"                                # Passage's sentiment example: p_drop 0.75
+  "rnn.input_dropout=0.75 seed=1"
+  "rnn.input_dropout=0.75 seed=2"
 )
 # VARIANTS: one line per run, of `key=value` overrides (`seed=N` picks the seed), instead of the list above
 [ -n "${VARIANTS:-}" ] && mapfile -t variants <<<"$VARIANTS"
