@@ -167,14 +167,14 @@ def main():
     print(f"device {device}; {args.cell} E={args.embed} H={args.hidden} T={args.tokens}; "
           f"{args.rounds} alternating rounds of {args.steps} steps; medians over rounds")
     for batch, dtype, unroll in configs:
-        timers = {"ours": ours_timer(args.cell, args.embed, args.hidden, batch, args.tokens, dtype, unroll, args.chunk)}
+        ours = ours_timer(args.cell, args.embed, args.hidden, batch, args.tokens, dtype, unroll, args.chunk)
+        timers = {"ours": partial(ours, args.steps)}
         torch_run = None if args.no_torch else torch_timer(args.cell, args.embed, args.hidden, batch, args.tokens,
                                                            dtype, on_gpu)
         if torch_run:
-            timers["torch"] = torch_run
+            timers["torch"] = partial(torch_run, args.steps)
         timers["matmul"] = lambda: matmul() / fpt
-        per_round = interleaved({k: (v if k == "matmul" else partial(v, args.steps)) for k, v in timers.items()},
-                                args.rounds)
+        per_round = interleaved(timers, args.rounds)
         med = {k: statistics.median(v) for k, v in per_round.items()}
         print(f"matmul rate: {med['matmul'] * fpt / 1e9:.1f} GFLOP/s = {med['matmul']:,.0f} tok/s at "
               f"{fpt / 1e6:.2f} MFLOP/token")
