@@ -147,10 +147,12 @@ class Steps:
         def average(ema_params, params):
             return jax.tree.map(lambda e, p: e + (1.0 - cfg.ema) * (p - e), ema_params, params)
 
-        def predict_chunk(params, states, tokens, remaining, first):
+        def predict_chunk(params, states, batch_tokens, lengths, index):
+            tokens = chunk_tokens(batch_tokens, index)  # sliced here, as in training: no copy per call
+            remaining = jnp.clip(lengths - index * self.chunk, 0, self.chunk)
             model = nnx.merge(graphdef, params)
             init = model.initial_states(tokens.shape[0])
-            states = jax.tree.map(lambda s, i: jnp.where(first, i, s), states, init)
+            states = jax.tree.map(lambda s, i: jnp.where(index == 0, i, s), states, init)
             states, out = model.resume(tokens, remaining, states)
             return states, outputs_to_scores(task, out)
 
@@ -214,12 +216,13 @@ class Steps:
 def predict(steps: Steps, params, seqs: Ragged, max_len: int) -> np.ndarray:
     """Scores for every text of ``seqs``, in order (texts truncated to ``max_len`` tokens)."""
     out, c = None, steps.chunk
+    width = -(-max_len // c) * c  # every batch padded to one width: one program for every length
     for rows, tokens, lengths in eval_batches(seqs, max_len, steps.eval_batch, c):
+        n_chunks = tokens.shape[1] // c  # chunks past the batch's longest text are not read
+        tokens, lengths = jax.device_put((np.pad(tokens, ((0, 0), (0, width - tokens.shape[1]))), lengths))
         states = steps.blank(steps.eval_batch)
-        for start in range(0, tokens.shape[1], c):
-            remaining = np.clip(lengths - start, 0, c).astype(np.int32)
-            states, scores = steps.predict_chunk(params, states, tokens[:, start:start + c], remaining,
-                                                 np.bool_(start == 0))
+        for i in range(n_chunks):
+            states, scores = steps.predict_chunk(params, states, tokens, lengths, steps.index(i))
         scores = np.asarray(scores)
         if out is None:
             out = np.zeros((len(seqs),) + scores.shape[1:], scores.dtype)
