@@ -195,7 +195,9 @@ def run_sweep(cfg: Config, workers: int = 1, force: bool = False, progress: bool
         bar.set_postfix(**counts)
         bar.update(1)
         if progress and bar.disable:  # output is not a terminal: one line per run instead of a bar
-            print(f"[{counts['done'] + counts['skipped']}/{len(jobs)}] {run_summary(out['result'], out['skipped'])}", file=sys.stderr, flush=True)
+            point = ", ".join(f"{k}={_value(v)}" for k, v in runs[i].label.items())  # the runs differ in these
+            print(f"[{counts['done'] + counts['skipped']}/{len(jobs)}] {point + ': ' if point else ''}"
+                  f"{run_summary(out['result'], out['skipped'])}", file=sys.stderr, flush=True)
     bar.close()
     return write_outputs(cfg, runs, outcomes)
 

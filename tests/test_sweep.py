@@ -69,6 +69,9 @@ def test_sweep_outputs_dry_run_and_skip(tmp_path):
     lines = [x for x in r.stderr.splitlines() if x.startswith("[")]  # no terminal: one line per run
     assert sorted(x[:5] for x in lines) == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
     assert all(" rnn size " in x and "test accuracy" in x for x in lines)
+    points = {frozenset(x.split("] ", 1)[1].split(": rnn size")[0].split(", ")) for x in lines}
+    assert points == {frozenset({f"rnn.cell={c}", f"rnn.learning_rate={lr}", f"rnn.clip_norm={clip}"})
+                      for c in ("gru", "lstm") for lr, clip in ((0.01, 1.0), (0.001, "null"))}  # each names its point
 
 
 def test_parallel_workers_give_the_same_table(tmp_path):
