@@ -21,6 +21,11 @@ from .fileio import append_jsonl, atomic_write_json, atomic_write_text
 
 DONE = "DONE"
 RNN_ONLY_DATA_KEYS = ("max_len", "keep")
+# Options added after runs existed, with the value that reproduces what runs did before them. At that
+# value an option stays out of the hash, so adding an option does not orphan every stored run (they would
+# all be redone); set to anything else, it is hashed. Keyed on the neutral value, not the default, so a
+# later change of default cannot alias runs with different settings. Add each new option here.
+NEUTRAL_OPTIONS = {"rnn": {"input_dropout": 0.0, "lr_decay": 1.0, "ema": 0.0}}
 
 
 def run_spec(cfg: Config, model: str, size: int, seed: int) -> dict:
@@ -36,7 +41,8 @@ def run_spec(cfg: Config, model: str, size: int, seed: int) -> dict:
             data.pop(key)
         spec["linear"] = cfg.to_dict()["linear"]
     else:
-        spec["rnn"] = cfg.to_dict()["rnn"]
+        neutral = NEUTRAL_OPTIONS["rnn"]
+        spec["rnn"] = {k: v for k, v in cfg.to_dict()["rnn"].items() if k not in neutral or v != neutral[k]}
         spec["tokenizer"] = cfg.to_dict()["tokenizer"]
     return spec
 

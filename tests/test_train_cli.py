@@ -143,3 +143,19 @@ def test_how_much_of_a_text_the_rnn_reads_does_not_rerun_the_baseline():
     short, long = load_config(None, ["data.max_len=100"]), load_config(None, ["data.max_len=1000", "data.keep=last"])
     assert Run.for_config(short, "linear", 100, 0).path == Run.for_config(long, "linear", 100, 0).path
     assert Run.for_config(short, "rnn", 100, 0).path != Run.for_config(long, "rnn", 100, 0).path
+
+
+def test_options_added_later_leave_older_runs_where_they_were():
+    """A run's directory is its key: adding a config option must not move every stored run (they would
+    all be redone). These names are what rnnbench gave the default config before `rnn.lr_decay`,
+    `rnn.ema` and `rnn.input_dropout` existed (f3a8598~1); at their neutral values (runs.NEUTRAL_OPTIONS)
+    those options leave the name alone, at any other value they move it. If this fails after adding an
+    option, register its neutral value there."""
+    from rnnbench.config import load_config
+    from rnnbench.runs import Run
+
+    assert Run.for_config(load_config(None), "rnn", 100, 0).path.name == "rnn-n100-s0-a64aecb8d2"
+    assert Run.for_config(load_config(None), "linear", 100, 0).path.name == "linear-n100-s0-8dc1a446cf"
+    names = {Run.for_config(load_config(None, [o]), "rnn", 100, 0).path.name
+             for o in ("rnn.input_dropout=0.5", "rnn.lr_decay=0.5", "rnn.ema=0.99", "rnn.input_dropout=0")}
+    assert len(names) == 4 and "rnn-n100-s0-a64aecb8d2" in names  # the neutral value is the old run
