@@ -41,9 +41,11 @@ def run_spec(cfg: Config, model: str, size: int, seed: int) -> dict:
             data.pop(key)
         spec["linear"] = cfg.to_dict()["linear"]
     else:
-        neutral = NEUTRAL_OPTIONS["rnn"]
-        spec["rnn"] = {k: v for k, v in cfg.to_dict()["rnn"].items() if k not in neutral or v != neutral[k]}
+        spec["rnn"] = cfg.to_dict()["rnn"]
         spec["tokenizer"] = cfg.to_dict()["tokenizer"]
+    for section, neutral in NEUTRAL_OPTIONS.items():
+        if section in spec:
+            spec[section] = {k: v for k, v in spec[section].items() if k not in neutral or v != neutral[k]}
     return spec
 
 
