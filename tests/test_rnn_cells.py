@@ -156,3 +156,22 @@ def test_chunked_training_gradient_equals_one_pass_backpropagation(cell, chunk):
     for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(got)[0], jax.tree.leaves(want)):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6, err_msg=jax.tree_util.keystr(path))
     assert steps.forward_chunk._cache_size() == steps.backward_chunk._cache_size() == 1
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_saved_chunks_hold_no_copies_of_the_weights(cell):
+    """A forward chunk's pullback takes the weights from the parameters again in the backward: the
+    residuals it returns (one set per chunk, held until the backward) contain no weight matrix."""
+    from rnnbench.datasets import Task
+    from rnnbench.rnn.train import Steps
+
+    cfg = RnnConfig(cell=cell, embed_dim=6, hidden_dim=10, layers=2, batch_size=3, chunk=4)
+    steps = Steps(SequenceModel(40, 1, cfg, rngs=nnx.Rngs(0)), cfg, Task("t", "binary", 2), 0)
+    tokens, lengths = jnp.ones((3, 8), jnp.int32), jnp.array([8, 5, 2], jnp.int32)
+    _, pullback = steps.forward_chunk(steps.params, steps.blank(3), tokens, lengths, steps.index(0),
+                                      steps.base_key, jnp.int32(0))
+    gates = 10 * N_GATES[cell]
+    weights = {(6, gates), (10, gates)}  # W_x of layer 1; W_x of layer 2 and both W_h
+    assert weights <= {p.shape for p in jax.tree.leaves(steps.params)}
+    assert not weights & {leaf.shape for leaf in jax.tree.leaves(pullback)}
+    assert len(pullback.slots) > len(pullback.leaves)  # the weights are slots, filled in the backward

@@ -82,6 +82,40 @@ def _is_embedding(path) -> bool:
     return getattr(path[0], "key", None) == "embed"
 
 
+@jax.tree_util.register_pytree_node_class
+class Pullback:
+    """A chunk's ``jax.vjp`` pullback with the parameters taken out of its residuals.
+
+    The recurrences save ``W_h`` (and the input projection ``W_x``) for their backward pass. Returned
+    from a compiled program as they are, those residuals are copies of the parameters (an output
+    buffer cannot alias an input one), one per chunk; here each is a slot that :meth:`__call__`
+    fills from ``params`` again, so the forward copies no weights and the saved chunks hold none.
+    """
+
+    def __init__(self, leaves, treedef, slots):
+        self.leaves, self.treedef, self.slots = list(leaves), treedef, slots
+
+    @classmethod
+    def strip(cls, pullback, params) -> Pullback:
+        """Inside the traced forward: residuals that are parameter leaves become slots."""
+        param_ids = {id(leaf): k for k, leaf in enumerate(jax.tree.leaves(params))}
+        leaves, treedef = jax.tree.flatten(pullback)
+        slots = tuple(param_ids.get(id(leaf)) for leaf in leaves)
+        return cls([leaf for leaf, k in zip(leaves, slots) if k is None], treedef, slots)
+
+    def __call__(self, params, cotangent):
+        param_leaves, kept = jax.tree.leaves(params), iter(self.leaves)
+        leaves = [next(kept) if k is None else param_leaves[k] for k in self.slots]
+        return jax.tree.unflatten(self.treedef, leaves)(cotangent)
+
+    def tree_flatten(self):
+        return self.leaves, (self.treedef, self.slots)
+
+    @classmethod
+    def tree_unflatten(cls, aux, leaves):
+        return cls(leaves, *aux)
+
+
 class Steps:
     """The compiled programs of one model/optimizer pair.
 
@@ -120,7 +154,8 @@ class Steps:
                 s = jax.tree.map(lambda a, i: jnp.where(first, i, a), s, model.initial_states(tokens.shape[0]))
                 return model.advance(x, remaining, s, dropout_key(base_key, step, index))
 
-            return jax.vjp(advance, params, states, x)
+            states, pullback = jax.vjp(advance, params, states, x)
+            return states, Pullback.strip(pullback, params)
 
         def head_step(params, states, y, w, base_key, step):
             def objective(p, s):
@@ -130,9 +165,9 @@ class Steps:
             loss, (grads, d_states) = jax.value_and_grad(objective, argnums=(0, 1))(params, states)
             return loss, grads, d_states
 
-        def backward_chunk(pullback, d_states, grads, batch_tokens, index):
+        def backward_chunk(params, pullback, d_states, grads, batch_tokens, index):
             tokens = chunk_tokens(batch_tokens, index)
-            d_params, d_states, dx = pullback(d_states)
+            d_params, d_states, dx = pullback(params, d_states)
 
             def add(path, g, d):
                 return g.at[tokens.T].add(dx) if _is_embedding(path) else g + d
@@ -158,7 +193,7 @@ class Steps:
 
         self.forward_chunk = jax.jit(forward_chunk)
         self.head_step = jax.jit(head_step)
-        self.backward_chunk = jax.jit(backward_chunk, donate_argnums=(2,))
+        self.backward_chunk = jax.jit(backward_chunk, donate_argnums=(3,))
         self.apply_step = jax.jit(apply_step, donate_argnums=(0, 1))
         self.average = jax.jit(average, donate_argnums=(0,))  # rnn.ema: the weights' moving average
         self.predict_chunk = jax.jit(predict_chunk)
@@ -193,7 +228,7 @@ class Steps:
             pullbacks.append(pullback)
         loss, grads, d_states = self.head_step(params, states, y, w, base_key, step)
         for i in range(n_chunks - 1, -1, -1):  # popped: each chunk's residuals are freed once used
-            grads, d_states = self.backward_chunk(pullbacks.pop(), d_states, grads, tokens, self.index(i))
+            grads, d_states = self.backward_chunk(params, pullbacks.pop(), d_states, grads, tokens, self.index(i))
         return loss, grads
 
     def index(self, i: int) -> jax.Array:
