@@ -22,13 +22,13 @@ def _inputs(t=7, b=3, h=5, seed=0):
     return wh, bh, xg, mask, h0
 
 
-def _fast(cell, wh, bh, xg, mask, init, gate):
+def _fast(cell, wh, bh, bx, xw, mask, init, gate):
     """All hidden states, and the LSTM's last cell state (None for the others)."""
     if cell == "gru":
-        return gru_recurrence(wh, bh, xg, mask, init[0], gate, 1), None
+        return gru_recurrence(wh, bh, bx, xw, mask, init[0], gate, 1), None
     if cell == "lstm":
-        return lstm_recurrence(wh, bh, xg, mask, init[0], init[1], gate, 1)
-    return simple_recurrence(wh, bh, xg, mask, init[0], 1), None
+        return lstm_recurrence(wh, bh, bx, xw, mask, init[0], init[1], gate, 1)
+    return simple_recurrence(wh, bh, bx, xw, mask, init[0], 1), None
 
 
 @pytest.mark.parametrize("cell,gate", [("gru", "sigmoid"), ("gru", "steeper_sigmoid"), ("gru", "hard_sigmoid"),
@@ -37,34 +37,36 @@ def _fast(cell, wh, bh, xg, mask, init, gate):
 def test_hand_written_backward_matches_autodiff(cell, gate):
     g = N_GATES[cell]
     t, b, h = 7, 3, 5
-    k = jax.random.split(jax.random.key(1), 6)
+    k = jax.random.split(jax.random.key(1), 7)
     wh = 0.5 * jax.random.normal(k[0], (h, g * h))
     bh = 0.1 * jax.random.normal(k[1], (g * h,))
-    xg = jax.random.normal(k[2], (t, b, g * h))
+    bx = 0.1 * jax.random.normal(k[6], (g * h,))
+    xw = jax.random.normal(k[2], (t, b, g * h))
     mask = (jnp.arange(t)[:, None] < jnp.array([t, 3, 1])[None, :]).astype(jnp.float32)[..., None]
     init = [0.1 * jax.random.normal(k[3], (b, h)), 0.1 * jax.random.normal(k[4], (b, h))][:2 if cell == "lstm" else 1]
     w_out = jax.random.normal(k[5], (t, b, h))
     w_c = jax.random.normal(k[0], (b, h))  # the LSTM's last cell state carries on into a text's next chunk
 
-    def loss_fast(wh, bh, xg, init):
-        hs, c_last = _fast(cell, wh, bh, xg, mask, init, gate)
+    def loss_fast(wh, bh, bx, xw, init):
+        hs, c_last = _fast(cell, wh, bh, bx, xw, mask, init, gate)
         return jnp.sum(jnp.tanh(hs) * w_out) + (jnp.sum(c_last * w_c) if cell == "lstm" else 0.0)
 
-    def loss_ref(wh, bh, xg, init):
-        hs, final = scan_recurrence(cell, wh, bh, xg, mask, init, gate, 1, return_state=True)
+    def loss_ref(wh, bh, bx, xw, init):  # the reference takes the projection with its bias added
+        hs, final = scan_recurrence(cell, wh, bh, xw + bx, mask, init, gate, 1, return_state=True)
         return jnp.sum(jnp.tanh(hs) * w_out) + (jnp.sum(final[1] * w_c) if cell == "lstm" else 0.0)
 
-    np.testing.assert_allclose(loss_fast(wh, bh, xg, init), loss_ref(wh, bh, xg, init), rtol=1e-5, atol=1e-5)
-    g_fast = jax.tree.leaves(jax.grad(loss_fast, argnums=(0, 1, 2, 3))(wh, bh, xg, init))
-    g_ref = jax.tree.leaves(jax.grad(loss_ref, argnums=(0, 1, 2, 3))(wh, bh, xg, init))
-    assert len(g_fast) == len(g_ref) == 3 + len(init)  # wh, bh, xg and each initial state
+    args = (wh, bh, bx, xw, init)
+    np.testing.assert_allclose(loss_fast(*args), loss_ref(*args), rtol=1e-5, atol=1e-5)
+    g_fast = jax.tree.leaves(jax.grad(loss_fast, argnums=(0, 1, 2, 3, 4))(*args))
+    g_ref = jax.tree.leaves(jax.grad(loss_ref, argnums=(0, 1, 2, 3, 4))(*args))
+    assert len(g_fast) == len(g_ref) == 4 + len(init)  # wh, bh, bx, xw and each initial state
     for a, b_ in zip(g_fast, g_ref):
         np.testing.assert_allclose(a, b_, rtol=2e-4, atol=2e-5)
 
 
 def test_state_is_frozen_on_padding():
     wh, bh, xg, mask, h0 = _inputs()
-    hs = gru_recurrence(wh, bh, xg, mask, h0, "steeper_sigmoid", 2)
+    hs = gru_recurrence(wh, bh, jnp.zeros_like(bh), xg, mask, h0, "steeper_sigmoid", 2)
     np.testing.assert_array_equal(hs[2:, 1], np.broadcast_to(hs[2, 1], hs[2:, 1].shape))  # length 3
     np.testing.assert_array_equal(hs[:, 2], np.broadcast_to(hs[0, 2], hs[:, 2].shape))  # length 1
 

@@ -6,7 +6,8 @@ the state after the last real token, and a text gets the same answer alone or ba
 texts.
 
 The input projection ``x @ W_x`` for all gates and all steps is one large matmul outside the scan;
-the scan does only ``h @ W_h``. Each cell has a hand-written backward pass (:func:`gru_recurrence`,
+the scan does only ``h @ W_h``, and adds the input bias ``b_x`` in each step's elementwise pass (a
+separate pass over the whole projection would read and write it once more). Each cell has a hand-written backward pass (:func:`gru_recurrence`,
 :func:`lstm_recurrence`, :func:`simple_recurrence`): its reverse scan does one matmul per step and
 the weight gradients are single large matmuls over all steps, instead of a small weight-gradient
 matmul at every step. :func:`scan_recurrence`, differentiated by JAX, is the reference they are
@@ -78,12 +79,13 @@ def _recurrent_weight_grads(h_prev, dpre, dtype):
 # ----------------------------------------------------------------------------------------- GRU
 
 
-def _gru_forward(wh, bh, xg, mask, h0, gate, unroll, dtype):
+def _gru_forward(wh, bh, bx, xw, mask, h0, gate, unroll, dtype):
     act = GATES[gate][0]
     hidden = h0.shape[-1]
 
     def step(h, inp):
-        xg_t, m_t = inp
+        xw_t, m_t = inp
+        xg_t = xw_t + bx  # the input bias, added in this step's elementwise pass (no pass of its own)
         gh = _mm(h, wh, dtype) + bh
         z = act(xg_t[:, :hidden] + gh[:, :hidden])
         r = act(xg_t[:, hidden:2 * hidden] + gh[:, hidden:2 * hidden])
@@ -93,18 +95,19 @@ def _gru_forward(wh, bh, xg, mask, h0, gate, unroll, dtype):
         h = h + m_t * (h_new - h)
         return h, (h, z, r, n, ghn)
 
-    _, (hs, z, r, n, ghn) = lax.scan(step, h0, (xg, mask), unroll=unroll)
+    _, (hs, z, r, n, ghn) = lax.scan(step, h0, (xw, mask), unroll=unroll)
     return hs, (z, r, n, ghn)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
-def gru_recurrence(wh, bh, xg, mask, h0, gate="steeper_sigmoid", unroll=1, dtype=jnp.float32):
-    """All GRU states ``(T, B, H)`` given projected inputs ``xg = x W_x + b_x`` of shape ``(T, B, 3H)``."""
-    return _gru_forward(wh, bh, xg, mask, h0, gate, unroll, dtype)[0]
+@partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8))
+def gru_recurrence(wh, bh, bx, xw, mask, h0, gate="steeper_sigmoid", unroll=1, dtype=jnp.float32):
+    """All GRU states ``(T, B, H)`` given the projected inputs ``xw = x W_x`` ``(T, B, 3H)`` and their
+    bias ``b_x``."""
+    return _gru_forward(wh, bh, bx, xw, mask, h0, gate, unroll, dtype)[0]
 
 
-def _gru_fwd(wh, bh, xg, mask, h0, gate, unroll, dtype):
-    hs, gates = _gru_forward(wh, bh, xg, mask, h0, gate, unroll, dtype)
+def _gru_fwd(wh, bh, bx, xw, mask, h0, gate, unroll, dtype):
+    hs, gates = _gru_forward(wh, bh, bx, xw, mask, h0, gate, unroll, dtype)
     return hs, (wh, hs, h0, mask, gates)
 
 
@@ -129,7 +132,7 @@ def _gru_bwd(gate, unroll, dtype, saved, dhs):
     dh0, (dxg, dgh) = lax.scan(step, jnp.zeros_like(h0), (dhs, h_prev, z, r, n, ghn, mask),
                                reverse=True, unroll=unroll)
     dwh, dbh = _recurrent_weight_grads(h_prev, dgh, dtype)
-    return dwh, dbh, dxg, jnp.zeros_like(mask), dh0
+    return dwh, dbh, dxg.sum(axis=(0, 1)), dxg, jnp.zeros_like(mask), dh0
 
 
 gru_recurrence.defvjp(_gru_fwd, _gru_bwd)
@@ -138,14 +141,15 @@ gru_recurrence.defvjp(_gru_fwd, _gru_bwd)
 # ----------------------------------------------------------------------------------------- LSTM
 
 
-def _lstm_forward(wh, bh, xg, mask, h0, c0, gate, unroll, dtype):
+def _lstm_forward(wh, bh, bx, xw, mask, h0, c0, gate, unroll, dtype):
     act = GATES[gate][0]
     hidden = h0.shape[-1]
+    bias = bh + bx  # both biases add to the same pre-activations
 
     def step(carry, inp):
         h, c = carry
-        xg_t, m_t = inp
-        g = xg_t + _mm(h, wh, dtype) + bh
+        xw_t, m_t = inp
+        g = xw_t + _mm(h, wh, dtype) + bias
         i, f, o = act(g[:, :hidden]), act(g[:, hidden:2 * hidden]), act(g[:, 2 * hidden:3 * hidden])
         u = jnp.tanh(g[:, 3 * hidden:])
         c_new = f * c + i * u
@@ -154,20 +158,21 @@ def _lstm_forward(wh, bh, xg, mask, h0, c0, gate, unroll, dtype):
         c = c + m_t * (c_new - c)
         return (h, c), (h, c, i, f, o, u, tc)
 
-    _, (hs, cs, i, f, o, u, tc) = lax.scan(step, (h0, c0), (xg, mask), unroll=unroll)
+    _, (hs, cs, i, f, o, u, tc) = lax.scan(step, (h0, c0), (xw, mask), unroll=unroll)
     return hs, (cs, i, f, o, u, tc)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8))
-def lstm_recurrence(wh, bh, xg, mask, h0, c0, gate="steeper_sigmoid", unroll=1, dtype=jnp.float32):
-    """All LSTM hidden states ``(T, B, H)`` and the last cell state ``(B, H)``, given
-    ``xg = x W_x + b_x`` of shape ``(T, B, 4H)`` (gate order: input, forget, output, candidate)."""
-    hs, (cs, *_) = _lstm_forward(wh, bh, xg, mask, h0, c0, gate, unroll, dtype)
+@partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9))
+def lstm_recurrence(wh, bh, bx, xw, mask, h0, c0, gate="steeper_sigmoid", unroll=1, dtype=jnp.float32):
+    """All LSTM hidden states ``(T, B, H)`` and the last cell state ``(B, H)``, given the projected
+    inputs ``xw = x W_x`` ``(T, B, 4H)`` and their bias ``b_x`` (gate order: input, forget, output,
+    candidate)."""
+    hs, (cs, *_) = _lstm_forward(wh, bh, bx, xw, mask, h0, c0, gate, unroll, dtype)
     return hs, cs[-1]
 
 
-def _lstm_fwd(wh, bh, xg, mask, h0, c0, gate, unroll, dtype):
-    hs, saved = _lstm_forward(wh, bh, xg, mask, h0, c0, gate, unroll, dtype)
+def _lstm_fwd(wh, bh, bx, xw, mask, h0, c0, gate, unroll, dtype):
+    hs, saved = _lstm_forward(wh, bh, bx, xw, mask, h0, c0, gate, unroll, dtype)
     return (hs, saved[0][-1]), (wh, hs, h0, c0, mask, saved)
 
 
@@ -193,7 +198,7 @@ def _lstm_bwd(gate, unroll, dtype, saved, cotangents):
     (dh0, dc0), dg = lax.scan(step, (jnp.zeros_like(h0), dc_last),
                               (dhs, c_prev, i, f, o, u, tc, mask), reverse=True, unroll=unroll)
     dwh, dbh = _recurrent_weight_grads(h_prev, dg, dtype)
-    return dwh, dbh, dg, jnp.zeros_like(mask), dh0, dc0
+    return dwh, dbh, dbh, dg, jnp.zeros_like(mask), dh0, dc0
 
 
 lstm_recurrence.defvjp(_lstm_fwd, _lstm_bwd)
@@ -202,19 +207,21 @@ lstm_recurrence.defvjp(_lstm_fwd, _lstm_bwd)
 # ----------------------------------------------------------------------------------------- simple RNN
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(5, 6))
-def simple_recurrence(wh, bh, xg, mask, h0, unroll=1, dtype=jnp.float32):
-    """All states of ``h' = tanh(x W_x + b_x + h W_h + b_h)`` given the projected inputs ``xg``."""
-    return _simple_fwd(wh, bh, xg, mask, h0, unroll, dtype)[0]
+@partial(jax.custom_vjp, nondiff_argnums=(6, 7))
+def simple_recurrence(wh, bh, bx, xw, mask, h0, unroll=1, dtype=jnp.float32):
+    """All states of ``h' = tanh(x W_x + b_x + h W_h + b_h)`` given the projected inputs ``xw = x W_x``."""
+    return _simple_fwd(wh, bh, bx, xw, mask, h0, unroll, dtype)[0]
 
 
-def _simple_fwd(wh, bh, xg, mask, h0, unroll, dtype):
+def _simple_fwd(wh, bh, bx, xw, mask, h0, unroll, dtype):
+    bias = bh + bx
+
     def step(h, inp):
-        xg_t, m_t = inp
-        h = h + m_t * (jnp.tanh(xg_t + _mm(h, wh, dtype) + bh) - h)
+        xw_t, m_t = inp
+        h = h + m_t * (jnp.tanh(xw_t + _mm(h, wh, dtype) + bias) - h)
         return h, h
 
-    _, hs = lax.scan(step, h0, (xg, mask), unroll=unroll)
+    _, hs = lax.scan(step, h0, (xw, mask), unroll=unroll)
     return hs, (wh, hs, h0, mask)
 
 
@@ -230,7 +237,7 @@ def _simple_bwd(unroll, dtype, saved, dhs):
 
     dh0, dpre = lax.scan(step, jnp.zeros_like(h0), (dhs, hs, mask), reverse=True, unroll=unroll)
     dwh, dbh = _recurrent_weight_grads(h_prev, dpre, dtype)
-    return dwh, dbh, dpre, jnp.zeros_like(mask), dh0
+    return dwh, dbh, dbh, dpre, jnp.zeros_like(mask), dh0
 
 
 simple_recurrence.defvjp(_simple_fwd, _simple_bwd)

@@ -48,9 +48,10 @@ class Recurrent(nnx.Module):
         return [jnp.zeros((b, self.hidden))] * (2 if self.cell == "lstm" else 1)
 
     def _project(self, x: jax.Array) -> jax.Array:
+        """``x W_x`` ``(T, B, G*H)`` for all steps in one matmul; the recurrences add ``b_x`` in their steps."""
         t, b, _ = x.shape
-        return (jnp.dot(x.reshape(t * b, -1).astype(self.dtype), self.wx[...].astype(self.dtype),
-                        preferred_element_type=jnp.float32) + self.bx[...]).reshape(t, b, -1)
+        return jnp.dot(x.reshape(t * b, -1).astype(self.dtype), self.wx[...].astype(self.dtype),
+                       preferred_element_type=jnp.float32).reshape(t, b, -1)
 
     def advance(self, x: jax.Array, mask: jax.Array, state: list[jax.Array]) -> tuple[jax.Array, list[jax.Array]]:
         """Run over ``x`` ``(T, B, in)`` from ``state``: all hidden states and the final state.
@@ -58,20 +59,20 @@ class Recurrent(nnx.Module):
         The final state is each text's last real one (states are frozen on padding), so a text can be
         read chunk by chunk, carrying the state, in training (with gradients) and in evaluation.
         """
-        xg, wh, bh = self._project(x), self.wh[...], self.bh[...]
+        wh, bh, bx, xw = self.wh[...], self.bh[...], self.bx[...], self._project(x)
         if self.cell == "gru":
-            hs = gru_recurrence(wh, bh, xg, mask, state[0], self.gate, self.unroll, self.dtype)
+            hs = gru_recurrence(wh, bh, bx, xw, mask, state[0], self.gate, self.unroll, self.dtype)
             return hs, [hs[-1]]
         if self.cell == "lstm":
-            hs, c = lstm_recurrence(wh, bh, xg, mask, state[0], state[1], self.gate, self.unroll, self.dtype)
+            hs, c = lstm_recurrence(wh, bh, bx, xw, mask, state[0], state[1], self.gate, self.unroll, self.dtype)
             return hs, [hs[-1], c]
-        hs = simple_recurrence(wh, bh, xg, mask, state[0], self.unroll, self.dtype)
+        hs = simple_recurrence(wh, bh, bx, xw, mask, state[0], self.unroll, self.dtype)
         return hs, [hs[-1]]
 
     def reference(self, x: jax.Array, mask: jax.Array) -> jax.Array:
         """All hidden states from the initial state by JAX's plain scan, differentiated by JAX itself:
         the oracle that the hand-written backwards and the chunked trainer are tested against."""
-        return scan_recurrence(self.cell, self.wh[...], self.bh[...], self._project(x), mask,
+        return scan_recurrence(self.cell, self.wh[...], self.bh[...], self._project(x) + self.bx[...], mask,
                                self.initial_state(x.shape[1]), self.gate, self.unroll, self.dtype)
 
 
