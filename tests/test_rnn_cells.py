@@ -128,7 +128,7 @@ def test_chunked_evaluation_equals_one_pass_over_each_text(cell):
     tokens, kept = seqs.to_padded(90)
     want = outputs_to_scores(task, model(jnp.asarray(tokens), jnp.asarray(kept)))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    assert steps.predict_chunk._cache_size() == 1  # one program for every length
+    assert steps.predict_chunk._cache_size() == 2  # one program for every length, and one for short last chunks
 
 
 @pytest.mark.parametrize("cell,chunk", [("gru", 3), ("lstm", 4), ("simple", 5), ("gru", 64)])
@@ -157,7 +157,24 @@ def test_chunked_training_gradient_equals_one_pass_backpropagation(cell, chunk):
     np.testing.assert_allclose(loss, want_loss, rtol=1e-6)
     for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(got)[0], jax.tree.leaves(want)):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6, err_msg=jax.tree_util.keystr(path))
-    assert steps.forward_chunk._cache_size() == steps.backward_chunk._cache_size() == 1
+    sizes = steps.chunk_sizes(17)
+    assert sum(sizes) >= 17 and (chunk % 2 == 1 or sizes[-1] == chunk // 2)  # chunk 4: 4 4 4 4 2; 64: 32
+    assert steps.forward_chunk._cache_size() == steps.backward_chunk._cache_size() == len(set(sizes))
+
+
+def test_a_batch_is_read_in_full_chunks_and_a_half_chunk_where_that_holds_its_end():
+    from rnnbench.datasets import Task
+    from rnnbench.rnn.train import Steps
+
+    def sizes(chunk, longest):
+        cfg = RnnConfig(embed_dim=4, hidden_dim=4, chunk=chunk)
+        return Steps(SequenceModel(10, 1, cfg, rngs=nnx.Rngs(0)), cfg, Task("t", "binary", 2), 0).chunk_sizes(longest)
+
+    assert sizes(16, 200) == [16] * 12 + [8]  # the benchmark's 200 tokens: 200 steps, not 208
+    assert sizes(16, 201) == sizes(16, 208) == [16] * 13
+    assert sizes(16, 192) == [16] * 11 + [16] and sizes(16, 185) == [16] * 11 + [16]
+    assert sizes(16, 184) == [16] * 11 + [8] and sizes(16, 1) == sizes(16, 0) == [8]
+    assert sizes(5, 11) == [5, 5, 5] and sizes(1, 3) == [1, 1, 1]  # odd chunks are never halved
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
@@ -171,7 +188,7 @@ def test_saved_chunks_hold_no_copies_of_the_weights(cell):
     steps = Steps(SequenceModel(40, 1, cfg, rngs=nnx.Rngs(0)), cfg, Task("t", "binary", 2), 0)
     tokens, lengths = jnp.ones((3, 8), jnp.int32), jnp.array([8, 5, 2], jnp.int32)
     _, pullback = steps.forward_chunk(steps.params, steps.blank(3), tokens, lengths, steps.index(0),
-                                      steps.base_key, jnp.int32(0))
+                                      steps.base_key, jnp.int32(0), size=4)
     gates = 10 * N_GATES[cell]
     weights = {(6, gates), (10, gates)}  # W_x of layer 1; W_x of layer 2 and both W_h
     assert weights <= {p.shape for p in jax.tree.leaves(steps.params)}
