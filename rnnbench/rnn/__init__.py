@@ -17,7 +17,7 @@ def _enable_compilation_cache() -> None:
         return
     try:
         jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
     except (AttributeError, KeyError, ValueError):  # an option renamed in another jax: run uncached
         pass
 
