@@ -7,11 +7,11 @@ texts.
 
 The input projection ``x @ W_x`` for all gates and all steps is one large matmul outside the scan;
 the scan does only ``h @ W_h``, and adds the input bias ``b_x`` in each step's elementwise pass (a
-separate pass over the whole projection would read and write it once more). Each cell has a hand-written backward pass (:func:`gru_recurrence`,
-:func:`lstm_recurrence`, :func:`simple_recurrence`): its reverse scan does one matmul per step and
-the weight gradients are single large matmuls over all steps, instead of a small weight-gradient
-matmul at every step. :func:`scan_recurrence`, differentiated by JAX, is the reference they are
-tested against.
+separate pass over the whole projection would read and write it once more). Each cell has a
+hand-written backward pass (:func:`gru_recurrence`, :func:`lstm_recurrence`,
+:func:`simple_recurrence`): its reverse scan does one matmul per step and the weight gradients are
+single large matmuls over all steps, instead of a small weight-gradient matmul at every step.
+:func:`scan_recurrence`, differentiated by JAX, is the reference they are tested against.
 
 GRU (Passage's convention, with the reset gate applied after the recurrent matmul as in cuDNN and
 PyTorch, so that one fused matmul serves all three gates)::
