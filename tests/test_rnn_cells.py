@@ -136,7 +136,7 @@ def test_chunked_training_gradient_equals_one_pass_backpropagation(cell, chunk):
     """Training reads a batch chunk by chunk and walks the chunks' pullbacks back: full BPTT, so the
     loss and every gradient (embedding rows, learned initial state, both layers) match one pass."""
     from rnnbench.datasets import Task
-    from rnnbench.rnn.train import Steps, loss_fn
+    from rnnbench.rnn.train import Steps, chunk_sizes, loss_fn
 
     cfg = RnnConfig(cell=cell, embed_dim=6, hidden_dim=8, layers=2, learned_init_state=True, batch_size=5,
                     chunk=chunk)
@@ -157,18 +157,13 @@ def test_chunked_training_gradient_equals_one_pass_backpropagation(cell, chunk):
     np.testing.assert_allclose(loss, want_loss, rtol=1e-6)
     for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(got)[0], jax.tree.leaves(want)):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6, err_msg=jax.tree_util.keystr(path))
-    sizes = steps.chunk_sizes(17)
+    sizes = chunk_sizes(chunk, 17)
     assert sum(sizes) >= 17 and (chunk % 2 == 1 or sizes[-1] == chunk // 2)  # chunk 4: 4 4 4 4 2; 64: 32
     assert steps.forward_chunk._cache_size() == steps.backward_chunk._cache_size() == len(set(sizes))
 
 
 def test_a_batch_is_read_in_full_chunks_and_a_half_chunk_where_that_holds_its_end():
-    from rnnbench.datasets import Task
-    from rnnbench.rnn.train import Steps
-
-    def sizes(chunk, longest):
-        cfg = RnnConfig(embed_dim=4, hidden_dim=4, chunk=chunk)
-        return Steps(SequenceModel(10, 1, cfg, rngs=nnx.Rngs(0)), cfg, Task("t", "binary", 2), 0).chunk_sizes(longest)
+    from rnnbench.rnn.train import chunk_sizes as sizes
 
     assert sizes(16, 200) == [16] * 12 + [8]  # the benchmark's 200 tokens: 200 steps, not 208
     assert sizes(16, 201) == sizes(16, 208) == [16] * 13

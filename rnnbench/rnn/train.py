@@ -75,6 +75,14 @@ def loss_fn(task: Task, out: jax.Array, y: jax.Array, w: jax.Array) -> jax.Array
     return jnp.sum(per * w) / jnp.maximum(jnp.sum(w), 1.0)
 
 
+def chunk_sizes(chunk: int, longest: int) -> list[int]:
+    """The steps of each chunk that reads a batch whose longest text has ``longest`` tokens: full
+    chunks, the last one halved where half a chunk is enough (two sizes: a bounded set of programs)."""
+    n = max(1, -(-longest // chunk))
+    tail = chunk // 2 if chunk % 2 == 0 and longest - (n - 1) * chunk <= chunk // 2 else chunk
+    return [chunk] * (n - 1) + [tail]
+
+
 HEAD_KEY = 2**31 - 1  # the head's dropout key: after any chunk index
 
 
@@ -125,7 +133,7 @@ class Steps:
     pullbacks back to the first chunk, accumulating the gradient (full backpropagation through time:
     no truncation); ``apply_step`` clips and applies it. These four (and ``predict_chunk`` for
     evaluation) serve every text length, so length buckets can be as fine as the chunk. A batch's last
-    chunk is half as long where half a chunk holds the rest of its longest text (:meth:`chunk_sizes`):
+    chunk is half as long where half a chunk holds the rest of its longest text (:func:`chunk_sizes`):
     a 200-token batch is read as 12 chunks of 16 steps and one of 8, not padded to 208 steps.
     """
 
@@ -223,7 +231,7 @@ class Steps:
         width = max(self.width, -(-tokens.shape[1] // c) * c)
         if width != tokens.shape[1]:
             tokens = np.pad(tokens, ((0, 0), (0, width - tokens.shape[1])))
-        sizes = self.chunk_sizes(int(lengths.max()))
+        sizes = chunk_sizes(c, int(lengths.max()))
         tokens, lengths, step = jax.device_put((tokens, lengths, np.int32(step)))
         states, pullbacks = self.blank(tokens.shape[0]), []
         for i, size in enumerate(sizes):
@@ -235,14 +243,6 @@ class Steps:
             grads, d_states = self.backward_chunk(params, pullbacks.pop(), d_states, grads, tokens, self.index(i),
                                                   size=sizes[i])
         return loss, grads
-
-    def chunk_sizes(self, longest: int) -> list[int]:
-        """The steps of each chunk that reads a batch whose longest text has ``longest`` tokens: full
-        chunks, the last one halved where half a chunk is enough (two sizes: a bounded set of programs)."""
-        c = self.chunk
-        n = max(1, -(-longest // c))
-        tail = c // 2 if c % 2 == 0 and longest - (n - 1) * c <= c // 2 else c
-        return [c] * (n - 1) + [tail]
 
     def index(self, i: int) -> jax.Array:
         """Chunk index ``i`` as a device scalar, made once (a program argument, not a per-call copy)."""
@@ -266,7 +266,7 @@ def predict(steps: Steps, params, seqs: Ragged, max_len: int) -> np.ndarray:
     out, c = None, steps.chunk
     width = -(-max_len // c) * c  # every batch padded to one width: one program for every length
     for rows, tokens, lengths in eval_batches(seqs, max_len, steps.eval_batch, c):
-        sizes = steps.chunk_sizes(int(lengths.max()))  # chunks past the batch's longest text are not read
+        sizes = chunk_sizes(c, int(lengths.max()))  # chunks past the batch's longest text are not read
         tokens, lengths = jax.device_put((np.pad(tokens, ((0, 0), (0, width - tokens.shape[1]))), lengths))
         states = steps.blank(steps.eval_batch)
         for i, size in enumerate(sizes):
