@@ -5,7 +5,14 @@ import pytest
 from flax import nnx
 
 from rnnbench.config import RnnConfig
-from rnnbench.rnn.cells import N_GATES, gru_recurrence, lstm_recurrence, scan_recurrence, simple_recurrence
+from rnnbench.rnn.cells import (
+    N_GATES,
+    _scan_into,
+    gru_recurrence,
+    lstm_recurrence,
+    scan_recurrence,
+    simple_recurrence,
+)
 from rnnbench.rnn.model import SequenceModel
 
 jax.config.update("jax_enable_x64", False)
@@ -62,6 +69,23 @@ def test_hand_written_backward_matches_autodiff(cell, gate):
     assert len(g_fast) == len(g_ref) == 4 + len(init)  # wh, bh, bx, xw and each initial state
     for a, b_ in zip(g_fast, g_ref):
         np.testing.assert_allclose(a, b_, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("unroll", [1, 2, 3])
+def test_scan_into_buffers_equals_lax_scan(reverse, unroll):
+    """The GRU's loops write their stacked outputs into carried buffers that start from junk
+    constants: every row must be overwritten, in either direction and with a remainder of unrolled steps."""
+    xs = (jnp.arange(5.0)[:, None] * jnp.ones((5, 3)), jnp.linspace(1.0, 2.0, 5))
+
+    def step(c, x):
+        a, b = x
+        c = 0.5 * c + a * b
+        return c, (c * 2.0, {"sum": c.sum()})
+
+    want = jax.lax.scan(step, jnp.ones(3), xs, reverse=reverse, unroll=unroll)
+    got = _scan_into(step, jnp.ones(3), xs, reverse=reverse, unroll=unroll)
+    jax.tree.map(np.testing.assert_array_equal, got, want)
 
 
 def test_state_is_frozen_on_padding():

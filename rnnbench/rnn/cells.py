@@ -11,7 +11,9 @@ separate pass over the whole projection would read and write it once more). Each
 hand-written backward pass (:func:`gru_recurrence`, :func:`lstm_recurrence`,
 :func:`simple_recurrence`): its reverse scan does one matmul per step and the weight gradients are
 single large matmuls over all steps, instead of a small weight-gradient matmul at every step.
-:func:`scan_recurrence`, differentiated by JAX, is the reference they are tested against.
+:func:`scan_recurrence`, differentiated by JAX, is the reference they are tested against. The GRU's
+two loops keep their saved values in buffers carried through the loop (:func:`_scan_into`) rather
+than in ``lax.scan``'s stacked outputs, which XLA fills with zeros and copies first.
 
 GRU (Passage's convention, with the reset gate applied after the recurrent matmul as in cuDNN and
 PyTorch, so that one fused matmul serves all three gates)::
@@ -70,6 +72,31 @@ def _shifted(first, seq):
     return jnp.concatenate([first[None], seq[:-1]], axis=0)
 
 
+def _scan_into(step, carry, xs, reverse=False, unroll=1):
+    """``lax.scan`` whose stacked outputs are written into buffers carried through the loop.
+
+    ``lax.scan`` starts its stacked outputs as zeros, and XLA gives them one shared zero broadcast
+    plus a copy for each further buffer: a write, then a read and a write, per buffer and call.
+    Every row here is written by the loop, so the buffers' initial values are never read; each
+    buffer starts from a constant of its own (no shared broadcast, so no copies).
+    """
+    length = jax.tree.leaves(xs)[0].shape[0]
+    x0 = jax.tree.map(lambda a: a[0], xs)
+    ys_shape = jax.eval_shape(lambda c, x: step(c, x)[1], carry, x0)
+    leaves, treedef = jax.tree.flatten(ys_shape)
+    bufs = [jnp.full((length, *y.shape), k + 1.0, y.dtype) for k, y in enumerate(leaves)]
+
+    def body(state, inp):
+        c, bufs = state
+        t, x = inp
+        c, ys = step(c, x)
+        bufs = [lax.dynamic_update_index_in_dim(b, y, t, 0) for b, y in zip(bufs, jax.tree.leaves(ys))]
+        return (c, bufs), None
+
+    (carry, bufs), _ = lax.scan(body, (carry, bufs), (jnp.arange(length), xs), reverse=reverse, unroll=unroll)
+    return carry, jax.tree.unflatten(treedef, bufs)
+
+
 def _recurrent_weight_grads(h_prev, dpre, dtype):
     """Gradients of ``W_h`` and ``b_h`` from all steps at once: one big matmul and one sum."""
     t, b, g = dpre.shape
@@ -95,7 +122,7 @@ def _gru_forward(wh, bh, bx, xw, mask, h0, gate, unroll, dtype):
         h = h + m_t * (h_new - h)
         return h, (h, z, r, n, ghn)
 
-    _, (hs, z, r, n, ghn) = lax.scan(step, h0, (xw, mask), unroll=unroll)
+    _, (hs, z, r, n, ghn) = _scan_into(step, h0, (xw, mask), unroll=unroll)
     return hs, (z, r, n, ghn)
 
 
@@ -129,8 +156,8 @@ def _gru_bwd(gate, unroll, dtype, saved, dhs):
         dh_prev = (1.0 - m_t) * dh + dh_new * z_t + _mm_t(dgh, wh, dtype)
         return dh_prev, (dxg, dgh)
 
-    dh0, (dxg, dgh) = lax.scan(step, jnp.zeros_like(h0), (dhs, h_prev, z, r, n, ghn, mask),
-                               reverse=True, unroll=unroll)
+    dh0, (dxg, dgh) = _scan_into(step, jnp.zeros_like(h0), (dhs, h_prev, z, r, n, ghn, mask),
+                                 reverse=True, unroll=unroll)
     dwh, dbh = _recurrent_weight_grads(h_prev, dgh, dtype)
     return dwh, dbh, dxg.sum(axis=(0, 1)), dxg, jnp.zeros_like(mask), dh0
 
