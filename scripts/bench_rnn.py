@@ -161,7 +161,8 @@ def main():
     args = ap.parse_args()
     configs = [parse_config(c, args.unroll) for c in args.config] if args.config else [(args.batch, args.dtype, args.unroll)]
     on_gpu = jax.devices()[0].platform == "gpu"
-    device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}, {usable_cores()} cpu cores)"
+    cores = usable_cores()
+    device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}, {cores} cpu core{'s' * (cores != 1)})"
     fpt = flops_per_token(args.cell, args.embed, args.hidden)
     matmul = matmul_timer(on_gpu=on_gpu)
     print(f"device {device}; {args.cell} E={args.embed} H={args.hidden} T={args.tokens}; "
