@@ -75,10 +75,10 @@ def _shifted(first, seq):
 def _scan_into(step, carry, xs, reverse=False, unroll=1):
     """``lax.scan`` whose stacked outputs are written into buffers carried through the loop.
 
-    ``lax.scan`` starts its stacked outputs as zeros, and XLA gives them one shared zero broadcast
-    plus a copy for each further buffer: a write, then a read and a write, per buffer and call.
-    Every row here is written by the loop, so the buffers' initial values are never read; each
-    buffer starts from a constant of its own (no shared broadcast, so no copies).
+    ``lax.scan`` starts its stacked outputs as zeros, and XLA gives same-shaped ones one shared zero
+    broadcast plus a copy for each further buffer: a write, then a read and a write, per buffer and
+    call. Every row here is written by the loop, so the buffers' initial values are never read; each
+    buffer of a loop starts from a constant of its own (no shared broadcast, so no copies).
     """
     length = jax.tree.leaves(xs)[0].shape[0]
     x0 = jax.tree.map(lambda a: a[0], xs)
