@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from _common import emit  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from rnnbench.config import RnnConfig, usable_cores  # noqa: E402
+from rnnbench.config import RnnConfig, cores_label, usable_cores  # noqa: E402
 from rnnbench.datasets import Task  # noqa: E402
 from rnnbench.rnn.model import SequenceModel  # noqa: E402
 from rnnbench.rnn.train import Steps  # noqa: E402
@@ -161,8 +161,7 @@ def main():
     args = ap.parse_args()
     configs = [parse_config(c, args.unroll) for c in args.config] if args.config else [(args.batch, args.dtype, args.unroll)]
     on_gpu = jax.devices()[0].platform == "gpu"
-    cores = usable_cores()
-    device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}, {cores} cpu core{'s' * (cores != 1)})"
+    device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}, {cores_label()})"
     fpt = flops_per_token(args.cell, args.embed, args.hidden)
     matmul = matmul_timer(on_gpu=on_gpu)
     print(f"device {device}; {args.cell} E={args.embed} H={args.hidden} T={args.tokens}; "
