@@ -79,7 +79,12 @@ def _scan_into(step, carry, xs, reverse=False, unroll=1):
     broadcast plus a copy for each further buffer: a write, then a read and a write, per buffer and
     call. Every row here is written by the loop, so the buffers' initial values are never read; each
     buffer of a loop starts from a constant of its own (no shared broadcast, so no copies).
+
+    That is a CPU measure: on a GPU the carried buffers made the train step slower (0.84-0.91x at bf16
+    batch 256/512 on an H100), so there this is plain ``lax.scan``.
     """
+    if jax.default_backend() != "cpu":
+        return lax.scan(step, carry, xs, reverse=reverse, unroll=unroll)
     length = jax.tree.leaves(xs)[0].shape[0]
     x0 = jax.tree.map(lambda a: a[0], xs)
     ys_shape = jax.eval_shape(lambda c, x: step(c, x)[1], carry, x0)
