@@ -72,6 +72,13 @@ def _shifted(first, seq):
     return jnp.concatenate([first[None], seq[:-1]], axis=0)
 
 
+def _next_states(prev, last):
+    """All states ``(T, B, H)`` from the states each step started from and the last one. The GRU and
+    LSTM save ``prev`` (what their backward passes read, so they build no shifted copy); where only the
+    last state is used (a top layer), XLA reduces this to ``last``, with no copy either."""
+    return jnp.concatenate([prev[1:], last[None]], axis=0)
+
+
 def _scan_into(step, carry, xs, reverse=False, unroll=1):
     """``lax.scan`` whose stacked outputs are written into buffers carried through the loop.
 
@@ -124,11 +131,10 @@ def _gru_forward(wh, bh, bx, xw, mask, h0, gate, unroll, dtype):
         ghn = gh[:, 2 * hidden:]
         n = jnp.tanh(xg_t[:, 2 * hidden:] + r * ghn)
         h_new = z * h + (1.0 - z) * n
-        h = h + m_t * (h_new - h)
-        return h, (h, z, r, n, ghn)
+        return h + m_t * (h_new - h), (h, z, r, n, ghn)  # saved: the state the step started from
 
-    _, (hs, z, r, n, ghn) = _scan_into(step, h0, (xw, mask), unroll=unroll)
-    return hs, (z, r, n, ghn)
+    h_last, (h_prev, z, r, n, ghn) = _scan_into(step, h0, (xw, mask), unroll=unroll)
+    return _next_states(h_prev, h_last), (h_prev, z, r, n, ghn)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8))
@@ -139,14 +145,13 @@ def gru_recurrence(wh, bh, bx, xw, mask, h0, gate="steeper_sigmoid", unroll=1, d
 
 
 def _gru_fwd(wh, bh, bx, xw, mask, h0, gate, unroll, dtype):
-    hs, gates = _gru_forward(wh, bh, bx, xw, mask, h0, gate, unroll, dtype)
-    return hs, (wh, hs, h0, mask, gates)
+    hs, saved = _gru_forward(wh, bh, bx, xw, mask, h0, gate, unroll, dtype)
+    return hs, (wh, h0, mask, saved)
 
 
 def _gru_bwd(gate, unroll, dtype, saved, dhs):
-    wh, hs, h0, mask, (z, r, n, ghn) = saved
+    wh, h0, mask, (h_prev, z, r, n, ghn) = saved
     dact = GATES[gate][1]
-    h_prev = _shifted(h0, hs)
 
     def step(carry, inp):
         dh_out, hp, z_t, r_t, n_t, ghn_t, m_t = inp
@@ -186,12 +191,11 @@ def _lstm_forward(wh, bh, bx, xw, mask, h0, c0, gate, unroll, dtype):
         u = jnp.tanh(g[:, 3 * hidden:])
         c_new = f * c + i * u
         tc = jnp.tanh(c_new)
-        h = h + m_t * (o * tc - h)
-        c = c + m_t * (c_new - c)
-        return (h, c), (h, c, i, f, o, u, tc)
+        saved = (h, c, i, f, o, u, tc)  # the states the step started from, and its gates
+        return (h + m_t * (o * tc - h), c + m_t * (c_new - c)), saved
 
-    _, (hs, cs, i, f, o, u, tc) = lax.scan(step, (h0, c0), (xw, mask), unroll=unroll)
-    return hs, (cs, i, f, o, u, tc)
+    (h_last, c_last), saved = lax.scan(step, (h0, c0), (xw, mask), unroll=unroll)
+    return _next_states(saved[0], h_last), c_last, saved
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9))
@@ -199,21 +203,18 @@ def lstm_recurrence(wh, bh, bx, xw, mask, h0, c0, gate="steeper_sigmoid", unroll
     """All LSTM hidden states ``(T, B, H)`` and the last cell state ``(B, H)``, given the projected
     inputs ``xw = x W_x`` ``(T, B, 4H)`` and their bias ``b_x`` (gate order: input, forget, output,
     candidate)."""
-    hs, (cs, *_) = _lstm_forward(wh, bh, bx, xw, mask, h0, c0, gate, unroll, dtype)
-    return hs, cs[-1]
+    return _lstm_forward(wh, bh, bx, xw, mask, h0, c0, gate, unroll, dtype)[:2]
 
 
 def _lstm_fwd(wh, bh, bx, xw, mask, h0, c0, gate, unroll, dtype):
-    hs, saved = _lstm_forward(wh, bh, bx, xw, mask, h0, c0, gate, unroll, dtype)
-    return (hs, saved[0][-1]), (wh, hs, h0, c0, mask, saved)
+    hs, c_last, saved = _lstm_forward(wh, bh, bx, xw, mask, h0, c0, gate, unroll, dtype)
+    return (hs, c_last), (wh, h0, mask, saved)
 
 
 def _lstm_bwd(gate, unroll, dtype, saved, cotangents):
     dhs, dc_last = cotangents  # the last cell state carries on into the next chunk of a text
-    wh, hs, h0, c0, mask, (cs, i, f, o, u, tc) = saved
+    wh, h0, mask, (h_prev, c_prev, i, f, o, u, tc) = saved
     dact = GATES[gate][1]
-    h_prev = _shifted(h0, hs)
-    c_prev = _shifted(c0, cs)
 
     def step(carry, inp):
         dh_c, dc_c = carry
