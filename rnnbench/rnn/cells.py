@@ -11,9 +11,10 @@ separate pass over the whole projection would read and write it once more). Each
 hand-written backward pass (:func:`gru_recurrence`, :func:`lstm_recurrence`,
 :func:`simple_recurrence`): its reverse scan does one matmul per step and the weight gradients are
 single large matmuls over all steps, instead of a small weight-gradient matmul at every step.
-:func:`scan_recurrence`, differentiated by JAX, is the reference they are tested against. The GRU's
-two loops keep their saved values in buffers carried through the loop (:func:`_scan_into`) rather
-than in ``lax.scan``'s stacked outputs, which XLA fills with zeros and copies first.
+:func:`scan_recurrence`, differentiated by JAX, is the reference they are tested against. On a CPU
+the GRU's two loops keep their saved values in buffers carried through the loop (:func:`_scan_into`)
+rather than in ``lax.scan``'s stacked outputs, which XLA fills with zeros and copies first. The GRU
+and LSTM save the state each step started from, which is what their backward passes read.
 
 GRU (Passage's convention, with the reset gate applied after the recurrent matmul as in cuDNN and
 PyTorch, so that one fused matmul serves all three gates)::
