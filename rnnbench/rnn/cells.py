@@ -152,11 +152,11 @@ def gru_recurrence(wh, bh, bx, xw, mask, h0, gate="steeper_sigmoid", unroll=1, d
 
 def _gru_fwd(wh, bh, bx, xw, mask, h0, gate, unroll, dtype):
     hs, saved = _gru_forward(wh, bh, bx, xw, mask, h0, gate, unroll, dtype)
-    return hs, (wh, h0, mask, saved)
+    return hs, (wh, mask, saved)
 
 
 def _gru_bwd(gate, unroll, dtype, saved, dhs):
-    wh, h0, mask, (h_prev, z, r, n, ghn) = saved
+    wh, mask, (h_prev, z, r, n, ghn) = saved
     dact = GATES[gate][1]
 
     def step(carry, inp):
@@ -172,7 +172,7 @@ def _gru_bwd(gate, unroll, dtype, saved, dhs):
         dh_prev = (1.0 - m_t) * dh + dh_new * z_t + _mm_t(dgh, wh, dtype)
         return dh_prev, (dxg, dgh)
 
-    dh0, (dxg, dgh) = _scan_into(step, jnp.zeros_like(h0), (dhs, h_prev, z, r, n, ghn, mask),
+    dh0, (dxg, dgh) = _scan_into(step, jnp.zeros_like(h_prev[0]), (dhs, h_prev, z, r, n, ghn, mask),
                                  reverse=True, unroll=unroll)
     dwh, dbh = _recurrent_weight_grads(h_prev, dgh, dtype)
     return dwh, dbh, dxg.sum(axis=(0, 1)), dxg, jnp.zeros_like(mask), dh0
@@ -214,12 +214,12 @@ def lstm_recurrence(wh, bh, bx, xw, mask, h0, c0, gate="steeper_sigmoid", unroll
 
 def _lstm_fwd(wh, bh, bx, xw, mask, h0, c0, gate, unroll, dtype):
     hs, c_last, saved = _lstm_forward(wh, bh, bx, xw, mask, h0, c0, gate, unroll, dtype)
-    return (hs, c_last), (wh, h0, mask, saved)
+    return (hs, c_last), (wh, mask, saved)
 
 
 def _lstm_bwd(gate, unroll, dtype, saved, cotangents):
     dhs, dc_last = cotangents  # the last cell state carries on into the next chunk of a text
-    wh, h0, mask, (h_prev, c_prev, i, f, o, u, tc) = saved
+    wh, mask, (h_prev, c_prev, i, f, o, u, tc) = saved
     dact = GATES[gate][1]
 
     def step(carry, inp):
@@ -234,7 +234,7 @@ def _lstm_bwd(gate, unroll, dtype, saved, cotangents):
         dc_prev = (1.0 - m_t) * dc_c + dc_new * f_t
         return (dh_prev, dc_prev), dg
 
-    (dh0, dc0), dg = lax.scan(step, (jnp.zeros_like(h0), dc_last),
+    (dh0, dc0), dg = lax.scan(step, (jnp.zeros_like(h_prev[0]), dc_last),
                               (dhs, c_prev, i, f, o, u, tc, mask), reverse=True, unroll=unroll)
     dwh, dbh = _recurrent_weight_grads(h_prev, dg, dtype)
     return dwh, dbh, dbh, dg, jnp.zeros_like(mask), dh0, dc0
