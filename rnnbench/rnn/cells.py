@@ -170,10 +170,13 @@ def _gru_bwd(gate, unroll, dtype, saved, dhs):
         dxg = jnp.concatenate([dz_pre, dr_pre, dn_pre], axis=-1)
         dgh = jnp.concatenate([dz_pre, dr_pre, dn_pre * r_t], axis=-1)
         dh_prev = (1.0 - m_t) * dh + dh_new * z_t + _mm_t(dgh, wh, dtype)
-        return dh_prev, (dxg, dgh)
+        return dh_prev, dxg
 
-    dh0, (dxg, dgh) = _scan_into(step, jnp.zeros_like(h_prev[0]), (dhs, h_prev, z, r, n, ghn, mask),
-                                 reverse=True, unroll=unroll)
+    dh0, dxg = _scan_into(step, jnp.zeros_like(h_prev[0]), (dhs, h_prev, z, r, n, ghn, mask),
+                          reverse=True, unroll=unroll)
+    # dgh (each step's, above) is dxg with its candidate block times r: rebuilt here in one pass
+    # rather than written out step by step into a second (T, B, 3H) buffer
+    dgh = dxg * jnp.concatenate([jnp.ones_like(z), jnp.ones_like(z), r], axis=-1)
     dwh, dbh = _recurrent_weight_grads(h_prev, dgh, dtype)
     return dwh, dbh, dxg.sum(axis=(0, 1)), dxg, jnp.zeros_like(mask), dh0
 
