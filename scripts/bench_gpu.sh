@@ -6,9 +6,9 @@
 # Usage: RNNBENCH_SHARED_DATA=<folder with aclImdb_v1.tar.gz> OUT=<results folder> bash scripts/bench_gpu.sh
 # RNNBENCH_WHEELS=<folder of wheels>: installed (no network) when the machine's packages fail the smoke check.
 # DEADLINE=<seconds>: the whole script's budget; the IMDB runs get what the speed runs leave (less 25 s).
-# CHUNKS="16 64": the GRU's speed at each rnn.chunk (PyTorch timed at the first only; LSTM and simple RNN
-#   at the first only). GRU_CONFIGS / CONFIGS / CELLS: the BATCH:DTYPE[:UNROLL] shapes of the GRU, of the
-#   other cells, and which other cells ("" for none).
+# CHUNKS="16 32" (the default): the GRU's speed at each rnn.chunk (PyTorch timed at the first only; LSTM
+#   and simple RNN at the first only). GRU_CONFIGS / CONFIGS / CELLS: the BATCH:DTYPE[:UNROLL] shapes of
+#   the GRU, of the other cells, and which other cells ("" for none).
 # DRY_RUN=1: tiny shapes and a 300-example IMDB subset, to check the plumbing on a CPU in a minute or two.
 set -u
 OUT=${OUT:-runs/bench/gpu}
@@ -47,7 +47,7 @@ if ! smoke; then
 fi
 
 log "speed"
-read -r -a chunks <<<"${CHUNKS:-16}"
+read -r -a chunks <<<"${CHUNKS:-16 32}"
 [ -z "${SKIP_SPEED:-}" ] && { torch=()
   for chunk in "${chunks[@]}"; do
     timeout 200 $py scripts/bench_rnn.py --cell gru --chunk "$chunk" "${shapes[@]}" --config "${gru_configs[@]}" "${torch[@]}" 2>&1
