@@ -10,6 +10,9 @@ On a GPU, PyTorch runs on the GPU too (cuDNN), in the same dtype (bf16 through a
 rate is XLA's on the device. ``--config 64:float32 512:bfloat16 ...`` times several batch/dtype pairs in
 one process (one JSON line each; the last line is the last pair's).
 
+On a CPU the GRU's steps call the fused kernels of ``rnnbench/rnn/native.py`` where a C++ compiler is at
+hand (``RNNBENCH_NATIVE=0``: XLA's own step, for comparison); the JSON's ``kernels`` says which ran.
+
 The three are timed in alternating rounds (``--rounds``: ours, PyTorch, the matmul, ours, ...), and each
 figure is the median over rounds, so a slow spell of a shared machine hits all three alike instead of
 whichever ran during it; the JSON line also gives the lowest and highest per-round ratio.
@@ -30,6 +33,7 @@ from flax import nnx  # noqa: E402
 
 from rnnbench.config import RnnConfig, cores_label, usable_cores  # noqa: E402
 from rnnbench.datasets import Task  # noqa: E402
+from rnnbench.rnn import native  # noqa: E402
 from rnnbench.rnn.model import SequenceModel  # noqa: E402
 from rnnbench.rnn.train import Steps  # noqa: E402
 
@@ -192,6 +196,8 @@ def main():
                 ratios = [o / r for o, r in zip(per_round["ours"], per_round[ref])]
                 figures[f"ratio_vs_{ref}_range"] = [round(min(ratios), 3), round(max(ratios), 3)]
         figures["rounds"] = args.rounds
+        if args.cell == "gru":
+            figures["kernels"] = "native" if dtype == "float32" and native.available() else "xla"
         if len(configs) > 1:
             figures.update(batch=batch, dtype=dtype, unroll=unroll, chunk=args.chunk)
         emit(figures)

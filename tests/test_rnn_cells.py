@@ -5,7 +5,7 @@ import pytest
 from flax import nnx
 
 from rnnbench.config import RnnConfig
-from rnnbench.rnn import cells
+from rnnbench.rnn import cells, native
 from rnnbench.rnn.cells import (
     N_GATES,
     _scan_into,
@@ -39,13 +39,24 @@ def _fast(cell, wh, bh, bx, xw, mask, init, gate):
     return simple_recurrence(wh, bh, bx, xw, mask, init[0], 1), None
 
 
-@pytest.mark.parametrize("cell,gate,carried", [
-    ("gru", "sigmoid", True), ("gru", "steeper_sigmoid", True), ("gru", "hard_sigmoid", True),
-    ("gru", "steeper_sigmoid", False),  # the GPU's loops: lax.scan's stacked outputs, not carried buffers
-    ("lstm", "sigmoid", True), ("lstm", "steeper_sigmoid", True), ("lstm", "hard_sigmoid", True),
-    ("simple", "sigmoid", True)])
-def test_hand_written_backward_matches_autodiff(cell, gate, carried, monkeypatch):
-    monkeypatch.setattr(cells, "_carried_buffers", lambda: carried)
+def use_loops(monkeypatch, loops: str) -> None:
+    """Which loops the GRU's hand-written passes run: "native" (the fused CPU kernels), "carried"
+    (XLA's step, saved values in carried buffers: the CPU without a compiler) or "scan" (XLA's step,
+    ``lax.scan``'s stacked outputs: the GPU)."""
+    if loops == "native" and not native.available():
+        pytest.skip("the fused CPU kernels could not be built here (no C++ compiler?)")
+    monkeypatch.setattr(cells, "_native", lambda dtype: loops == "native")
+    monkeypatch.setattr(cells, "_carried_buffers", lambda: loops == "carried")
+
+
+@pytest.mark.parametrize("cell,gate,loops", [
+    ("gru", "sigmoid", "native"), ("gru", "steeper_sigmoid", "native"), ("gru", "hard_sigmoid", "native"),
+    ("gru", "sigmoid", "carried"), ("gru", "steeper_sigmoid", "carried"), ("gru", "hard_sigmoid", "carried"),
+    ("gru", "steeper_sigmoid", "scan"),
+    ("lstm", "sigmoid", "scan"), ("lstm", "steeper_sigmoid", "scan"), ("lstm", "hard_sigmoid", "scan"),
+    ("simple", "sigmoid", "scan")])
+def test_hand_written_backward_matches_autodiff(cell, gate, loops, monkeypatch):
+    use_loops(monkeypatch, loops)  # the LSTM and simple RNN always run lax.scan
     g = N_GATES[cell]
     t, b, h = 7, 3, 5
     k = jax.random.split(jax.random.key(1), 7)

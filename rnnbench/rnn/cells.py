@@ -13,8 +13,10 @@ hand-written backward pass (:func:`gru_recurrence`, :func:`lstm_recurrence`,
 single large matmuls over all steps, instead of a small weight-gradient matmul at every step.
 :func:`scan_recurrence`, differentiated by JAX, is the reference they are tested against. On a CPU
 the GRU's two loops keep their saved values in buffers carried through the loop (:func:`_scan_into`)
-rather than in ``lax.scan``'s stacked outputs, which XLA fills with zeros and copies first. The GRU
-and LSTM save the state each step started from, which is what their backward passes read.
+rather than in ``lax.scan``'s stacked outputs, which XLA fills with zeros and copies first; in
+training, where a C++ compiler is at hand, each step's elementwise work is one call of a fused kernel
+(:mod:`.native`) instead of XLA's ten or so small kernels. The GRU and LSTM save the state each step
+started from, which is what their backward passes read.
 
 GRU (Passage's convention, with the reset gate applied after the recurrent matmul as in cuDNN and
 PyTorch, so that one fused matmul serves all three gates)::
@@ -33,6 +35,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from . import native
 
 
 def _sigmoid(x):
@@ -150,13 +154,64 @@ def gru_recurrence(wh, bh, bx, xw, mask, h0, gate="steeper_sigmoid", unroll=1, d
     return _gru_forward(wh, bh, bx, xw, mask, h0, gate, unroll, dtype)[0]
 
 
+def _native(dtype) -> bool:
+    """Whether the GRU's training loops call the fused CPU kernels of :mod:`.native` (float32 on a CPU
+    with a C++ compiler) instead of XLA's step. Inference keeps XLA's, which drops the saved values."""
+    return dtype == jnp.float32 and native.available()
+
+
+def _gru_forward_native(wh, bh, bx, xw, mask, h0, gate, dtype):
+    """:func:`_gru_forward` with each step's elementwise work in one fused kernel call."""
+    length, b, hidden = xw.shape[0], *h0.shape
+    saved = native.uninitialized([(length, b, hidden)] * 5)  # every row is written by the loop
+
+    def step(t, carry):
+        h, saved = carry
+        return native.gru_forward_step(h, _mm(h, wh, dtype), xw, bx, bh, mask, t, saved, gate)
+
+    h_last, saved = lax.fori_loop(0, length, step, (h0.astype(jnp.float32), saved))
+    return _next_states(saved[0], h_last), tuple(saved)
+
+
+def _gru_backward_native(wh, mask, saved, dhs, gate, dtype):
+    """The reverse loop of :func:`_gru_bwd` with each step's elementwise work in one fused kernel call:
+    ``(dh0, dxg)``."""
+    length, b, hidden = dhs.shape
+    (dxg,) = native.uninitialized([(length, b, 3 * hidden)])
+    zeros = jnp.zeros((b, hidden), jnp.float32)
+
+    def step(i, carry):
+        c, mm, dxg = carry
+        c, dgh, dxg = native.gru_backward_step(c, mm, dhs, saved, mask, length - 1 - i, dxg, gate)
+        return c, _mm_t(dgh, wh, dtype), dxg
+
+    c, mm, dxg = lax.fori_loop(0, length, step, (zeros, zeros, dxg))
+    return c + mm, dxg
+
+
 def _gru_fwd(wh, bh, bx, xw, mask, h0, gate, unroll, dtype):
-    hs, saved = _gru_forward(wh, bh, bx, xw, mask, h0, gate, unroll, dtype)
+    if _native(dtype):
+        hs, saved = _gru_forward_native(wh, bh, bx, xw, mask, h0, gate, dtype)
+    else:
+        hs, saved = _gru_forward(wh, bh, bx, xw, mask, h0, gate, unroll, dtype)
     return hs, (wh, mask, saved)
 
 
 def _gru_bwd(gate, unroll, dtype, saved, dhs):
     wh, mask, (h_prev, z, r, n, ghn) = saved
+    if _native(dtype):
+        dh0, dxg = _gru_backward_native(wh, mask, (h_prev, z, r, n, ghn), dhs, gate, dtype)
+    else:
+        dh0, dxg = _gru_backward_xla(wh, mask, (h_prev, z, r, n, ghn), dhs, gate, unroll, dtype)
+    # dgh (each step's, above) is dxg with its candidate block times r: rebuilt here in one pass
+    # rather than written out step by step into a second (T, B, 3H) buffer
+    dgh = dxg * jnp.concatenate([jnp.ones_like(z), jnp.ones_like(z), r], axis=-1)
+    dwh, dbh = _recurrent_weight_grads(h_prev, dgh, dtype)
+    return dwh, dbh, dxg.sum(axis=(0, 1)), dxg, jnp.zeros_like(mask), dh0
+
+
+def _gru_backward_xla(wh, mask, saved, dhs, gate, unroll, dtype):
+    h_prev, z, r, n, ghn = saved
     dact = GATES[gate][1]
 
     def step(carry, inp):
@@ -172,13 +227,8 @@ def _gru_bwd(gate, unroll, dtype, saved, dhs):
         dh_prev = (1.0 - m_t) * dh + dh_new * z_t + _mm_t(dgh, wh, dtype)
         return dh_prev, dxg
 
-    dh0, dxg = _scan_into(step, jnp.zeros_like(h_prev[0]), (dhs, h_prev, z, r, n, ghn, mask),
-                          reverse=True, unroll=unroll)
-    # dgh (each step's, above) is dxg with its candidate block times r: rebuilt here in one pass
-    # rather than written out step by step into a second (T, B, 3H) buffer
-    dgh = dxg * jnp.concatenate([jnp.ones_like(z), jnp.ones_like(z), r], axis=-1)
-    dwh, dbh = _recurrent_weight_grads(h_prev, dgh, dtype)
-    return dwh, dbh, dxg.sum(axis=(0, 1)), dxg, jnp.zeros_like(mask), dh0
+    return _scan_into(step, jnp.zeros_like(h_prev[0]), (dhs, h_prev, z, r, n, ghn, mask), reverse=True,
+                      unroll=unroll)
 
 
 gru_recurrence.defvjp(_gru_fwd, _gru_bwd)
