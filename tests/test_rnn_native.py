@@ -22,10 +22,10 @@ def fresh_decision():
 
 
 def _grads(gate, b, hidden, t=6):
-    """The states and the gradients of a loss over them, through the hand-written GRU passes, with texts
-    of several lengths (padding frozen), a carried-in state and a learned-looking initial state."""
+    """The states and the gradients of a loss over them through the hand-written GRU passes, for texts
+    of random lengths (0 to ``t``: padding frozen) from a nonzero initial state."""
     k = jax.random.split(jax.random.key(3), 7)
-    wh = 0.3 * jax.random.normal(k[0], (hidden, 3 * hidden)) / np.sqrt(hidden) * 4
+    wh = 1.2 / np.sqrt(hidden) * jax.random.normal(k[0], (hidden, 3 * hidden))
     bh, bx = 0.1 * jax.random.normal(k[1], (3 * hidden,)), 0.1 * jax.random.normal(k[2], (3 * hidden,))
     xw = jax.random.normal(k[3], (t, b, 3 * hidden))
     lengths = jax.random.randint(k[4], (b,), 0, t + 1)
@@ -61,6 +61,13 @@ def test_without_a_compiler_the_gru_runs_xlas_step(fresh_decision, monkeypatch):
     assert not cells._native(jnp.float32)
     hs, grads = _grads("steeper_sigmoid", b=3, hidden=8)  # XLA's step, traced afresh
     assert all(bool(jnp.isfinite(g).all()) for g in grads) and hs.shape == (6, 3, 8)
+
+
+def test_an_unusable_cache_falls_back_with_a_warning(fresh_decision, tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("not a directory")
+    monkeypatch.setenv("RNNBENCH_KERNELS", str(tmp_path / "a-file" / "kernels"))
+    with pytest.warns(RuntimeWarning, match="kernels are not available"):
+        assert not native.available()
 
 
 def test_rnnbench_native_0_turns_the_kernels_off(fresh_decision, monkeypatch):

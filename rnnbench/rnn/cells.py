@@ -161,7 +161,8 @@ def _native(dtype) -> bool:
 
 
 def _gru_forward_native(wh, bh, bx, xw, mask, h0, gate, dtype):
-    """:func:`_gru_forward` with each step's elementwise work in one fused kernel call."""
+    """:func:`_gru_forward` with each step's elementwise work in one fused kernel call (``unroll``
+    does not apply: a step is one matmul and one call)."""
     length, b, hidden = xw.shape[0], *h0.shape
     saved = native.uninitialized([(length, b, hidden)] * 5)  # every row is written by the loop
 
@@ -203,8 +204,8 @@ def _gru_bwd(gate, unroll, dtype, saved, dhs):
         dh0, dxg = _gru_backward_native(wh, mask, (h_prev, z, r, n, ghn), dhs, gate, dtype)
     else:
         dh0, dxg = _gru_backward_xla(wh, mask, (h_prev, z, r, n, ghn), dhs, gate, unroll, dtype)
-    # dgh (each step's, above) is dxg with its candidate block times r: rebuilt here in one pass
-    # rather than written out step by step into a second (T, B, 3H) buffer
+    # each step's recurrent gradient dgh is dxg with its candidate block times r: rebuilt here in one
+    # pass rather than written out step by step into a second (T, B, 3H) buffer
     dgh = dxg * jnp.concatenate([jnp.ones_like(z), jnp.ones_like(z), r], axis=-1)
     dwh, dbh = _recurrent_weight_grads(h_prev, dgh, dtype)
     return dwh, dbh, dxg.sum(axis=(0, 1)), dxg, jnp.zeros_like(mask), dh0

@@ -61,7 +61,8 @@ def build() -> Path:
     cxx = compiler()
     if cxx is None:
         raise RuntimeError("no C++ compiler found (set $CXX)")
-    version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout.partition("\n")[0]
+    version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
+    version = version.partition("\n")[0]
     key = hashlib.sha256("\n".join([SOURCE.read_text(), jaxlib.__version__, jax.ffi.include_dir(), cxx, version,
                                     *FLAGS, _cpu_id()]).encode()).hexdigest()[:16]
     out = cache_dir() / f"gru_cpu-{key}.so"
@@ -71,7 +72,7 @@ def build() -> Path:
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # built aside and renamed: never half-written
         tmp_out = Path(tmp) / out.name
         cmd = [cxx, *FLAGS, "-I", jax.ffi.include_dir(), str(SOURCE), "-o", str(tmp_out)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no message"])[-1]
             raise RuntimeError(f"{cxx} could not build {SOURCE.name}: {last}")
@@ -87,7 +88,7 @@ def available() -> bool:
         return False
     try:
         lib = ctypes.cdll.LoadLibrary(str(build()))
-    except (RuntimeError, OSError) as e:
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:  # no compiler, no cache dir, ...
         warnings.warn(f"rnnbench: the GRU's fused CPU kernels are not available ({e}); XLA's step runs instead",
                       RuntimeWarning, stacklevel=2)
         return False
