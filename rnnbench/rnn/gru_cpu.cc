@@ -129,7 +129,7 @@ void forward_row(int64_t H, float half_slope, float m, const float* __restrict x
 }
 
 struct Forward {
-  int64_t B, H;
+  int64_t H;
   float half_slope;
   const float *gh, *xw, *bx, *bh, *mask;
   float *h, *h_prev, *z, *r, *n, *ghn;
@@ -153,8 +153,9 @@ ffi::Error GruForwardStep(ffi::ThreadPool pool, F32 h, F32 gh, F32 xw, F32 bx, F
   }
   const int64_t T = dims[0], B = dims[1], H = dims[2] / 3;
   const int32_t t = step.typed_data()[0];
-  if (auto e = check(count(h) == B * H && count(gh) == B * 3 * H &&
-                         count(mask) == T * B && count(*h_prev) == T * B * H,
+  if (auto e = check(count(h) == B * H && count(gh) == B * 3 * H && count(bx) == 3 * H && count(bh) == 3 * H &&
+                         count(mask) == T * B && count(*h_prev) == T * B * H && count(*z) == T * B * H &&
+                         count(*r) == T * B * H && count(*n) == T * B * H && count(*ghn) == T * B * H,
                      "gru forward: shapes disagree");
       e.failure()) {
     return e;
@@ -162,7 +163,7 @@ ffi::Error GruForwardStep(ffi::ThreadPool pool, F32 h, F32 gh, F32 xw, F32 bx, F
   if (auto e = check(t >= 0 && t < T, "gru forward: step out of range"); e.failure()) return e;
   const int64_t at = int64_t{t} * B * H;
   // h_out is h's buffer (aliased): each element is read before its new value is written
-  const Forward f{B, H, 0.5f * slope, gh.typed_data(), xw.typed_data() + at * 3, bx.typed_data(), bh.typed_data(),
+  const Forward f{H, 0.5f * slope, gh.typed_data(), xw.typed_data() + at * 3, bx.typed_data(), bh.typed_data(),
                   mask.typed_data() + int64_t{t} * B, h_out->typed_data(), h_prev->typed_data() + at,
                   z->typed_data() + at, r->typed_data() + at, n->typed_data() + at, ghn->typed_data() + at};
   if (hard) {
@@ -197,7 +198,7 @@ void backward_row(int64_t H, float slope, float m, float* __restrict c, const fl
 }
 
 struct Backward {
-  int64_t B, H;
+  int64_t H;
   float slope;
   const float *mm, *dh_out, *h_prev, *z, *r, *n, *ghn, *mask;
   float *c, *dgh, *dxg;
@@ -219,8 +220,9 @@ ffi::Error GruBackwardStep(ffi::ThreadPool pool, F32 c, F32 mm, F32 dhs, F32 h_p
   if (auto e = check(dims.size() == 3, "gru backward: dhs must be (T, B, H)"); e.failure()) return e;
   const int64_t T = dims[0], B = dims[1], H = dims[2];
   const int32_t t = step.typed_data()[0];
-  if (auto e = check(count(c) == B * H && count(mm) == B * H && count(mask) == T * B &&
-                         count(*dxg) == T * B * 3 * H && count(*dgh) == B * 3 * H,
+  if (auto e = check(count(c) == B * H && count(mm) == B * H && count(mask) == T * B && count(h_prev) == T * B * H &&
+                         count(z) == T * B * H && count(r) == T * B * H && count(n) == T * B * H &&
+                         count(ghn) == T * B * H && count(*dxg) == T * B * 3 * H && count(*dgh) == B * 3 * H,
                      "gru backward: shapes disagree");
       e.failure()) {
     return e;
@@ -228,7 +230,7 @@ ffi::Error GruBackwardStep(ffi::ThreadPool pool, F32 c, F32 mm, F32 dhs, F32 h_p
   if (auto e = check(t >= 0 && t < T, "gru backward: step out of range"); e.failure()) return e;
   const int64_t at = int64_t{t} * B * H;
   // c_out is c's buffer (aliased), as h is in the forward step
-  const Backward k{B, H, slope, mm.typed_data(), dhs.typed_data() + at, h_prev.typed_data() + at,
+  const Backward k{H, slope, mm.typed_data(), dhs.typed_data() + at, h_prev.typed_data() + at,
                    z.typed_data() + at, r.typed_data() + at, n.typed_data() + at, ghn.typed_data() + at,
                    mask.typed_data() + int64_t{t} * B, c_out->typed_data(), dgh->typed_data(),
                    dxg->typed_data() + at * 3};
