@@ -33,7 +33,7 @@ from flax import nnx  # noqa: E402
 
 from rnnbench.config import RnnConfig, cores_label, usable_cores  # noqa: E402
 from rnnbench.datasets import Task  # noqa: E402
-from rnnbench.rnn import native  # noqa: E402
+from rnnbench.rnn.cells import fused_kernels  # noqa: E402
 from rnnbench.rnn.model import SequenceModel  # noqa: E402
 from rnnbench.rnn.train import Steps  # noqa: E402
 
@@ -197,7 +197,7 @@ def main():
                 figures[f"ratio_vs_{ref}_range"] = [round(min(ratios), 3), round(max(ratios), 3)]
         figures["rounds"] = args.rounds
         if args.cell == "gru":
-            figures["kernels"] = "native" if dtype == "float32" and native.available() else "xla"
+            figures["kernels"] = "native" if fused_kernels(jnp.dtype(dtype)) else "xla"
         if len(configs) > 1:
             figures.update(batch=batch, dtype=dtype, unroll=unroll, chunk=args.chunk)
         emit(figures)

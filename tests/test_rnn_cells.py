@@ -5,7 +5,7 @@ import pytest
 from flax import nnx
 
 from rnnbench.config import RnnConfig
-from rnnbench.rnn import cells, native
+from rnnbench.rnn import cells
 from rnnbench.rnn.cells import (
     N_GATES,
     _scan_into,
@@ -15,6 +15,7 @@ from rnnbench.rnn.cells import (
     simple_recurrence,
 )
 from rnnbench.rnn.model import SequenceModel
+from tests.helpers import use_loops
 
 jax.config.update("jax_enable_x64", False)
 
@@ -37,16 +38,6 @@ def _fast(cell, wh, bh, bx, xw, mask, init, gate):
     if cell == "lstm":
         return lstm_recurrence(wh, bh, bx, xw, mask, init[0], init[1], gate, 1)
     return simple_recurrence(wh, bh, bx, xw, mask, init[0], 1), None
-
-
-def use_loops(monkeypatch, loops: str) -> None:
-    """Which loops the GRU's hand-written passes run: "native" (the fused CPU kernels), "carried"
-    (XLA's step, saved values in carried buffers: the CPU without a compiler) or "scan" (XLA's step,
-    ``lax.scan``'s stacked outputs: the GPU)."""
-    if loops == "native" and not native.available():
-        pytest.skip("the fused CPU kernels could not be built here (no C++ compiler?)")
-    monkeypatch.setattr(cells, "_native", lambda dtype: loops == "native")
-    monkeypatch.setattr(cells, "_carried_buffers", lambda: loops == "carried")
 
 
 @pytest.mark.parametrize("cell,gate,loops", [

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from rnnbench.rnn import cells, native
-
-from .test_rnn_cells import use_loops
+from tests.helpers import use_loops
 
 
 @pytest.fixture
@@ -58,7 +57,7 @@ def test_without_a_compiler_the_gru_runs_xlas_step(fresh_decision, monkeypatch):
     monkeypatch.setattr(native, "compiler", lambda: None)
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
         assert not native.available()
-    assert not cells._native(jnp.float32)
+    assert not cells.fused_kernels(jnp.float32)
     hs, grads = _grads("steeper_sigmoid", b=3, hidden=8)  # XLA's step, traced afresh
     assert all(bool(jnp.isfinite(g).all()) for g in grads) and hs.shape == (6, 3, 8)
 
@@ -73,13 +72,13 @@ def test_an_unusable_cache_falls_back_with_a_warning(fresh_decision, tmp_path, m
 def test_rnnbench_native_0_turns_the_kernels_off(fresh_decision, monkeypatch):
     monkeypatch.setenv("RNNBENCH_NATIVE", "0")
     assert not native.available()
-    assert not cells._native(jnp.float32)
+    assert not cells.fused_kernels(jnp.float32)
 
 
-def test_the_kernels_serve_float32_only(monkeypatch):
+def test_the_kernels_serve_float32_only():
     if not native.available():
         pytest.skip("the fused CPU kernels could not be built here (no C++ compiler?)")
-    assert cells._native(jnp.float32) and not cells._native(jnp.bfloat16)
+    assert cells.fused_kernels(jnp.float32) and not cells.fused_kernels(jnp.bfloat16)
 
 
 def test_a_failed_build_says_why_and_leaves_nothing_behind(tmp_path, monkeypatch):

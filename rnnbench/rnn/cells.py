@@ -44,8 +44,11 @@ def _sigmoid(x):
     return 0.5 * jnp.tanh(0.5 * x) + 0.5
 
 
+STEEPER = 3.75  # Passage's steeper sigmoid: 1/(1+exp(-3.75x))
+
+
 def _steeper(x):
-    return _sigmoid(3.75 * x)
+    return _sigmoid(STEEPER * x)
 
 
 def _hard(x):
@@ -55,7 +58,7 @@ def _hard(x):
 # name -> (activation, derivative expressed through the activation's output s)
 GATES = {
     "sigmoid": (_sigmoid, lambda s: s * (1.0 - s)),
-    "steeper_sigmoid": (_steeper, lambda s: 3.75 * s * (1.0 - s)),
+    "steeper_sigmoid": (_steeper, lambda s: STEEPER * s * (1.0 - s)),
     "hard_sigmoid": (_hard, lambda s: ((s > 0.0) & (s < 1.0)).astype(s.dtype)),
 }
 N_GATES = {"gru": 3, "lstm": 4, "simple": 1}
@@ -154,10 +157,15 @@ def gru_recurrence(wh, bh, bx, xw, mask, h0, gate="steeper_sigmoid", unroll=1, d
     return _gru_forward(wh, bh, bx, xw, mask, h0, gate, unroll, dtype)[0]
 
 
-def _native(dtype) -> bool:
+def fused_kernels(dtype) -> bool:
     """Whether the GRU's training loops call the fused CPU kernels of :mod:`.native` (float32 on a CPU
     with a C++ compiler) instead of XLA's step. Inference keeps XLA's, which drops the saved values."""
     return dtype == jnp.float32 and native.available()
+
+
+def _kernel_gate(gate: str) -> tuple[float, bool]:
+    """A gate activation (:data:`GATES`) as the kernels take it: sigmoid(slope x), or the hard sigmoid."""
+    return (STEEPER if gate == "steeper_sigmoid" else 1.0), gate == "hard_sigmoid"
 
 
 def _gru_forward_native(wh, bh, bx, xw, mask, h0, gate, dtype):
@@ -165,10 +173,11 @@ def _gru_forward_native(wh, bh, bx, xw, mask, h0, gate, dtype):
     does not apply: a step is one matmul and one call)."""
     length, b, hidden = xw.shape[0], *h0.shape
     saved = native.uninitialized([(length, b, hidden)] * 5)  # every row is written by the loop
+    gate_attrs = _kernel_gate(gate)
 
     def step(t, carry):
         h, saved = carry
-        return native.gru_forward_step(h, _mm(h, wh, dtype), xw, bx, bh, mask, t, saved, gate)
+        return native.gru_forward_step(h, _mm(h, wh, dtype), xw, bx, bh, mask, t, saved, *gate_attrs)
 
     h_last, saved = lax.fori_loop(0, length, step, (h0.astype(jnp.float32), saved))
     return _next_states(saved[0], h_last), tuple(saved)
@@ -179,11 +188,12 @@ def _gru_backward_native(wh, mask, saved, dhs, gate, dtype):
     ``(dh0, dxg)``."""
     length, b, hidden = dhs.shape
     (dxg,) = native.uninitialized([(length, b, 3 * hidden)])
+    gate_attrs = _kernel_gate(gate)
     zeros = jnp.zeros((b, hidden), jnp.float32)
 
     def step(i, carry):
         c, mm, dxg = carry
-        c, dgh, dxg = native.gru_backward_step(c, mm, dhs, saved, mask, length - 1 - i, dxg, gate)
+        c, dgh, dxg = native.gru_backward_step(c, mm, dhs, saved, mask, length - 1 - i, dxg, *gate_attrs)
         return c, _mm_t(dgh, wh, dtype), dxg
 
     c, mm, dxg = lax.fori_loop(0, length, step, (zeros, zeros, dxg))
@@ -191,7 +201,7 @@ def _gru_backward_native(wh, mask, saved, dhs, gate, dtype):
 
 
 def _gru_fwd(wh, bh, bx, xw, mask, h0, gate, unroll, dtype):
-    if _native(dtype):
+    if fused_kernels(dtype):
         hs, saved = _gru_forward_native(wh, bh, bx, xw, mask, h0, gate, dtype)
     else:
         hs, saved = _gru_forward(wh, bh, bx, xw, mask, h0, gate, unroll, dtype)
@@ -200,7 +210,7 @@ def _gru_fwd(wh, bh, bx, xw, mask, h0, gate, unroll, dtype):
 
 def _gru_bwd(gate, unroll, dtype, saved, dhs):
     wh, mask, (h_prev, z, r, n, ghn) = saved
-    if _native(dtype):
+    if fused_kernels(dtype):
         dh0, dxg = _gru_backward_native(wh, mask, (h_prev, z, r, n, ghn), dhs, gate, dtype)
     else:
         dh0, dxg = _gru_backward_xla(wh, mask, (h_prev, z, r, n, ghn), dhs, gate, unroll, dtype)

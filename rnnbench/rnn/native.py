@@ -106,28 +106,27 @@ def uninitialized(shapes: list[tuple[int, ...]]) -> list[jax.Array]:
     return list(jax.ffi.ffi_call("rnnbench_uninitialized", out)())
 
 
-def _gate(gate: str) -> dict:
-    """The kernels' attributes for a gate activation (cells.GATES): sigmoid(slope x), or hard."""
-    return {"slope": np.float32(3.75 if gate == "steeper_sigmoid" else 1.0),
-            "hard": np.int32(gate == "hard_sigmoid")}
+def _gate(slope: float, hard: bool) -> dict:
+    """The kernels' gate attributes: sigmoid(``slope`` x), or Passage's hard sigmoid."""
+    return {"slope": np.float32(slope), "hard": np.int32(hard)}
 
 
-def gru_forward_step(h, gh, xw, bx, bh, mask, t, saved, gate):
+def gru_forward_step(h, gh, xw, bx, bh, mask, t, saved, slope, hard):
     """Forward step ``t`` from state ``h`` ``(B, H)`` and ``gh = h W_h`` ``(B, 3H)``: the new state,
     and ``saved`` (h_prev, z, r, n, ghn; each ``(T, B, H)``) with their row ``t`` written in place.
     ``h`` is updated in place too (each element is read before its new value is written)."""
     out = [jax.ShapeDtypeStruct(a.shape, jnp.float32) for a in (h, *saved)]
     call = jax.ffi.ffi_call("rnnbench_gru_forward_step", out,
                             input_output_aliases={0: 0, **{7 + i: 1 + i for i in range(5)}})
-    h_new, *saved = call(h, gh, xw, bx, bh, mask, t, *saved, **_gate(gate))
+    h_new, *saved = call(h, gh, xw, bx, bh, mask, t, *saved, **_gate(slope, hard))
     return h_new, saved
 
 
-def gru_backward_step(c, mm, dhs, saved, mask, t, dxg, gate):
+def gru_backward_step(c, mm, dhs, saved, mask, t, dxg, slope, hard):
     """Backward step ``t``: ``(c', dgh, dxg)``, ``dxg`` ``(T, B, 3H)`` with its row ``t`` written in
     place, ``c`` updated in place (what ``c`` and ``mm`` are: see gru_cpu.cc's header)."""
     b, h = c.shape
     out = [jax.ShapeDtypeStruct((b, h), jnp.float32), jax.ShapeDtypeStruct((b, 3 * h), jnp.float32),
            jax.ShapeDtypeStruct(dxg.shape, jnp.float32)]
     call = jax.ffi.ffi_call("rnnbench_gru_backward_step", out, input_output_aliases={0: 0, 10: 2})
-    return call(c, mm, dhs, *saved, mask, t, dxg, **_gate(gate))
+    return call(c, mm, dhs, *saved, mask, t, dxg, **_gate(slope, hard))
