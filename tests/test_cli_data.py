@@ -19,7 +19,7 @@ def test_data_list():
     r = run("data", "list")
     assert r.exit_code == 0
     for name in ("synthetic", "imdb", "sst2", "rt-polarity", "amazon-helpfulness", "clothing-reviews",
-                 "amazon-polarity", "zhang-csv", "csv", "jsonl"):
+                 "amazon-polarity", "blog-authorship", "zhang-csv", "csv", "jsonl"):
         assert f"\n{name} " in r.output
 
 
@@ -53,7 +53,14 @@ def test_config_show_resolves_defaults_and_overrides(tmp_path):
     (("config", "show", "{cfg}", "--set", "novalue"), "--set expects key=value"),
     (("data", "info", "imdb", "--path", "/nonexistent"), "data path does not exist"),
     (("data", "info", "nope"), "unknown data set 'nope'"),
-    (("data", "download", "sst2"), "has no canonical download URL"),
+    (("data", "download", "sst2"), "there is no download URL we can rely on"),
+    (("data", "download", "blog-authorship"), "no download URL we can rely on: get it from Schler et al. 2006"),
+    (("data", "download", "blog-authorship"), "`rnnbench data download blog-authorship --from FOLDER` (the folder "
+                                              "holding train.tsv.xz and test.tsv.xz)"),
+    (("data", "info", "blog-authorship"), "no local copy of 'blog-authorship': there is no download URL"),
+    (("data", "info", "blog-authorship", "--task", "age"), "--from FOLDER"),
+    (("data", "info", "blog-authorship", "--set", "data.group_column=gender"), "always groups rows by blog_id"),
+    (("data", "info", "imdb", "--set", "data.group_column=author"), "'imdb' cannot group rows"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
     cfg = tmp_path / "c.yaml"

@@ -1,16 +1,22 @@
 """Loaders on small files written by the tests: formats, bad input, reports."""
 
+import bz2
+import dataclasses
 import gzip
 import io
 import json
+import lzma
+import subprocess
+import sys
 import tarfile
 
 import numpy as np
 import pytest
 
-from rnnbench.datasets import Corpus, LoadReport, Split, Task, load
+from rnnbench.config import DataConfig
+from rnnbench.data import REGISTRY, Corpus, LoadReport, Split, Task, load, make_subsets, stratified_order
+from rnnbench.data.loaders import load_amazon
 from rnnbench.errors import RnnbenchError
-from rnnbench.subsets import make_subsets, stratified_order
 
 
 def make_imdb_tar(path, n=6, truncate=False):
@@ -90,7 +96,7 @@ def test_empty_after_filtering(tmp_path):
         load("csv", str(p), text_columns=["text"], label_column="label")
 
 
-def test_zhang_tarball(tmp_path):
+def make_zhang_tar(tmp_path):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for split, n in (("train", 20), ("test", 6)):
@@ -99,7 +105,11 @@ def test_zhang_tarball(tmp_path):
             info.size = len(data.encode())
             tar.addfile(info, io.BytesIO(data.encode()))
     (tmp_path / "z.tgz").write_bytes(buf.getvalue())
-    c = load("amazon-polarity", str(tmp_path / "z.tgz"))
+    return tmp_path / "z.tgz"
+
+
+def test_zhang_tarball(tmp_path):
+    c = load("amazon-polarity", str(make_zhang_tar(tmp_path)))
     assert (len(c.train), len(c.test)) == (20, 6) and c.task.kind == "binary"
     assert c.report.dropped == {"unparsable label": 2}
     assert "\\n" not in c.train.texts[0] and c.train.texts[0] == "title 0 . text line 0"
@@ -114,6 +124,68 @@ def test_amazon_json_gz_loose_json(tmp_path):
     c = load("amazon-helpfulness", str(p), "helpfulness")
     assert len(c.train) + len(c.test) == 16  # i % 4 == 3 gives x > y: dropped as unparsable
     assert c.report.dropped == {"unparsable helpful votes": 5}
+
+
+@pytest.mark.parametrize("suffix, opener", [(".xz", lzma.open), (".bz2", bz2.open)])
+def test_xz_and_bz2_are_read_as_gz_is(tmp_path, suffix, opener):
+    rows = [{"reviewText": f"review {i}", "summary": "s", "helpful": [1, 2], "overall": 4.0} for i in range(20)]
+    with opener(tmp_path / f"reviews_x.json{suffix}", "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    c = load("amazon-helpfulness", str(tmp_path), "rating")  # a folder: the compressed file is found
+    assert len(c.train) + len(c.test) == 20
+    zhang = tmp_path / "zhang"
+    zhang.mkdir()
+    for split, n in (("train", 20), ("test", 6)):
+        with opener(zhang / f"{split}.csv{suffix}", "wt") as f:
+            f.write("".join(f'"{1 + i % 2}","title {i}","text {i}"\n' for i in range(n)))
+    c = load("zhang-csv", str(zhang))
+    assert (len(c.train), len(c.test)) == (20, 6)
+    assert len(load("zhang-csv", str(zhang / f"train.csv{suffix}")).train) == 16  # a lone file: a holdout
+    whole = (zhang / f"train.csv{suffix}").read_bytes()
+    (zhang / f"train.csv{suffix}").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(RnnbenchError, match=f"corrupt or truncated file .*train.csv{suffix}"):
+        load("zhang-csv", str(zhang))
+
+
+def test_zhang_tarball_is_closed_after_loading(tmp_path, monkeypatch):
+    opened, real_open = [], tarfile.open
+
+    def recording_open(*args, **kwargs):
+        opened.append(real_open(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(tarfile, "open", recording_open)
+    load("amazon-polarity", str(make_zhang_tar(tmp_path)))
+    assert opened and all(tar.closed for tar in opened)
+
+
+def test_a_misspelt_option_is_a_type_error(tmp_path):
+    p = tmp_path / "reviews.csv"
+    p.write_text("reviewText,summary,helpful,overall\n" + "".join(f"text {i},s,\"[1, 2]\",4\n" for i in range(20)))
+    assert len(load_amazon(p, "rating", min_votes=1, test_fraction=0.2).train) == 16
+    with pytest.raises(TypeError, match="min_vote"):
+        load_amazon(p, "rating", min_vote=1, test_fraction=0.2)
+    with pytest.raises(TypeError, match="min_vote"):
+        load("amazon-helpfulness", str(p), "rating", min_vote=1)
+    # the options a config passes that this loader does not take are ignored; those it takes are used
+    options = {k: v for k, v in dataclasses.asdict(DataConfig()).items() if k in ("text_columns", "test_path")}
+    c = load("amazon-helpfulness", str(p), "rating", test_fraction=0.5, **options)
+    assert (len(c.train), len(c.test)) == (10, 10)
+
+
+def test_every_loader_option_is_a_data_config_key():
+    keys = {f.name for f in dataclasses.fields(DataConfig)}
+    assert {o for info in REGISTRY.values() for o in info.options} <= keys
+    assert REGISTRY["amazon-helpfulness"].options == ("min_votes", "test_fraction")
+    assert REGISTRY["yelp-full"].options == ("test_fraction",)  # the data set's name is bound, not an option
+    assert not REGISTRY["synthetic"].needs_path and REGISTRY["imdb"].needs_path
+
+
+def test_importing_the_registry_imports_no_download_and_changes_no_global_state():
+    code = ("import csv, sys; limit = csv.field_size_limit(); import rnnbench.data.registry; "
+            "print('rnnbench.data.download' in sys.modules, csv.field_size_limit() == limit)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
 
 
 def _toy_corpus(y, kind="binary"):

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from rnnbench.datasets import load
-from rnnbench.subsets import make_subsets
+from rnnbench.data import load, subset_indices
 
 pytestmark = pytest.mark.shared_data
 
@@ -79,14 +78,16 @@ def test_clothing_reviews(shared):
 
 
 def test_nested_stratified_subsets_on_imdb(imdb):
-    small = make_subsets(imdb, seed=3, size=1000, val_fraction=0.1, val_max=2500)
-    large = make_subsets(imdb, seed=3, size=10000, val_fraction=0.1, val_max=2500)
-    assert set(small.train_index) <= set(large.train_index)
-    assert np.array_equal(small.val_index, large.val_index)
-    assert not set(large.val_index) & set(large.train_index)
-    assert abs(small.train.y.mean() - 0.5) <= 0.001
-    other = make_subsets(imdb, seed=4, size=1000, val_fraction=0.1, val_max=2500)
-    assert set(other.train_index) != set(small.train_index)
+    def rows(seed, size):
+        return subset_indices(imdb.train.y, False, seed, size, val_fraction=0.1, val_max=2500)
+
+    (small, small_val, pool), (large, large_val, _) = rows(3, 1000), rows(3, 10000)
+    assert pool == 25000 - 2500
+    assert set(small) <= set(large)
+    assert np.array_equal(small_val, large_val)
+    assert not set(large_val) & set(large)
+    assert abs(imdb.train.y[small].mean() - 0.5) <= 0.001
+    assert set(rows(4, 1000)[0]) != set(small)
 
 
 def test_rt_polarity_from_the_publishers_tarball(shared, tmp_path):

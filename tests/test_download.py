@@ -7,9 +7,9 @@ from functools import partial
 import pytest
 from click.testing import CliRunner
 
-from rnnbench import datasets
 from rnnbench.cli import main
-from rnnbench.datasets import Source
+from rnnbench.data import registry
+from rnnbench.data.registry import Source
 from tests.test_datasets_files import make_imdb_tar
 
 
@@ -43,8 +43,8 @@ def server(tmp_path):
 
 
 def _point_imdb_at(monkeypatch, url, sha=None):
-    info = datasets.REGISTRY["imdb"]
-    monkeypatch.setitem(datasets.REGISTRY, "imdb", info.__class__(
+    info = registry.REGISTRY["imdb"]
+    monkeypatch.setitem(registry.REGISTRY, "imdb", info.__class__(
         **{**info.__dict__, "source": Source(f"{url}/aclImdb_v1.tar.gz", "aclImdb_v1.tar.gz", sha)}))
 
 
@@ -53,22 +53,22 @@ def test_download_pins_checksum_then_loads(server, monkeypatch):
     _point_imdb_at(monkeypatch, url)
     r = CliRunner().invoke(main, ["data", "download", "imdb", "--quiet"])
     assert r.exit_code == 0, r.output
-    dest = datasets.data_home() / "imdb" / "aclImdb_v1.tar.gz"
+    dest = registry.data_home() / "imdb" / "aclImdb_v1.tar.gz"
     assert dest.exists() and (dest.parent / "aclImdb_v1.tar.gz.sha256").read_text().strip() == \
         hashlib.sha256((root / "aclImdb_v1.tar.gz").read_bytes()).hexdigest()
-    assert len(datasets.load("imdb").train) == 12  # found via the cache, no path given
+    assert len(registry.load("imdb").train) == 12  # found via the cache, no path given
 
 
 def test_download_resumes_partial_file(server, monkeypatch):
     url, root = server
     _point_imdb_at(monkeypatch, url)
     full = (root / "aclImdb_v1.tar.gz").read_bytes()
-    part = datasets.data_home() / "imdb" / "aclImdb_v1.tar.gz.part"
+    part = registry.data_home() / "imdb" / "aclImdb_v1.tar.gz.part"
     part.parent.mkdir(parents=True)
     part.write_bytes(full[:100])
     r = CliRunner().invoke(main, ["data", "download", "imdb", "--quiet"])
     assert r.exit_code == 0, r.output
-    assert (datasets.data_home() / "imdb" / "aclImdb_v1.tar.gz").read_bytes() == full
+    assert (registry.data_home() / "imdb" / "aclImdb_v1.tar.gz").read_bytes() == full
 
 
 def test_checksum_mismatch_deletes_and_exits_2(server, monkeypatch):
@@ -76,14 +76,14 @@ def test_checksum_mismatch_deletes_and_exits_2(server, monkeypatch):
     _point_imdb_at(monkeypatch, url, sha="0" * 64)
     r = CliRunner().invoke(main, ["data", "download", "imdb", "--quiet"])
     assert r.exit_code == 2 and "checksum mismatch" in r.output
-    assert not any((datasets.data_home() / "imdb").glob("aclImdb_v1.tar.gz*"))
+    assert not any((registry.data_home() / "imdb").glob("aclImdb_v1.tar.gz*"))
 
 
 def test_from_registers_a_local_copy(tmp_path):
     tar = make_imdb_tar(tmp_path / "mine.tar.gz")
     r = CliRunner().invoke(main, ["data", "download", "imdb", "--from", str(tar)])
     assert r.exit_code == 0 and "registered imdb" in r.output
-    assert len(datasets.load("imdb").test) == 12
+    assert len(registry.load("imdb").test) == 12
     bad = tmp_path / "bad.tar.gz"
     bad.write_bytes(tar.read_bytes()[:300])
     r = CliRunner().invoke(main, ["data", "download", "imdb", "--from", str(bad)])

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rnnbench.synthetic import generate, rule_label, rule_score
+from rnnbench.data.synthetic import generate, rule_label, rule_score
 
 
 @pytest.mark.parametrize("text, score", [

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from rnnbench.ragged import Ragged
-from rnnbench.tokenizer import PAD, UNK, Tokenizer
+from rnnbench.data.ragged import Ragged
+from rnnbench.data.tokenizer import PAD, UNK, Tokenizer
 
 
 def test_passage_splitting_rules():
@@ -77,7 +77,7 @@ def test_vectorised_path_matches_the_regex_definition():
 
 
 def test_many_chunks(monkeypatch):
-    import rnnbench.tokenizer as T
+    import rnnbench.data.tokenizer as T
 
     monkeypatch.setattr(T, "_CHUNK_BYTES", 16)
     texts = [f"doc {i} says hello{i % 7} ." for i in range(200)]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_write_json
+from ..fileio import atomic_write_json
 from .ragged import Ragged
 
 PAD, UNK = 0, 1

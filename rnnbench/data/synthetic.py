@@ -25,8 +25,15 @@ improving with data. ``scripts/bench_synthetic.py`` measures that gap.
 from __future__ import annotations
 
 import random
+from collections import Counter
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .corpus import Corpus, LoadReport, Split, task_for
+
+if TYPE_CHECKING:
+    from ..config import SyntheticConfig
 
 # How often each construction appears (per clause or per sentence).
 P_NEGATED = 0.35
@@ -173,3 +180,16 @@ def generate(n: int, seed: int, mean_tokens: int = 80, noise: float = 0.0,
     flip = noise_rng.random(n) < noise
     labels[flip] = 1 - labels[flip]
     return texts, labels
+
+
+def load_synthetic(task: str, *, synthetic: SyntheticConfig) -> Corpus:
+    """The synthetic corpus for ``task`` ("sentiment": labels, "score": regression targets): a training
+    pool and a test split generated from two seeds that follow from ``synthetic.corpus_seed``."""
+    s = synthetic
+    regression = task == "score"
+    tr = generate(s.train_size, seed=s.corpus_seed, mean_tokens=s.mean_tokens, noise=s.noise, regression=regression)
+    te = generate(s.test_size, seed=s.corpus_seed + 1_000_003, mean_tokens=s.mean_tokens, noise=s.noise,
+                  regression=regression)
+    report = LoadReport(read=Counter(train=s.train_size, test=s.test_size))
+    train, test = Split(*tr), Split(*te)
+    return Corpus("synthetic", task_for(task, "regression" if regression else "binary", train.y), train, test, report)

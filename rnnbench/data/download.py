@@ -3,13 +3,14 @@
 Resumes a partial download (HTTP Range), shows a progress bar and verifies the sha256: against a
 published checksum where we have one we could verify, otherwise against the checksum pinned at the
 first complete download (``<file>.sha256`` beside it). A mismatch deletes the file and fails.
-``--from FILE`` registers a local copy instead (checked by loading it), without copying it.
+``--from FILE`` registers a local copy instead (checked by loading it), without copying it; the files of a
+data set with pinned checksums (``DatasetInfo.sha256``) are checked against them first, and a mismatch
+fails without registering (nor deleting: the copy is the user's).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import urllib.error
 import urllib.request
@@ -17,11 +18,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .datasets import Source, data_home, get_info, load
-from .errors import RnnbenchError
-from .fileio import atomic_write_json, atomic_write_text
-
-_REGISTRY_FILE = "registered.json"
+from ..errors import RnnbenchError
+from ..fileio import atomic_write_text
+from .registry import data_home, get_info, load, remember_copy
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -32,48 +31,32 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _registered() -> dict[str, str]:
-    f = data_home() / _REGISTRY_FILE
-    return json.loads(f.read_text()) if f.exists() else {}
-
-
-def registered_path(name: str) -> Path | None:
-    """A ``--from`` copy, else a downloaded file in the cache, else None."""
-    reg = _registered()
-    if name in reg and Path(reg[name]).exists():
-        return Path(reg[name])
-    info = get_info(name)
-    if info.source:
-        p = data_home() / name / info.source.filename
-        if p.exists():
-            return p
-    return None
-
-
-def register_local(name: str, path: Path, **load_options):
+def register_local(name: str, path: Path):
     """Check that ``path`` loads as data set ``name`` and remember it; returns (path, corpus)."""
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise RnnbenchError(f"--from: no such file or folder: {path}")
-    corpus = load(name, str(path), **load_options)  # raises a clear error on a corrupt file
-    reg = _registered()
-    reg[name] = str(path)
-    atomic_write_json(data_home() / _REGISTRY_FILE, reg)
+    folder = path if path.is_dir() else path.parent
+    for filename, expected in get_info(name).sha256.items():
+        f = folder / filename
+        if f.is_file() and (got := sha256_of(f)) != expected:
+            raise RnnbenchError(f"checksum mismatch for {f}: expected sha256 {expected}, got {got}; "
+                                f"not the published {name}, nothing registered")
+    corpus = load(name, str(path))  # raises a clear error on a corrupt file
+    remember_copy(name, path)
     return path, corpus
 
 
-def download(name: str, source: Source | None = None, quiet: bool = False) -> Path:
+def download(name: str, quiet: bool = False) -> Path:
     info = get_info(name)
-    source = source or info.source
+    source = info.source
     if source is None:
-        raise RnnbenchError(
-            f"'{name}' has no canonical download URL; get it from {info.origin} and run "
-            f"`rnnbench data download {name} --from FILE`")
+        raise RnnbenchError(f"'{name}': {info.how_to_get}")
     dest = data_home() / name / source.filename
     pin = dest.with_name(dest.name + ".sha256")
     expected = source.sha256 or (pin.read_text().strip() if pin.exists() else None)
     if dest.exists():
-        _verify(dest, expected, pin)
+        _verify(dest, expected)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -96,7 +79,7 @@ def download(name: str, source: Source | None = None, quiet: bool = False) -> Pa
     if source.size is not None and part.stat().st_size != source.size:
         raise RnnbenchError(
             f"{part} has {part.stat().st_size} bytes, expected {source.size}; run again to resume")
-    _verify(part, expected, None)
+    _verify(part, expected)
     shutil.move(part, dest)
     if expected is None:  # nothing published: check the archive opens, then pin what we got
         try:
@@ -108,7 +91,7 @@ def download(name: str, source: Source | None = None, quiet: bool = False) -> Pa
     return dest
 
 
-def _verify(path: Path, expected: str | None, pin: Path | None) -> None:
+def _verify(path: Path, expected: str | None) -> None:
     if expected is None:
         return
     got = sha256_of(path)
