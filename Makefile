@@ -2,16 +2,25 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+GPU    ?=
+comma  := ,
+EXTRAS := dev$(if $(GPU),$(comma)$(GPU))
+ifneq ($(filter-out cuda12 cuda13,$(GPU)),)
+$(error GPU must be cuda12 or cuda13, got '$(GPU)')
+endif
 
-.PHONY: install test lint bench demo reproduce reproduce-smoke
+.PHONY: install test test-fast lint bench demo reproduce reproduce-smoke
 
-install:
+install:  ## GPU=cuda12 or GPU=cuda13 adds jax's CUDA plugin (a GPU box)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 
 test:
 	$(BIN)/python -m pytest -q
+
+test-fast:  ## the suite without the tests marked slow (long end-to-end runs): about a minute
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint:
 	$(BIN)/ruff check rnnbench tests scripts

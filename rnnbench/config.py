@@ -23,101 +23,154 @@ import yaml
 from .errors import RnnbenchError
 
 
-def _opt(default=None, **checks):
-    """A dataclass field with validation metadata: ``min``, ``max``, ``min_len``."""
+def _opt(default=None, doc: str = "", **checks):
+    """A dataclass field with its one-line meaning (``doc``, for the config reference) and validation
+    metadata: ``min``, ``max``, ``min_len``, ``max_len``."""
+    meta = {"doc": doc, **checks}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=checks)
-    return field(default=default, metadata=checks)
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _section(cls, doc: str):
+    return field(default_factory=cls, metadata={"doc": doc})
 
 
 @dataclass
 class ExperimentConfig:
-    name: str = "experiment"
-    seeds: list[int] = _opt([0], min_len=1)
-    output_dir: str = "runs"
-    models: list[str] = _opt(["linear", "rnn"])  # what compare runs (it needs both)
+    name: str = _opt("experiment", doc="folder name of the experiment under output_dir; titles plots and tables")
+    seeds: list[int] = _opt([0], min_len=1, doc="seeds to run; each gives its own subsets, initialisation and order")
+    output_dir: str = _opt("runs", doc="where experiments and their runs are kept (may lie outside the checkout)")
+    models: list[str] = _opt(["linear", "rnn"], min_len=1,
+                             doc="the models `compare` runs (linear, rnn); `compare --models` overrides it")
 
 
 @dataclass
 class SyntheticConfig:
-    """The built-in corpus (see :mod:`rnnbench.synthetic`): sizes of the generated pools."""
+    """The built-in corpus (see :mod:`rnnbench.data.synthetic`): sizes of the generated pools."""
 
-    train_size: int = _opt(20000, min=10)
-    test_size: int = _opt(5000, min=10)
-    mean_tokens: int = _opt(80, min=20)
-    noise: float = _opt(0.0, min=0.0, max=0.5)
-    corpus_seed: int = 1234
+    train_size: int = _opt(20000, min=10, doc="texts generated for the training pool (validation is carved from it)")
+    test_size: int = _opt(5000, min=10, doc="texts generated for the test split")
+    mean_tokens: int = _opt(80, min=20, doc="mean length of a generated text, in tokens")
+    noise: float = _opt(0.0, min=0.0, max=0.5, doc="fraction of labels flipped at random")
+    corpus_seed: int = _opt(1234, doc="seed of the generator: the same seed gives the same corpus")
 
 
 @dataclass
 class DataConfig:
-    dataset: str = "synthetic"
-    path: str | None = None
-    task: str | None = None  # None: the data set's first task
-    text_columns: list[str] = _opt([])  # generic csv/tsv/jsonl
-    label_column: str | None = None
-    task_kind: Literal["binary", "multiclass", "regression"] | None = None  # generic files
-    test_path: str | None = None  # generic files: a separate test file
-    test_fraction: float = _opt(0.2, min=0.05, max=0.5)  # data sets with no official test split
-    sizes: list[int] = _opt([])  # training-set sizes; empty = all available
-    val_fraction: float = _opt(0.1, min=0.01, max=0.5)
-    val_max: int = _opt(5000, min=10)
-    max_len: int = _opt(400, min=4)  # RNN: tokens read per text
-    keep: Literal["first", "last"] = "first"  # RNN: which max_len tokens of a longer text it reads
-    min_votes: int = _opt(1, min=1)  # amazon-helpfulness
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    dataset: str = _opt("synthetic", doc="a registry name (`rnnbench data list`), or csv / tsv / jsonl for your file")
+    path: str | None = _opt(None, doc="file or folder to read; null: the downloaded or registered copy")
+    task: str | None = _opt(None, doc="which of the data set's tasks; null: its first")
+    text_columns: list[str] = _opt([], doc="csv/tsv/jsonl: columns joined (with \" . \") into the text")
+    label_column: str | None = _opt(None, doc="csv/tsv/jsonl: the column holding the label or target")
+    task_kind: Literal["binary", "multiclass", "regression"] | None = _opt(
+        None, doc="csv/tsv/jsonl: what the label is; null: binary or multiclass from the labels seen")
+    test_path: str | None = _opt(None, doc="csv/tsv/jsonl: a separate test file; null: test_fraction of path")
+    group_column: str | None = _opt(
+        None, doc="rows sharing this column's value (an author, a product) never straddle training and validation, "
+                  "nor training and a test split rnnbench makes; blog-authorship: always blog_id")
+    test_fraction: float = _opt(0.2, min=0.05, max=0.5,
+                                doc="data sets with no official test split: the seeded share held out as test")
+    sizes: list[int] = _opt([], doc="training-set sizes, increasing (compare); empty: all available")
+    val_fraction: float = _opt(0.1, min=0.01, max=0.5, doc="share of the training pool kept for validation")
+    val_max: int = _opt(5000, min=10, doc="at most this many validation examples")
+    max_len: int = _opt(400, min=4, doc="RNN: tokens read per text")
+    keep: Literal["first", "last"] = _opt("first", doc="RNN: which max_len tokens of a longer text it reads")
+    min_votes: int = _opt(1, min=1, doc="amazon-helpfulness: reviews with fewer helpfulness votes are dropped")
+    synthetic: SyntheticConfig = _section(SyntheticConfig, "the built-in corpus")
 
 
 @dataclass
 class TokenizerConfig:
-    min_df: int = _opt(5, min=1)
-    max_features: int | None = _opt(None, min=2)
-    lowercase: bool = True
-    char_level: bool = False
+    """The RNN's vocabulary (the linear model counts every n-gram and prunes by its own min_df)."""
+
+    min_df: int = _opt(5, min=1, doc="words in fewer training texts become UNK")
+    max_features: int | None = _opt(None, min=2, doc="keep at most this many words (the most frequent); null: all")
+    lowercase: bool = _opt(True, doc="lowercase before splitting")
+    char_level: bool = _opt(False, doc="characters instead of words as tokens")
 
 
 @dataclass
 class LinearConfig:
-    ngram_range: list[int] = _opt([1, 2], min_len=2, max_len=2, min=1)
-    sublinear_tf: bool = True
-    min_df: list[int] = _opt([1, 2, 3], min_len=1, min=1)
-    C: list[float] = _opt([1.0, 4.0, 16.0, 64.0, 256.0], min_len=1, min=1e-12)
-    alpha: list[float] = _opt([0.3, 1.0, 3.0, 10.0], min_len=1, min=1e-12)
-    max_iter: int = _opt(1000, min=10)
+    ngram_range: list[int] = _opt([1, 2], min_len=2, max_len=2, min=1, doc="[lo, hi]: word n-grams counted")
+    sublinear_tf: bool = _opt(True, doc="TF-IDF with 1 + log(tf)")
+    min_df: list[int] = _opt([1, 2, 3], min_len=1, min=1, doc="grid: n-grams in fewer training texts are dropped")
+    C: list[float] = _opt([1.0, 4.0, 16.0, 64.0, 256.0], min_len=1, min=1e-12,
+                          doc="grid: inverse regularisation of logistic regression (classification)")
+    alpha: list[float] = _opt([0.3, 1.0, 3.0, 10.0], min_len=1, min=1e-12, doc="grid: ridge strength (regression)")
+    max_iter: int = _opt(1000, min=10, doc="solver iterations per grid point")
 
 
 @dataclass
 class RnnConfig:
-    cell: Literal["gru", "lstm", "simple"] = "gru"
-    embed_dim: int = _opt(256, min=1)
-    hidden_dim: int = _opt(512, min=1)
-    layers: int = _opt(1, min=1, max=8)
-    gate: Literal["sigmoid", "steeper_sigmoid", "hard_sigmoid"] = "steeper_sigmoid"
-    init: Literal["orthogonal", "gaussian", "uniform"] = "orthogonal"
-    init_scale: float = _opt(1.1, min=0.0)
-    learned_init_state: bool = False
-    dropout: float = _opt(0.0, min=0.0, max=0.95)  # between stacked layers and before the head
-    input_dropout: float = _opt(0.0, min=0.0, max=0.95)  # on the embedded tokens (Passage's p_drop)
-    optimizer: Literal["sgd", "momentum", "nag", "adagrad", "adadelta", "rmsprop", "adam"] = "adam"
-    learning_rate: float = _opt(1e-3, min=0.0)
-    lr_decay: float = _opt(1.0, min=0.0, max=1.0)  # the learning rate is multiplied by this after each epoch
-    ema: float = _opt(0.0, min=0.0, max=0.9999)  # >0: validate, keep and test a moving average of the weights
-    momentum: float = _opt(0.9, min=0.0, max=1.0)
-    clip_norm: float | None = _opt(5.0, min=0.0)  # global-norm clipping; null disables
-    batch_size: int = _opt(64, min=1)
-    epochs: int = _opt(10, min=1)
-    patience: int = _opt(2, min=1)
-    eval_every: int = _opt(0, min=0)  # steps between validations; 0 = once per epoch
-    chunk: int = _opt(16, min=1)  # time steps per compiled call: texts are read chunk by chunk
-    buckets: int = _opt(64, min=1)  # length buckets of training batches (widths: multiples of chunk)
-    unroll: int = _opt(2, min=1)  # scan unrolling: 2 measured fastest on CPU
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    cell: Literal["gru", "lstm", "simple"] = _opt("gru", doc="recurrent cell; simple is a tanh RNN without gates")
+    embed_dim: int = _opt(256, min=1, doc="word embedding size")
+    hidden_dim: int = _opt(512, min=1, doc="recurrent state size")
+    layers: int = _opt(1, min=1, max=8, doc="stacked recurrent layers")
+    gate: Literal["sigmoid", "steeper_sigmoid", "hard_sigmoid"] = _opt(
+        "steeper_sigmoid", doc="gate activation; steeper is 1/(1+exp(-3.75x)), the talk's")
+    init: Literal["orthogonal", "gaussian", "uniform"] = _opt("orthogonal", doc="recurrent weight initialisation")
+    init_scale: float = _opt(1.1, min=0.0, doc="scale of the initial weights (Passage: orthogonal x 1.1)")
+    learned_init_state: bool = _opt(False, doc="learn the initial state instead of zeros")
+    dropout: float = _opt(0.0, min=0.0, max=0.95, doc="dropout between stacked layers and before the head")
+    input_dropout: float = _opt(0.0, min=0.0, max=0.95, doc="dropout on the embedded tokens (Passage's p_drop)")
+    optimizer: Literal["sgd", "momentum", "nag", "adagrad", "adadelta", "rmsprop", "adam"] = _opt(
+        "adam", doc="optax optimizer (Adam is bias-corrected)")
+    learning_rate: float = _opt(1e-3, min=0.0, doc="learning rate (injected: a sweep over it does not recompile)")
+    lr_decay: float = _opt(1.0, min=0.0, max=1.0, doc="the learning rate is multiplied by this after each epoch")
+    ema: float = _opt(0.0, min=0.0, max=0.9999,
+                      doc="> 0: validate, keep and test a moving average of the weights with this decay")
+    momentum: float = _opt(0.9, min=0.0, max=1.0, doc="momentum / nag: the momentum coefficient")
+    clip_norm: float | None = _opt(5.0, min=0.0, doc="global-norm gradient clipping; null disables")
+    batch_size: int = _opt(64, min=1, doc="texts per training batch")
+    epochs: int = _opt(10, min=1, doc="at most this many passes over the training subset")
+    patience: int = _opt(2, min=1, doc="early stopping: validations without improvement before stopping")
+    eval_every: int = _opt(0, min=0, doc="steps between validations; 0: once per epoch")
+    chunk: int = _opt(16, min=1, doc="time steps per compiled call: texts are read chunk by chunk")
+    buckets: int = _opt(64, min=1, doc="length buckets of training batches (widths: multiples of chunk)")
+    unroll: int = _opt(2, min=1, doc="lax.scan unrolling of the XLA loops (2 measured fastest on a CPU)")
+    dtype: Literal["float32", "bfloat16"] = _opt("float32", doc="compute type; bfloat16 is for GPUs")
 
 
 @dataclass
 class ComputeConfig:
-    device: Literal["auto", "cpu", "gpu"] = "auto"
-    threads: int | None = _opt(None, min=1)  # the linear grid's workers; None: usable_cores()
+    device: Literal["auto", "cpu", "gpu"] = _opt(
+        "auto", doc="where the RNN trains: auto uses a GPU when JAX sees one; gpu without one is an error")
+    threads: int | None = _opt(None, min=1, doc="the linear grid's workers; null: the usable cores")
+
+
+SweepKind = Literal["runs", "toy-optimizers"]
+PlotX = Literal["step", "epoch", "wall_seconds", "tokens"]
+PlotY = Literal["train_loss", "val_metric", "grad_norm", "tokens_per_s"]
+
+
+@dataclass
+class SweepConfig:
+    """What ``rnnbench sweep`` expands into runs: ``grid`` (cartesian product) × ``zip`` (walked together) × seeds."""
+
+    kind: SweepKind = _opt("runs", doc="runs: train one run per point; toy-optimizers: the talk's 2-D toy problem")
+    model: Literal["linear", "rnn"] = _opt("rnn", doc="what every run trains")
+    size: int | None = _opt(None, min=1, doc="training size; null: the largest of data.sizes, else all")
+    grid: dict[str, list[Any]] = _opt({}, doc="dotted config key -> values; every combination is run")
+    zip: dict[str, list[Any]] = _opt({}, doc="dotted config key -> values, lists of one length walked together")
+    labels: list[str] = _opt([], doc="names of the zip rows, for plots and tables")
+    seeds: list[int] = _opt([], doc="seeds of every point; empty: experiment.seeds")
+    steps: int = _opt(100, min=1, doc="toy-optimizers: updates per optimizer")
+    learning_rates: dict[str, float] = _opt({}, doc="toy-optimizers: optimizer -> learning rate (others: defaults)")
+    n_points: int = _opt(400, min=4, doc="toy-optimizers: points of the 2-D data set")
+
+
+@dataclass
+class PlotConfig:
+    """One figure of a sweep: ``y`` against ``x``, a line per value of ``by``, mean ± std over seeds."""
+
+    x: PlotX = _opt("step", doc="x axis")
+    y: PlotY = _opt("train_loss", doc="y axis")
+    by: str | None = _opt(None, doc="a swept key (or label): one line per value; null: one line per point")
+    title: str | None = _opt(None, doc="figure title; null: '<experiment>: y vs x'")
+    ylog: bool = _opt(False, doc="logarithmic y axis")
+    xlog: bool = _opt(False, doc="logarithmic x axis")
+    target: float | None = _opt(None, doc="a loss to reach: the summary gives each line's first x reaching it")
 
 
 def usable_cores() -> int:
@@ -136,15 +189,15 @@ def cores_label() -> str:
 
 @dataclass
 class Config:
-    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    linear: LinearConfig = field(default_factory=LinearConfig)
-    rnn: RnnConfig = field(default_factory=RnnConfig)
-    compute: ComputeConfig = field(default_factory=ComputeConfig)
-    sweep: dict[str, Any] = _opt({})  # expanded by rnnbench.sweep
-    plot: list[Any] = _opt([])  # what rnnbench sweep draws
-    smoke: dict[str, Any] = _opt({})  # dotted overrides for a tiny run (`rnnbench sweep --smoke`)
+    experiment: ExperimentConfig = _section(ExperimentConfig, "names, seeds, where results go")
+    data: DataConfig = _section(DataConfig, "what is read and how it is split")
+    tokenizer: TokenizerConfig = _section(TokenizerConfig, "the RNN's vocabulary")
+    linear: LinearConfig = _section(LinearConfig, "the TF-IDF + logistic regression (ridge) baseline and its grid")
+    rnn: RnnConfig = _section(RnnConfig, "the recurrent model and its training")
+    compute: ComputeConfig = _section(ComputeConfig, "devices and threads")
+    sweep: SweepConfig | None = _opt(None, doc="what `rnnbench sweep` runs; absent: the config is not a sweep")
+    plot: list[PlotConfig] = _opt([], doc="figures `rnnbench sweep` draws")
+    smoke: dict[str, Any] = _opt({}, doc="dotted overrides for a tiny run (`--smoke`: tests and CI)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -237,15 +290,13 @@ def _build(cls: type, raw: Any, prefix: str):
     for name, f in fields.items():
         if name not in raw:
             continue
-        tp = hints[name]
-        if dataclasses.is_dataclass(tp):
-            kwargs[name] = _build(tp, raw[name], f"{prefix}{name}.")
-        else:
-            kwargs[name] = _check(raw[name], tp, f"{prefix}{name}", f.metadata)
+        kwargs[name] = _check(raw[name], hints[name], f"{prefix}{name}", f.metadata)
     return cls(**kwargs)
 
 
 def _type_name(tp: Any) -> str:
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
     origin = typing.get_origin(tp)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
@@ -253,6 +304,8 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is list:
         return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return f"a mapping to {_type_name(typing.get_args(tp)[1])}"
     if tp is type(None):
         return "null"
     return getattr(tp, "__name__", str(tp))
@@ -269,10 +322,15 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     bad = RnnbenchError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if tp is Any:
         return value
+    if dataclasses.is_dataclass(tp):  # a section: its own keys, checked and named in full
+        return _build(tp, value, f"{key}.")
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1 and dataclasses.is_dataclass(others[0]):
+            return _build(others[0], value, f"{key}.")
         for a in args:
             if a is type(None):
                 continue
@@ -293,7 +351,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise bad
-        return dict(value)
+        _, inner = typing.get_args(tp)
+        return {str(k): _coerce(v, inner, f"{key}.{k}") for k, v in value.items()}
     if tp in _SCALARS:
         # bool is a subclass of int in Python; YAML's `true` must not pass for a number
         if not isinstance(value, _SCALARS[tp]) or (tp is not bool and isinstance(value, bool)):
@@ -323,3 +382,62 @@ def _check_range(value: Any, key: str, meta: typing.Mapping) -> None:
             raise RnnbenchError(f"{key}: must be >= {meta['min']}, got {v!r}")
         if "max" in meta and v > meta["max"]:
             raise RnnbenchError(f"{key}: must be <= {meta['max']}, got {v!r}")
+
+
+# ---------------------------------------------------------------------------- reference
+
+
+ROOT_DOC = "docs/config.md"  # where the reference is kept, relative to the checkout
+
+
+def reference_markdown() -> str:
+    """Every config key with its type, default and meaning, generated from the dataclasses above (this
+    is ``docs/config.md``; a test checks that the file is current)."""
+    lines = ["# Config reference", "",
+             "Every key of an rnnbench YAML config, generated from `rnnbench/config.py` by",
+             "`rnnbench config reference > docs/config.md` (a test checks it is current). A config sets any subset;",
+             "the rest take these defaults. `--set a.b=c` overrides one key (the value is parsed as YAML).", ""]
+    hints = typing.get_type_hints(Config)
+    for f in dataclasses.fields(Config):
+        _reference_section(lines, f.name, hints[f.name], f)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _section_class(tp: Any) -> type | None:
+    """The dataclass a field holds (directly, optionally, or as list items), else None."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    for arg in typing.get_args(tp):
+        if arg is not type(None) and (dataclasses.is_dataclass(arg) or typing.get_args(arg)):
+            found = _section_class(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _reference_section(lines: list[str], name: str, tp: Any, f: dataclasses.Field) -> None:
+    lines += [f"## `{name}`", "", f.metadata.get("doc", "").rstrip(".") + ".", ""]
+    cls = _section_class(tp)
+    if cls is None:  # a free-form field at the top level (smoke)
+        lines += ["| key | type | default | meaning |", "|---|---|---|---|",
+                  f"| `{name}` | {_type_name(tp)} | `{_default_text(f)}` | {f.metadata.get('doc', '')} |", ""]
+        return
+    prefix = f"{name}[]." if typing.get_origin(tp) is list else f"{name}."
+    lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
+    nested = []
+    hints = typing.get_type_hints(cls)
+    for sub in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[sub.name]):
+            nested.append(sub)
+            continue
+        bounds = ", ".join(f"{k} {v}" for k, v in sub.metadata.items() if k in ("min", "max"))
+        meaning = sub.metadata.get("doc", "") + (f" ({bounds})" if bounds else "")
+        lines.append(f"| `{prefix}{sub.name}` | {_type_name(hints[sub.name])} | `{_default_text(sub)}` | {meaning} |")
+    lines.append("")
+    for sub in nested:
+        _reference_section(lines, f"{prefix}{sub.name}", hints[sub.name], sub)
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return json.dumps(value, default=str).replace("|", "\\|")

@@ -83,3 +83,26 @@ def test_cores_are_counted_from_the_cpu_affinity():
     out = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split(maxsplit=1)
     assert out[0] == "1" and out[1].startswith("cpu (1 core,")
+
+
+def test_sweep_and_plot_are_typed_sections(tmp_path):
+    cfg = load_config(write(tmp_path, "sweep:\n  size: 300\n  grid: {rnn.cell: [gru, lstm]}\n"
+                                      "plot:\n  - {x: step, y: grad_norm, by: rnn.cell, target: 0.4}\n"))
+    assert cfg.sweep.size == 300 and cfg.sweep.grid == {"rnn.cell": ["gru", "lstm"]} and cfg.sweep.model == "rnn"
+    assert cfg.plot[0].y == "grad_norm" and cfg.plot[0].target == 0.4 and cfg.plot[0].ylog is False
+    assert load_config(None).sweep is None  # no sweep section: not a sweep
+    assert load_config(None, ["sweep.size=5"]).sweep.size == 5  # --set creates the section
+
+
+@pytest.mark.parametrize("override, match", [
+    ("sweep.sizee=3", r"unknown config key 'sweep\.sizee' \(did you mean 'sweep\.size'\?\)"),
+    ("sweep.kind=grid", r"sweep\.kind: expected one of 'runs', 'toy-optimizers'"),
+    ("sweep.grid={rnn.cell: gru}", r"sweep\.grid\.rnn\.cell: expected a list"),
+    ("sweep.learning_rates={adam: fast}", r"sweep\.learning_rates\.adam: expected float"),
+    ("plot=[{x: steps, y: train_loss}]", r"plot\[0\]\.x: expected one of 'step', 'epoch'"),
+    ("plot=[{x: step, y: train_loss, colour: red}]", r"unknown config key 'plot\[0\]\.colour'"),
+    ("plot=3", r"plot: expected a list of a mapping"),
+])
+def test_sweep_and_plot_errors_name_the_key(override, match):
+    with pytest.raises(RnnbenchError, match=match):
+        load_config(None, [override])
