@@ -43,7 +43,7 @@ def data():
 @data.command("list")
 def data_list():
     """The data set registry."""
-    from .datasets import REGISTRY
+    from .data import REGISTRY
 
     rows = [(i.name, ", ".join(f"{t} ({k})" for t, k in i.tasks.items()), i.size,
              i.source.url if i.source else i.origin) for i in REGISTRY.values()]
@@ -67,7 +67,7 @@ def _load_from_cli(name: str, path: str | None, task: str | None, config: str | 
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 def data_info(name, path, task, config, overrides):
     """Examples per split and label, token lengths, rows dropped."""
-    from .tokenizer import Tokenizer
+    from .data import Tokenizer
 
     corpus = _load_from_cli(name, path, task, config, overrides)
     t = corpus.task
@@ -95,7 +95,7 @@ def data_info(name, path, task, config, overrides):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def data_download(name, from_file, quiet):
     """Fetch NAME from its publisher into $RNNBENCH_DATA (default ~/.cache/rnnbench)."""
-    from .download import download, register_local
+    from .data.download import download, register_local
 
     if from_file:
         path, corpus = register_local(name, Path(from_file))
@@ -123,6 +123,32 @@ def config_show(config_file, overrides):
     click.echo(load_config(config_file, overrides).to_yaml(), nl=False)
 
 
+@config.command("reference")
+def config_reference():
+    """Every config key with its type, default and meaning, as Markdown (docs/config.md)."""
+    from .config import reference_markdown
+
+    click.echo(reference_markdown(), nl=False)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of aligned lines.")
+def env(as_json):
+    """Versions, devices, CPU kernels, cores and folders: the first thing to paste into a bug report."""
+    import json
+
+    from .devices import environment
+
+    facts = environment()
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    width = max(map(len, facts))
+    for key, value in facts.items():
+        for i, item in enumerate(value if isinstance(value, list) else [value]):
+            click.echo(f"{key if i == 0 else '':<{width}}  {item}")
+
+
 # ---------------------------------------------------------------------------------------- train / predict
 
 
@@ -145,20 +171,19 @@ def train(config_file, kind, overrides, size, seed, out, force):
     r = outcome.result
     if outcome.skipped:
         click.echo(f"already finished: {outcome.run.path} (use --force to rerun)")
-    if r["status"] != "ok":
-        click.echo(f"run failed: {r['reason']}")
+    if not r.ok:
+        click.echo(f"run failed: {r.reason}")
         click.echo(str(outcome.run.path))
         sys.exit(1)
-    else:
-        click.echo(f"{r['model']} on {r['dataset']}/{r['task']['name']}: {r['n_train']} train, "
-                   f"{r['n_val']} validation, {r['n_test']} test, seed {r['seed']}")
-        chosen = ", ".join(f"{k}={v}" for k, v in r["chosen"].items())
-        click.echo(f"chosen on validation: {chosen}")
-        names = list(r["metrics"])
-        _table(["", *names], [("validation", *(f"{r['validation'].get(n, float('nan')):.4f}" for n in names)),
-                              ("test", *(f"{r['metrics'][n]:.4f}" for n in names))])
-        t = r["timings"]
-        click.echo("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in t.items()) + f"  [{r['device']}]")
+    click.echo(f"{r.model} on {r.dataset}/{r.task.get('name')}: {r.n_train} train, "
+               f"{r.n_val} validation, {r.n_test} test, seed {r.seed}")
+    click.echo("chosen on validation: " + ", ".join(f"{k}={v}" for k, v in r.chosen.items()))
+    if r.training:
+        click.echo("training: " + ", ".join(f"{k}={v}" for k, v in r.training.items()))
+    names = list(r.metrics)
+    _table(["", *names], [("validation", *(f"{r.validation.get(n, float('nan')):.4f}" for n in names)),
+                          ("test", *(f"{r.metrics[n]:.4f}" for n in names))])
+    click.echo("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in r.timings.items()) + f"  [{r.device}]")
     click.echo(str(outcome.run.path))
 
 
@@ -190,7 +215,9 @@ def predict(run_dir, texts, file_, proba):
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--force", is_flag=True, help="Rerun finished runs too.")
 @click.option("--smoke", is_flag=True, help="Apply the config's smoke overrides (tiny sizes).")
-def compare(config_file, overrides, force, smoke):
+@click.option("--models", help="The models to run now, comma-separated (default: experiment.models). "
+              "The tables use every finished run of either model.")
+def compare(config_file, overrides, force, smoke, models):
     """Linear vs RNN on the same nested subsets for every size and seed: curves, crossover, plots."""
     from .compare import run_compare
     from .config import load_config
@@ -198,6 +225,8 @@ def compare(config_file, overrides, force, smoke):
     cfg = load_config(config_file, overrides)
     if smoke:
         cfg = cfg.with_smoke()
+    if models is not None:
+        cfg = cfg.replace(**{"experiment.models": [m.strip() for m in models.split(",") if m.strip()]})
     out = run_compare(cfg, force=force)
     click.echo()
     click.echo(out["markdown"])
@@ -215,7 +244,7 @@ def compare(config_file, overrides, force, smoke):
 def sweep(config_file, workers, overrides, dry_run, smoke, force):
     """Expand the config's sweep section into runs, run them, write sweep.csv, plots and a summary."""
     from .config import load_config
-    from .sweep import expand, run_sweep, status_of
+    from .sweep import expand, run_sweep, status_of, sweep_section
 
     cfg = load_config(config_file, overrides)
     if smoke:
@@ -223,8 +252,8 @@ def sweep(config_file, workers, overrides, dry_run, smoke, force):
     if workers < 1:
         raise RnnbenchError(f"--workers must be at least 1, got {workers}")
     if dry_run:
-        if cfg.sweep.get("kind", "runs") != "runs":
-            click.echo(f"{cfg.sweep['kind']}: one in-process experiment, nothing to list")
+        if sweep_section(cfg).kind != "runs":
+            click.echo(f"{cfg.sweep.kind}: one in-process experiment, nothing to list")
             return
         runs = expand(cfg)
         rows = [(", ".join(f"{k}={v}" for k, v in r.label.items()) or "-", r.seed, status_of(r), r.run().path) for r in runs]

@@ -1,13 +1,13 @@
 """``rnnbench compare``: both models on the same nested subsets across sizes and seeds.
 
 Every (size, seed, model) is one run in the run store, so an interrupted compare resumes where it
-stopped. The tables and plots are rebuilt from the finished runs each time.
+stopped. ``experiment.models`` (or ``--models``) names the models to run now; the tables and plots are
+rebuilt each time from every finished run of the experiment's sizes × seeds, of either model, so a side
+run earlier (or elsewhere, into the same folder) still appears, and a side with no runs shows "—".
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import sys
 import warnings
@@ -18,13 +18,23 @@ import numpy as np
 from tqdm import tqdm
 
 from .config import Config
-from .datasets import Task
+from .data import Task
 from .errors import RnnbenchError
-from .experiment import MODEL_KINDS, load_corpus, run_summary, subsets_for, train_one
+from .experiment import load_corpus, run_summary, subsets_for, train_one
 from .fileio import atomic_write_json, atomic_write_text
 from .metrics import primary
+from .model import MODEL_KINDS
+from .outputs import fmt, markdown_table, mean_std, output_dir, pm, write_csv
+from .runs import Run, RunResult
 
-MODELS = ("linear", "rnn")
+
+def models_to_run(cfg: Config) -> list[str]:
+    """``experiment.models`` in the order of :data:`MODEL_KINDS`, checked."""
+    models = cfg.experiment.models
+    unknown = [m for m in models if m not in MODEL_KINDS]
+    if unknown:
+        raise RnnbenchError(f"experiment.models: unknown model kind '{unknown[0]}' (choose from: {', '.join(MODEL_KINDS)})")
+    return [m for m in MODEL_KINDS if m in models]
 
 
 def check_compare_config(cfg: Config) -> None:
@@ -36,12 +46,7 @@ def check_compare_config(cfg: Config) -> None:
         raise RnnbenchError("data.sizes is empty: compare needs the training sizes to run")
     if any(b <= a for a, b in zip(sizes, sizes[1:])):
         raise RnnbenchError(f"data.sizes must be strictly increasing, got {sizes}")
-    models = list(dict.fromkeys(cfg.experiment.models))
-    unknown = [m for m in models if m not in MODEL_KINDS]
-    if unknown:
-        raise RnnbenchError(f"experiment.models: unknown model kind '{unknown[0]}' (choose from: {', '.join(MODEL_KINDS)})")
-    if sorted(models) != sorted(MODELS):
-        raise RnnbenchError(f"compare needs both models (experiment.models: [linear, rnn]), got {models}")
+    models_to_run(cfg)
 
 
 def check_sizes_fit(cfg: Config, pool_size: int) -> None:
@@ -49,37 +54,43 @@ def check_sizes_fit(cfg: Config, pool_size: int) -> None:
         raise RnnbenchError(f"data.sizes: {cfg.data.sizes[-1]} is larger than the {pool_size} training examples available")
 
 
-def experiment_dir(cfg: Config) -> Path:
-    return Path(cfg.experiment.output_dir) / cfg.experiment.name
-
-
 def run_compare(cfg: Config, force: bool = False, progress: bool = True) -> dict:
     check_compare_config(cfg)
+    models = models_to_run(cfg)
     corpus = load_corpus(cfg)
     check_sizes_fit(cfg, subsets_for(cfg, corpus, cfg.data.sizes[0], cfg.experiment.seeds[0]).pool_size)
-    rows = []
-    jobs = [(n, s, m) for n in cfg.data.sizes for s in cfg.experiment.seeds for m in MODELS]
+    jobs = [(n, s, m) for n in cfg.data.sizes for s in cfg.experiment.seeds for m in models]
     bar = tqdm(jobs, desc="compare", unit="run", disable=None if progress else True, dynamic_ncols=True)
     counts = {"done": 0, "skipped": 0, "failed": 0}
-    for size, seed, model in bar:
+    for k, (size, seed, model) in enumerate(bar, 1):
         bar.set_postfix(model=model, size=size, seed=seed, **counts)
         out = train_one(cfg, model, size=size, seed=seed, force=force, progress=progress, corpus=corpus)
         counts["skipped" if out.skipped else "done"] += 1
-        counts["failed"] += out.result["status"] != "ok"
-        rows.append(_row(out.result, out.run.path))
+        counts["failed"] += not out.result.ok
         if progress and bar.disable:  # output is not a terminal: one line per run instead of a bar
-            print(f"[{len(rows)}/{len(jobs)}] {run_summary(out.result, out.skipped)}", file=sys.stderr, flush=True)
+            print(f"[{k}/{len(jobs)}] {run_summary(out.result, out.skipped)}", file=sys.stderr, flush=True)
     bar.close()
-    return write_outputs(cfg, corpus.task, rows)
+    return write_outputs(cfg, corpus.task, finished_rows(cfg))
 
 
-def _row(result: dict, path: Path) -> dict:
-    row = {"size": result["size"], "seed": result["seed"], "model": result["model"], "status": result["status"],
-           "reason": result.get("reason", ""), "train_seconds": result["timings"].get("fit", float("nan")),
-           "predict_seconds": result["timings"].get("predict", float("nan")), "device": result["device"],
+def finished_rows(cfg: Config) -> list[dict]:
+    """One row per finished run of the experiment's sizes × seeds × both models (run now or earlier)."""
+    rows = []
+    for size in cfg.data.sizes:
+        for seed in cfg.experiment.seeds:
+            for model in MODEL_KINDS:
+                run = Run.for_config(cfg, model, size, seed)
+                if run.done:
+                    rows.append(_row(run.result(), run.path))
+    return rows
+
+
+def _row(result: RunResult, path: Path) -> dict:
+    row = {"size": result.size, "seed": result.seed, "model": result.model, "status": result.status,
+           "reason": result.reason, "train_seconds": result.timings.get("fit", float("nan")),
+           "predict_seconds": result.timings.get("predict", float("nan")), "device": result.device,
            "run_dir": str(path)}
-    for k, v in (result.get("metrics") or {}).items():
-        row[k] = v
+    row.update(result.metrics)
     return row
 
 
@@ -93,7 +104,7 @@ class Curve:
 
 
 def curves(rows: list[dict], metric: str, sizes: list[int], seeds: list[int]) -> Curve:
-    scores = {m: np.full((len(sizes), len(seeds)), np.nan) for m in MODELS}
+    scores = {m: np.full((len(sizes), len(seeds)), np.nan) for m in MODEL_KINDS}
     for r in rows:
         if r["status"] == "ok" and r["size"] in sizes and r["seed"] in seeds:
             scores[r["model"]][sizes.index(r["size"]), seeds.index(r["seed"])] = r[metric]
@@ -139,20 +150,22 @@ def bootstrap_crossover(curve: Curve, higher_better: bool, n_boot: int = 2000, s
 
 # ------------------------------------------------------------------------------------ outputs
 
+_ROW_KEYS = {"size", "seed", "model", "status", "reason", "train_seconds", "predict_seconds", "device", "run_dir"}
+
 
 def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
-    out_dir = experiment_dir(cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_dir(cfg)
     metric, higher = primary(task)
     sizes, seeds = list(cfg.data.sizes), list(cfg.experiment.seeds)
     metric_names = sorted({k for r in rows for k in r if k not in _ROW_KEYS})
-    _write_csv(out_dir / "curves.csv", ["size", "seed", "model", "status", *metric_names, "train_seconds",
-                                         "predict_seconds", "device", "reason"], rows)
+    write_csv(out_dir / "curves.csv", ["size", "seed", "model", "status", *metric_names, "train_seconds",
+                                       "predict_seconds", "device", "reason"], rows)
     curve = curves(rows, metric, sizes, seeds)
     table = []
     for i, n in enumerate(sizes):
         lin, rnn = curve.scores["linear"][i], curve.scores["rnn"][i]
-        lm, ls, rm, rs = _mean_std(lin) + _mean_std(rnn)
+        lm, ls = mean_std(lin[~np.isnan(lin)])
+        rm, rs = mean_std(rnn[~np.isnan(rnn)])
         err_l, err_r = (1 - lm, 1 - rm) if higher else (lm, rm)
         red = (err_l - err_r) / err_l if err_l and not math.isnan(err_l) and not math.isnan(err_r) else float("nan")
         winner = "n/a" if math.isnan(lm) or math.isnan(rm) else ("rnn" if (rm > lm) == higher and rm != lm else
@@ -161,12 +174,13 @@ def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
         table.append({"size": n, "metric": metric, "linear_mean": lm, "linear_std": ls, "rnn_mean": rm,
                       "rnn_std": rs, "rel_error_reduction": red, "winner": winner,
                       "failed": "; ".join(f"{r['model']} seed {r['seed']}: {r['reason']}" for r in failed)})
-    _write_csv(out_dir / "crossover.csv", ["size", "metric", "linear_mean", "linear_std", "rnn_mean", "rnn_std",
-                                            "rel_error_reduction", "winner"], table)
+    write_csv(out_dir / "crossover.csv", ["size", "metric", "linear_mean", "linear_std", "rnn_mean", "rnn_std",
+                                          "rel_error_reduction", "winner"], table)
     cross = bootstrap_crossover(curve, higher)
     atomic_write_json(out_dir / "crossover.json", cross)
     timing = _timing_table(rows, sizes)
-    md = _crossover_markdown(cfg, metric, table, cross, timing, len(seeds))
+    missing = [m for m in MODEL_KINDS if not any(r["model"] == m for r in rows)]
+    md = _crossover_markdown(cfg, metric, table, cross, timing, len(seeds), missing)
     atomic_write_text(out_dir / "crossover.md", md)
     from .plots import learning_curve_plot, timing_plot
 
@@ -175,30 +189,11 @@ def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
     return {"dir": out_dir, "table": table, "crossover": cross, "markdown": md, "timing": timing}
 
 
-_ROW_KEYS = {"size", "seed", "model", "status", "reason", "train_seconds", "predict_seconds", "device", "run_dir"}
-
-
-def _mean_std(values: np.ndarray) -> tuple[float, float]:
-    ok = values[~np.isnan(values)]
-    if len(ok) == 0:
-        return float("nan"), float("nan")
-    return float(ok.mean()), float(ok.std(ddof=1)) if len(ok) > 1 else 0.0
-
-
-def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    atomic_write_text(path, buf.getvalue())
-
-
 def _timing_table(rows: list[dict], sizes: list[int]) -> list[dict]:
     out = []
     for n in sizes:
         t = {}
-        for m in MODELS:
+        for m in MODEL_KINDS:
             secs = [r["train_seconds"] for r in rows if r["size"] == n and r["model"] == m and r["status"] == "ok"]
             devs = sorted({r["device"] for r in rows if r["size"] == n and r["model"] == m})
             t[m] = (float(np.mean(secs)) if secs else float("nan"), ", ".join(devs))
@@ -208,19 +203,17 @@ def _timing_table(rows: list[dict], sizes: list[int]) -> list[dict]:
     return out
 
 
-def _fmt(x: float, digits: int = 4) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
-def _crossover_markdown(cfg: Config, metric: str, table, cross, timing, n_seeds: int) -> str:
-    lines = [f"# {cfg.experiment.name}: linear vs RNN ({cfg.data.dataset}, {metric}, mean ± std over {n_seeds} seed(s))", "",
-             "| size | linear | rnn | rel. error reduction | winner |", "|---:|---:|---:|---:|:---|"]
-    for r in table:
-        lines.append(f"| {r['size']:,} | {_fmt(r['linear_mean'])} ± {_fmt(r['linear_std'])} | {_fmt(r['rnn_mean'])} ± "
-                     f"{_fmt(r['rnn_std'])} | {_fmt(100 * r['rel_error_reduction'], 1)}% | {r['winner']} |")
+def _crossover_markdown(cfg: Config, metric: str, table, cross, timing, n_seeds: int, missing: list[str]) -> str:
+    lines = [f"# {cfg.experiment.name}: linear vs RNN ({cfg.data.dataset}, {metric}, mean ± std over {n_seeds} seed(s))", ""]
+    lines += markdown_table(["size", "linear", "rnn", "rel. error reduction", "winner"],
+                            [(f"{r['size']:,}", pm(r["linear_mean"], r["linear_std"]), pm(r["rnn_mean"], r["rnn_std"]),
+                              f"{fmt(100 * r['rel_error_reduction'], 1)}%", r["winner"]) for r in table], "rrrrl")
     lines.append("")
     c = cross["crossover_size"]
-    if c is not None:
+    if missing:
+        lines.append(f"**No crossover:** no finished {' or '.join(missing)} runs to compare "
+                     f"(run them with `rnnbench compare --models {','.join(missing)}`).")
+    elif c is not None:
         interval = (f" (95% bootstrap interval over seeds: {cross['low']:,.0f} – {cross['high']:,.0f})"
                     if cross["low"] is not None else "")
         lines.append(f"**Crossover:** the RNN overtakes the linear model at about **{c:,.0f}** training examples{interval}.")
@@ -232,9 +225,8 @@ def _crossover_markdown(cfg: Config, metric: str, table, cross, timing, n_seeds:
     failed = [f"- size {r['size']:,}: {r['failed']}" for r in table if r["failed"]]
     if failed:
         lines += ["", "Failed runs (left out of the means):", *failed]
-    lines += ["", "## Cost: training time to convergence (mean seconds)", "",
-              "| size | linear | device | rnn | device | rnn / linear |", "|---:|---:|:---|---:|:---|---:|"]
-    for t in timing:
-        lines.append(f"| {t['size']:,} | {_fmt(t['linear_seconds'], 1)} | {t['linear_device']} | "
-                     f"{_fmt(t['rnn_seconds'], 1)} | {t['rnn_device']} | {_fmt(t['ratio'], 1)}× |")
+    lines += ["", "## Cost: training time to convergence (mean seconds)", ""]
+    lines += markdown_table(["size", "linear", "device", "rnn", "device", "rnn / linear"],
+                            [(f"{t['size']:,}", fmt(t["linear_seconds"], 1), t["linear_device"], fmt(t["rnn_seconds"], 1),
+                              t["rnn_device"], f"{fmt(t['ratio'], 1)}×") for t in timing], "rrlrlr")
     return "\n".join(lines) + "\n"

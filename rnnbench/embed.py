@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import RnnbenchError
 from .fileio import atomic_write_text
-from .runs import Run
+from .runs import Run, RunResult
 
 DEFAULT_PROBES = ("useless", "disappointed", "returned", "fantastic", "pleased", "months", "minutes",
                   "extremely", "totally", "movie", "book", "!", ".", ",")
@@ -25,22 +25,19 @@ def load_rnn_run(run_dir: Path):
     from .experiment import load_model
 
     result = Run(run_dir).require_done()
-    if result.get("model") != "rnn":
-        raise RnnbenchError(f"{run_dir} is a {result.get('model')} run: embed needs an RNN run")
+    if result.model != "rnn":
+        raise RnnbenchError(f"{run_dir} is a {result.model} run: embed needs an RNN run")
     return load_model(run_dir), result
 
 
-def token_label_means(model, run_dir: Path, result: dict) -> np.ndarray:
+def token_label_means(model, run_dir: Path, result: RunResult) -> np.ndarray:
     """Average label (target) of the training texts each token id occurs in (NaN if none)."""
-    import yaml
-
-    from .config import from_dict
     from .experiment import load_corpus, subsets_for
 
-    cfg = from_dict(yaml.safe_load((Path(run_dir) / "config.yaml").read_text()))
-    train = subsets_for(cfg, load_corpus(cfg), result["size"], result["seed"]).train
-    seqs = model.tokenizer.transform(train.texts)
-    vocab = model.tokenizer.vocab_size
+    cfg = Run(run_dir).config()
+    train = subsets_for(cfg, load_corpus(cfg), result.size, result.seed).train
+    seqs = model.tokenizer_.transform(train.texts)
+    vocab = model.tokenizer_.vocab_size
     doc = np.repeat(np.arange(len(seqs)), seqs.lengths)
     pairs = np.unique(doc.astype(np.int64) * vocab + seqs.tokens)  # each token once per text
     tok, d = pairs % vocab, pairs // vocab
@@ -54,14 +51,14 @@ def token_label_means(model, run_dir: Path, result: dict) -> np.ndarray:
 def run_embed(run_dir: Path, top: int = 1000, probes: tuple[str, ...] = (), seed: int = 0) -> dict:
     run_dir = Path(run_dir)
     model, result = load_rnn_run(run_dir)
-    tok = model.tokenizer
+    tok = model.tokenizer_
     available = tok.vocab_size - 2
     if top < 10:
         raise RnnbenchError(f"--top must be at least 10, got {top}")
     if available < top:
         raise RnnbenchError(f"the run's vocabulary has {available} tokens, fewer than --top {top}")
     words = sorted(tok.vocab_, key=tok.vocab_.get)
-    emb = np.asarray(model._params["embed"]["embedding"][...], dtype=np.float64)
+    emb = np.asarray(model.params_["embed"]["embedding"][...], dtype=np.float64)
     ids = np.argsort(-tok.doc_freq_[2:], kind="stable")[:top] + 2  # most frequent, skipping PAD/UNK
     means = token_label_means(model, run_dir, result)
 
@@ -96,12 +93,11 @@ def run_embed(run_dir: Path, top: int = 1000, probes: tuple[str, ...] = (), seed
     return {"dir": run_dir, "n": top, "probes_found": found}
 
 
-def _plot(path: Path, xy, colour, labels, probes, result) -> None:
-    import matplotlib.pyplot as plt
+def _plot(path: Path, xy, colour, labels, probes, result: RunResult) -> None:
+    from .plots import figure, save
 
-    from .plots import save
-
-    fig, ax = plt.subplots(figsize=(9, 8))
+    fig = figure((9, 8))
+    ax = fig.subplots()
     colour = np.nan_to_num(colour, nan=np.nanmean(colour))
     sc = ax.scatter(xy[:, 0], xy[:, 1], c=colour, cmap="coolwarm_r", s=9, alpha=0.8)
     fig.colorbar(sc, ax=ax, shrink=0.7, label="average label of the texts containing the token")
@@ -117,9 +113,8 @@ def _plot(path: Path, xy, colour, labels, probes, result) -> None:
         shown.append(xy[i])
         ax.annotate(labels[i], xy[i], fontsize=7 if labels[i] not in probes else 9,
                     weight="bold" if labels[i] in probes else "normal")
-    task = result.get("task", {})
     ax.set_title(f"t-SNE of the {len(labels)} most frequent tokens' embeddings "
-                 f"({result.get('dataset')}/{task.get('name')}, {result.get('size')} training texts)")
+                 f"({result.dataset}/{result.task.get('name')}, {result.size} training texts)")
     ax.set_xticks([])
     ax.set_yticks([])
     save(fig, path)

@@ -8,15 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import Config, config_hash, cores_label
-from .datasets import Corpus, load
+from .config import Config, config_hash
+from .data import Corpus, Subsets, load, make_subsets
 from .errors import RnnbenchError
 from .metrics import evaluate
-from .runs import RNN_ONLY_DATA_KEYS, Run
-from .subsets import Subsets, make_subsets
-
-MODEL_KINDS = ("linear", "rnn")
-
+from .model import MODEL_KINDS, Model, model_class
+from .model import cpu_device as cpu_device  # noqa: F401 - re-exported: the CPU's device label
+from .runs import RNN_ONLY_DATA_KEYS, Run, RunResult
 
 _CORPORA: dict[str, Corpus] = {}
 
@@ -31,7 +29,7 @@ def load_corpus(cfg: Config) -> Corpus:
             _CORPORA.clear()
         _CORPORA[key] = load(d.dataset, d.path, d.task, text_columns=d.text_columns, label_column=d.label_column,
                              task_kind=d.task_kind, test_path=d.test_path, test_fraction=d.test_fraction,
-                             min_votes=d.min_votes, synthetic=d.synthetic)
+                             min_votes=d.min_votes, synthetic=d.synthetic, group_column=d.group_column)
     return _CORPORA[key]
 
 
@@ -43,29 +41,12 @@ def default_size(cfg: Config) -> int | None:
     return max(cfg.data.sizes) if cfg.data.sizes else None
 
 
-def model_class(kind: str):
-    """The estimator class of a model kind (imported lazily: the linear path never loads JAX)."""
-    if kind == "linear":
-        from .linear import LinearBaseline
-
-        return LinearBaseline
-    if kind == "rnn":
-        from .rnn.model_api import RNNClassifier
-
-        return RNNClassifier
-    raise RnnbenchError(f"unknown model kind '{kind}' (choose from: {', '.join(MODEL_KINDS)})")
-
-
-def make_model(kind: str, cfg: Config, task, seed: int):
-    return model_class(kind).from_config(cfg, task, seed)
-
-
-def load_model(run_dir):
+def load_model(run_dir) -> Model:
     run = Run(run_dir)
     result = run.require_done()
-    if result.get("status") != "ok":
-        raise RnnbenchError(f"run {run_dir} failed ({result.get('reason', 'unknown reason')}): nothing to predict with")
-    return model_class(result["model"]).load(run.path)
+    if not result.ok:
+        raise RnnbenchError(f"run {run_dir} failed ({result.reason or 'unknown reason'}): nothing to predict with")
+    return model_class(result.model).load(run.path)
 
 
 def versions() -> dict:
@@ -82,27 +63,21 @@ def versions() -> dict:
     return out
 
 
-def cpu_device() -> str:
-    return f"cpu ({cores_label()}, {platform.machine()})"
-
-
 @dataclass
 class Outcome:
     run: Run
-    result: dict
+    result: RunResult
     skipped: bool
 
 
-def run_summary(result: dict, skipped: bool) -> str:
+def run_summary(result: RunResult, skipped: bool) -> str:
     """One line for a finished run (for logs where no progress bar shows): what, how it went, how long."""
-    what = f"{result.get('model', '?')} size {result.get('size', 'all')} seed {result.get('seed', '?')}"
-    if result.get("status") != "ok":
-        return f"{what}: failed ({result.get('reason', 'unknown reason')})"
-    metrics = result.get("metrics") or {}
-    metric = next((k for k in ("accuracy", "rmse") if k in metrics), next(iter(metrics), None))
-    fit = (result.get("timings") or {}).get("fit", float("nan"))
-    score = f"test {metric} {metrics[metric]:.4f}, " if metric else ""
-    return f"{what}: {score}fit {fit:.0f} s" + (" (finished earlier)" if skipped else "")
+    what = f"{result.model} size {result.size if result.size is not None else 'all'} seed {result.seed}"
+    if not result.ok:
+        return f"{what}: failed ({result.reason or 'unknown reason'})"
+    metric = next((k for k in ("accuracy", "rmse") if k in result.metrics), next(iter(result.metrics), None))
+    score = f"test {metric} {result.metrics[metric]:.4f}, " if metric else ""
+    return f"{what}: {score}fit {result.timings.get('fit', float('nan')):.0f} s" + (" (finished earlier)" if skipped else "")
 
 
 def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None = None, force: bool = False,
@@ -118,17 +93,18 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
     if run.done and not force:
         return Outcome(run, run.result(), skipped=True)
     run.begin(cfg, force=force)
-    model = make_model(kind, cfg, corpus.task, seed)
-    base = {"model": kind, "size": size, "seed": seed, "dataset": corpus.name,
-            "task": {"name": corpus.task.name, "kind": corpus.task.kind, "n_classes": corpus.task.n_classes},
-            "n_train": len(subsets.train), "n_val": len(subsets.val), "n_test": len(subsets.test),
-            "versions": versions()}
+    model = model_class(kind).from_config(cfg, corpus.task, seed)
+    task = corpus.task
+    result = RunResult(model=kind, size=size, seed=seed, dataset=corpus.name,
+                       task={"name": task.name, "kind": task.kind, "n_classes": task.n_classes},
+                       n_train=len(subsets.train), n_val=len(subsets.val), n_test=len(subsets.test),
+                       versions=versions())
     t0 = time.perf_counter()
     try:
-        model.fit(subsets.train, subsets.val, log=run.log, run_dir=run.path, progress=progress)
+        model.fit(subsets.train, subsets.val, run=run, progress=progress)
     except FloatingPointError as e:  # diverged: a recorded failure, never a crash of the caller
-        result = {**base, "status": "failed", "reason": str(e), "device": getattr(model, "device_", cpu_device()),
-                  "timings": {"fit": time.perf_counter() - t0}}
+        result.status, result.reason, result.device = "failed", str(e), model.device_
+        result.timings = {"fit": time.perf_counter() - t0}
         run.log({"event": "failed", "reason": str(e)})
         run.finish(result)
         return Outcome(run, result, skipped=False)
@@ -136,15 +112,15 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
     t = time.perf_counter()
     scores = model.predict_scores(subsets.test.texts)  # the one and only look at test data
     predict_s = time.perf_counter() - t
-    result = {**base, "status": "ok", "metrics": evaluate(corpus.task, subsets.test.y, scores),
-              "validation": model.validation_,
-              "timings": {**model.timings_, "predict": predict_s, "total": time.perf_counter() - t0},
-              "chosen": model.chosen_, "device": getattr(model, "device_", cpu_device())}
-    run.log({"event": "done", **{f"test_{k}": v for k, v in result["metrics"].items()}})
+    result.metrics = evaluate(task, subsets.test.y, scores)
+    result.validation, result.chosen, result.training = model.validation_, model.chosen_, model.training_
+    result.timings = {**model.timings_, "predict": predict_s, "total": time.perf_counter() - t0}
+    result.device = model.device_
+    run.log({"event": "done", **{f"test_{k}": v for k, v in result.metrics.items()}})
     run.finish(result)
     return Outcome(run, result, skipped=False)
 
 
-def predict_texts(run_dir, texts: list[str]) -> tuple[object, np.ndarray]:
+def predict_texts(run_dir, texts: list[str]) -> tuple[Model, np.ndarray]:
     model = load_model(run_dir)
     return model, model.predict_scores(texts)

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn import metrics as skm
 
-from .datasets import Task
+from .data import Task
 
 # The metric used for model selection and for learning curves, and whether higher is better.
 PRIMARY = {"classification": ("accuracy", True), "regression": ("rmse", False)}
@@ -21,11 +21,6 @@ def is_better(task: Task, a: float, b: float | None) -> bool:
     if b is None or not np.isfinite(b):
         return bool(np.isfinite(a))
     return a > b if primary(task)[1] else a < b
-
-
-def predictions(task: Task, scores: np.ndarray) -> np.ndarray:
-    """Labels from class probabilities, or the values themselves for regression."""
-    return scores if task.is_regression else scores.argmax(axis=1)
 
 
 def evaluate(task: Task, y: np.ndarray, scores: np.ndarray) -> dict[str, float]:

@@ -1,34 +1,42 @@
-"""Matplotlib figures (Agg backend: no display needed)."""
+"""Matplotlib figures, drawn on the Agg canvas: no display, and no global backend chosen (importing
+rnnbench never calls ``matplotlib.use``; pyplot is not used)."""
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .fileio import atomic_write_bytes  # noqa: E402
+from .fileio import atomic_write_bytes
 
 COLORS = {"linear": "#1f77b4", "rnn": "#d62728"}
 LABELS = {"linear": "TF-IDF bigrams + linear", "rnn": "RNN"}
 
 
-def save(fig, path: Path) -> None:
-    import io
+def figure(figsize: tuple[float, float] = (6.4, 4.2)):
+    """A new figure on its own Agg canvas (call ``.subplots()`` on it, then :func:`save`)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def learning_curve_plot(path: Path, curve, metric: str, crossover: float | None, title: str) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = figure()
+    ax = fig.subplots()
     for model, scores in curve.scores.items():
+        if np.all(np.isnan(scores)):  # no finished run of this model: no line
+            continue
         with warnings.catch_warnings():  # a size where every run failed has no mean: NaN, not a warning
             warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(scores, axis=1)
@@ -45,12 +53,15 @@ def learning_curve_plot(path: Path, curve, metric: str, crossover: float | None,
     ax.set_ylabel(f"test {metric}")
     ax.set_title(f"{title}: learning curves (mean ± std over seeds)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "no artists with labels" when no run finished
+        ax.legend()
     save(fig, path)
 
 
 def timing_plot(path: Path, rows: list[dict], sizes: list[int]) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = figure()
+    ax = fig.subplots()
     for model in ("linear", "rnn"):
         ok = [r for r in rows if r["model"] == model and r["status"] == "ok"]
         if not ok:
@@ -65,5 +76,7 @@ def timing_plot(path: Path, rows: list[dict], sizes: list[int]) -> None:
     ax.set_ylabel("training seconds (log scale)")
     ax.set_title("training time")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ax.legend(fontsize=8)
     save(fig, path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import os
 import re
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from . import __version__
 from .errors import RnnbenchError
 from .fileio import atomic_write_text
+from .runs import Run
 
 
 @dataclass
@@ -31,15 +31,17 @@ class Section:
     versions: dict | None = None
 
 
-def _first_run(folder: Path) -> Path | None:
-    runs = folder / "runs"
-    if (folder / "result.json").exists():
-        return folder
-    if runs.is_dir():
-        for d in sorted(runs.iterdir()):
-            if (d / "DONE").exists() and (d / "result.json").exists():
-                return d
+def _first_run(folder: Path) -> Run | None:
+    """The folder itself if it is a finished run, else the first finished run of an experiment folder."""
+    if Run(folder).done:
+        return Run(folder)
+    if (folder / "runs").is_dir():
+        return next((Run(d) for d in sorted((folder / "runs").iterdir()) if Run(d).done), None)
     return None
+
+
+def _versions(run: Run | None) -> dict | None:
+    return run.result().versions if run is not None and run.done else None
 
 
 def collect(folder: Path) -> list[Section]:
@@ -48,8 +50,8 @@ def collect(folder: Path) -> list[Section]:
         raise RnnbenchError(f"no such directory: {folder}")
     sections = []
     run = _first_run(folder)
-    config = (run / "config.yaml").read_text() if run and (run / "config.yaml").exists() else None
-    versions = json.loads((run / "result.json").read_text()).get("versions") if run else None
+    config = run.config_yaml() if run else None
+    versions = _versions(run)
     if (folder / "crossover.md").exists():
         imgs = [p for p in (folder / "learning_curve.png", folder / "timing.png") if p.exists()]
         sections.append(Section(f"Comparison: {folder.name}", [(folder / "crossover.md").read_text()], imgs,
@@ -61,8 +63,8 @@ def collect(folder: Path) -> list[Section]:
         d for d in (folder / "runs").glob("*") if (d / "embeddings.png").exists()) if (folder / "runs").is_dir() else []
     for d in run_dirs:
         md = [(d / "neighbours.md").read_text()] if (d / "neighbours.md").exists() else []
-        cfg = (d / "config.yaml").read_text() if (d / "config.yaml").exists() else config
-        ver = json.loads((d / "result.json").read_text()).get("versions") if (d / "result.json").exists() else versions
+        cfg = Run(d).config_yaml() or config
+        ver = _versions(Run(d)) or versions
         sections.append(Section(f"Embedding map: {d.name}", md, [d / "embeddings.png"], cfg, ver))
     if not sections:
         raise RnnbenchError(f"{folder} has no results (no crossover.md, sweep.md or embeddings.png): "

@@ -1,40 +1,58 @@
-"""Content-addressed run directories.
+"""The run folder: its path, its files, its result. No other module reads or writes inside one.
 
 A run lives in ``<output_dir>/<experiment>/runs/<model>-n<size>-s<seed>-<hash>`` where the hash is
 taken over the fully resolved settings that determine the result (data, model, tokenizer, size,
 seed), so the same settings always map to the same directory. Inside:
 
-``config.yaml`` (resolved), ``metrics.jsonl`` (streamed), ``result.json``, the saved model and
-tokenizer, ``checkpoints/`` (RNN), and ``DONE``, written last. Every file is written atomically, so a
-run killed at any moment has no ``DONE`` and is redone (an RNN resumes from its last checkpoint).
+``config.yaml`` (resolved), ``metrics.jsonl`` (streamed), ``result.json`` (a :class:`RunResult`), the
+saved model and tokenizer, ``checkpoints/`` (RNN), and ``DONE``, written last. Every file is written
+atomically, so a run killed at any moment has no ``DONE`` and is redone; an RNN resumes from its last
+checkpoint, and its metrics log keeps the lines up to that checkpoint (:meth:`Run.truncate_metrics`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import time
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from .config import Config, config_hash
 from .errors import RnnbenchError
-from .fileio import append_jsonl, atomic_write_json, atomic_write_text
+from .fileio import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 
 DONE = "DONE"
+METRICS = "metrics.jsonl"
+RESULT = "result.json"
+CONFIG = "config.yaml"
+CHECKPOINTS = "checkpoints"
 RNN_ONLY_DATA_KEYS = ("max_len", "keep")
 # Options added after runs existed, with the value that reproduces what runs did before them. At that
 # value an option stays out of the hash, so adding an option does not orphan every stored run (they would
 # all be redone); set to anything else, it is hashed. Keyed on the neutral value, not the default, so a
 # later change of default cannot alias runs with different settings. Add each new option here.
-NEUTRAL_OPTIONS = {"rnn": {"input_dropout": 0.0, "lr_decay": 1.0, "ema": 0.0}}
+NEUTRAL_OPTIONS = {"rnn": {"input_dropout": 0.0, "lr_decay": 1.0, "ema": 0.0}, "data": {"group_column": None}}
 
 
-def run_spec(cfg: Config, model: str, size: int, seed: int) -> dict:
-    """What determines a run's result: the key of its directory."""
+def experiment_dir(cfg: Config) -> Path:
+    """The folder of an experiment: its runs (``runs/``) and the tables and plots built from them."""
+    return Path(cfg.experiment.output_dir) / cfg.experiment.name
+
+
+def run_spec(cfg: Config, model: str, size: int, seed: int, by_content: bool = True) -> dict:
+    """What determines a run's result: the key of its directory. A data file given by path counts by its
+    content (:func:`data_digest`), so the same file at another path, or on another machine, is the same
+    data and the runs made there are found here. ``by_content=False`` gives the key of runs stored before
+    that rule (by resolved path), which :meth:`Run.for_config` renames on first use."""
     data = cfg.to_dict()["data"]
     data.pop("sizes")
-    for key in ("path", "test_path"):  # the same file by any spelling of its path is the same data
+    for key in ("path", "test_path"):
         if data[key]:
-            data[key] = str(Path(data[key]).expanduser().resolve())
+            where = Path(data[key]).expanduser().resolve()
+            data[key] = f"sha256:{data_digest(where)}" if by_content and where.exists() else str(where)
     spec = {"model": model, "size": size, "seed": seed, "data": data}
     if model == "linear":
         for key in RNN_ONLY_DATA_KEYS:  # the baseline reads every text whole
@@ -49,30 +67,162 @@ def run_spec(cfg: Config, model: str, size: int, seed: int) -> dict:
     return spec
 
 
+def run_path(cfg: Config, model: str, size: int, seed: int, by_content: bool = True) -> Path:
+    h = config_hash(run_spec(cfg, model, size, seed, by_content), n=10)
+    return experiment_dir(cfg) / "runs" / f"{model}-n{size}-s{seed}-{h}"
+
+
+_DIGESTS = "digests.json"  # in the data home: path -> [size, mtime_ns, sha256], so a file is hashed once
+
+
+def data_digest(path: Path) -> str:
+    """sha256 of a data file's bytes; of a folder, of its files' relative names and digests (hidden files
+    left out). Cached in the data home by path, size and modification time."""
+    from .data import data_home
+
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
+            part.startswith(".") for part in p.relative_to(path).parts))
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f"{f.relative_to(path).as_posix()}\0{data_digest(f)}\n".encode())
+        return h.hexdigest()
+    cache_file = data_home() / _DIGESTS
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    st = path.stat()
+    hit = cache.get(str(path))
+    if hit and hit[:2] == [st.st_size, st.st_mtime_ns]:
+        return hit[2]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    cache[str(path)] = [st.st_size, st.st_mtime_ns, h.hexdigest()]
+    try:
+        atomic_write_json(cache_file, cache)
+    except OSError:  # a read-only data home: hash again next time
+        pass
+    return h.hexdigest()
+
+
+@dataclass
+class RunResult:
+    """What ``result.json`` holds: one run's outcome.
+
+    ``chosen`` is what validation selected (the linear grid point; the RNN's best epoch), ``training``
+    what the fit did (the RNN's epochs, steps, vocabulary, buckets, compiled programs; empty for the
+    linear model). A failed run has ``status`` "failed", a ``reason`` and no metrics.
+    """
+
+    model: str
+    size: int | None
+    seed: int
+    status: str = "ok"
+    reason: str = ""
+    dataset: str = ""
+    task: dict[str, Any] = field(default_factory=dict)  # name, kind, n_classes
+    n_train: int = 0
+    n_val: int = 0
+    n_test: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)  # test, scored once
+    validation: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    chosen: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    device: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunResult:
+        """Read a result, also one written by an earlier rnnbench: unknown keys are ignored, missing ones
+        take their defaults, and an RNN's ``chosen`` that held its training statistics (before
+        ``training`` existed) is split into the two."""
+        if not isinstance(d, dict) or "model" not in d or "status" not in d:
+            raise RnnbenchError("result.json: not a run result (no model or status)")
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known and v is not None}
+        if d["model"] == "rnn" and "training" not in d and d.get("chosen"):
+            old = dict(d["chosen"])
+            d["chosen"] = {"best_epoch": old.pop("best_epoch")} if "best_epoch" in old else {}
+            d["training"] = old
+        return cls(**{"size": None, "seed": 0, **d})
+
+
 class Run:
+    """One run's directory: begin, log, truncate the log on resume, finish, read back."""
+
     def __init__(self, path: Path):
         self.path = Path(path)
 
     @classmethod
     def for_config(cls, cfg: Config, model: str, size: int, seed: int) -> Run:
-        h = config_hash(run_spec(cfg, model, size, seed), n=10)
-        return cls(Path(cfg.experiment.output_dir) / cfg.experiment.name / "runs" / f"{model}-n{size}-s{seed}-{h}")
+        path = run_path(cfg, model, size, seed)
+        if not path.exists() and (cfg.data.path or cfg.data.test_path):
+            legacy = run_path(cfg, model, size, seed, by_content=False)
+            if legacy.is_dir():  # stored when a data file counted by its path: adopt it, do not redo it
+                try:
+                    legacy.rename(path)
+                except OSError:
+                    return cls(legacy)
+        return cls(path)
 
     # ------------------------------------------------------------------ state
     @property
     def done(self) -> bool:
         return (self.path / DONE).exists()
 
-    def result(self) -> dict:
-        import json
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINTS
 
-        f = self.path / "result.json"
+    @property
+    def resumable(self) -> bool:
+        """Has a checkpoint to resume from (orbax names each by its step)."""
+        d = self.checkpoint_dir
+        return d.is_dir() and any(p.is_dir() and p.name.isdigit() for p in d.iterdir())
+
+    def result(self) -> RunResult:
+        f = self.path / RESULT
         if not f.exists():
-            raise RnnbenchError(f"{self.path}: no result.json (not a finished run)")
-        return json.loads(f.read_text())
+            raise RnnbenchError(f"{self.path}: no {RESULT} (not a finished run)")
+        try:
+            return RunResult.from_dict(json.loads(f.read_text()))
+        except (json.JSONDecodeError, TypeError) as e:
+            raise RnnbenchError(f"{f}: unreadable run result ({e})") from None
 
+    def config_yaml(self) -> str | None:
+        """The resolved config the run was begun with, as written (None if it has none)."""
+        f = self.path / CONFIG
+        return f.read_text() if f.exists() else None
+
+    def config(self) -> Config:
+        import yaml
+
+        from .config import from_dict
+
+        text = self.config_yaml()
+        if text is None:
+            raise RnnbenchError(f"{self.path}: no {CONFIG}")
+        return from_dict(yaml.safe_load(text))
+
+    def metrics(self) -> list[dict]:
+        """The metrics log, oldest line first."""
+        return read_jsonl(self.path / METRICS)
+
+    # ------------------------------------------------------------------ writing
     def begin(self, cfg: Config, force: bool = False) -> None:
-        """Prepare the directory for a fresh (or resumed) run. Checkpoints survive unless ``force``."""
+        """Prepare the directory for a fresh or resumed run. ``force`` starts from nothing; otherwise
+        checkpoints survive, and with them the metrics log (the trainer truncates it to the checkpoint)."""
         if force and self.path.exists():
             trash = self.path.with_name(f".{self.path.name}.trash-{time.time_ns()}")
             self.path.rename(trash)  # atomic: the run directory is never half-deleted
@@ -81,20 +231,32 @@ class Run:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise RnnbenchError(f"cannot create run directory {self.path}: {e.strerror}") from None
-        for name in ("metrics.jsonl", "result.json"):
-            (self.path / name).unlink(missing_ok=True)
+        (self.path / RESULT).unlink(missing_ok=True)
         for stale in self.path.glob(".*.tmp"):  # temp files of a write that was killed
             stale.unlink(missing_ok=True)
-        atomic_write_text(self.path / "config.yaml", cfg.to_yaml())
+        if not self.resumable:
+            self.clear_metrics()
+        atomic_write_text(self.path / CONFIG, cfg.to_yaml())
 
     def log(self, record: dict) -> None:
-        append_jsonl(self.path / "metrics.jsonl", {"time": time.time(), **record})
+        append_jsonl(self.path / METRICS, {"time": time.time(), **record})
 
-    def finish(self, result: dict) -> None:
-        atomic_write_json(self.path / "result.json", result)
+    def clear_metrics(self) -> None:
+        """Start an empty metrics log (a run trained from the beginning)."""
+        atomic_write_text(self.path / METRICS, "")
+
+    def truncate_metrics(self, step: int) -> list[dict]:
+        """Keep the log up to training step ``step`` (the checkpoint resumed from) and return what is kept.
+        Lines after it, and lines with no step (the end of a run that is being redone), are dropped."""
+        rows = [r for r in self.metrics() if isinstance(r.get("step"), int) and r["step"] <= step]
+        atomic_write_text(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
+        return rows
+
+    def finish(self, result: RunResult) -> None:
+        atomic_write_json(self.path / RESULT, result.to_dict())
         atomic_write_text(self.path / DONE, time.strftime("%Y-%m-%dT%H:%M:%S\n"))
 
-    def require_done(self) -> dict:
+    def require_done(self) -> RunResult:
         if not self.path.is_dir():
             raise RnnbenchError(f"no such run directory: {self.path}")
         if not self.done:

@@ -34,15 +34,12 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from .config import Config, from_dict
+from .config import Config, PlotConfig, SweepConfig, from_dict
 from .errors import RnnbenchError
-from .experiment import MODEL_KINDS, default_size, load_corpus, run_summary, subsets_for, train_one
-from .fileio import atomic_write_text, read_jsonl
-from .runs import Run
-
-SWEEP_KEYS = {"kind", "model", "size", "grid", "zip", "labels", "seeds", "steps", "learning_rates", "n_points"}
-PLOT_X = ("step", "epoch", "wall_seconds", "tokens")
-PLOT_Y = ("train_loss", "val_metric", "grad_norm", "tokens_per_s")
+from .experiment import default_size, load_corpus, run_summary, subsets_for, train_one
+from .fileio import atomic_write_text
+from .outputs import markdown_table, mean_std, output_dir, pm, write_csv
+from .runs import Run, RunResult
 
 
 @dataclass
@@ -57,80 +54,70 @@ class SweepRun:
         return Run.for_config(self.cfg, self.model, self.size, self.seed)
 
 
-def _check_sweep(cfg: Config) -> dict:
-    sw = cfg.sweep
-    if not sw:
+def sweep_section(cfg: Config) -> SweepConfig:
+    if cfg.sweep is None:
         raise RnnbenchError("this config has no sweep section")
-    unknown = set(sw) - SWEEP_KEYS
-    if unknown:
-        raise RnnbenchError(f"unknown config key 'sweep.{sorted(unknown)[0]}' (valid: {', '.join(sorted(SWEEP_KEYS))})")
+    return cfg.sweep
+
+
+def _check_sweep(cfg: Config) -> SweepConfig:
+    """What config.py cannot check field by field: the swept keys and values, and how the parts agree."""
+    sw = sweep_section(cfg)
     for part in ("grid", "zip"):
-        if not isinstance(sw.get(part, {}), dict):
-            raise RnnbenchError(f"sweep.{part}: expected a mapping of dotted keys to lists")
-        for key, values in sw.get(part, {}).items():
+        for key, values in getattr(sw, part).items():
             if not isinstance(values, list) or not values:
                 raise RnnbenchError(f"sweep.{part}.{key}: expected a non-empty list of values")
             for v in values:
                 cfg.replace(**{key: v})  # validates the key and the value; errors name the key
-    zip_lengths = {len(v) for v in sw.get("zip", {}).values()}
+    zip_lengths = {len(v) for v in sw.zip.values()}
     if len(zip_lengths) > 1:
         raise RnnbenchError(f"sweep.zip: lists must have the same length, got lengths {sorted(zip_lengths)}")
-    if "labels" in sw and (not zip_lengths or [len(sw["labels"])] != sorted(zip_lengths)):
+    if sw.labels and (not zip_lengths or [len(sw.labels)] != sorted(zip_lengths)):
         raise RnnbenchError("sweep.labels: needs one name per sweep.zip row")
-    if sw.get("model", "rnn") not in MODEL_KINDS:
-        raise RnnbenchError(f"sweep.model: unknown model kind '{sw.get('model')}' (choose from: {', '.join(MODEL_KINDS)})")
-    seeds = sw.get("seeds", cfg.experiment.seeds)
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise RnnbenchError(f"sweep.seeds: expected a non-empty list of integers, got {seeds!r}")
-    swept = set(sw.get("grid", {})) | set(sw.get("zip", {})) | ({"label"} if "labels" in sw else set())
+    swept = set(sw.grid) | set(sw.zip) | ({"label"} if sw.labels else set())
     for i, p in enumerate(cfg.plot):
-        if not isinstance(p, dict):
-            raise RnnbenchError(f"plot[{i}]: expected a mapping with x and y")
-        bad = set(p) - {"x", "y", "by", "title", "ylog", "xlog", "target"}
-        if bad:
-            raise RnnbenchError(f"unknown config key 'plot[{i}].{sorted(bad)[0]}'")
-        if p.get("x") not in PLOT_X:
-            raise RnnbenchError(f"plot[{i}].x: expected one of {', '.join(PLOT_X)}, got {p.get('x')!r}")
-        if p.get("y") not in PLOT_Y:
-            raise RnnbenchError(f"plot[{i}].y: expected one of {', '.join(PLOT_Y)}, got {p.get('y')!r}")
-        if p.get("by") is not None and p["by"] not in swept:
-            raise RnnbenchError(f"plot[{i}].by: '{p['by']}' is not a swept key ({', '.join(sorted(swept)) or 'none'})")
+        if p.by is not None and p.by not in swept:
+            raise RnnbenchError(f"plot[{i}].by: '{p.by}' is not a swept key ({', '.join(sorted(swept)) or 'none'})")
     return sw
 
 
 def expand(cfg: Config) -> list[SweepRun]:
     sw = _check_sweep(cfg)
-    grid = sw.get("grid", {})
-    zipped = sw.get("zip", {})
-    grid_points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] if grid else [{}]
-    zip_points = [dict(zip(zipped, values)) for values in zip(*zipped.values())] if zipped else [{}]
-    if "labels" in sw:  # a readable name stands in for the zip row in tables and plots
-        zip_points = [{"label": name, **z} for name, z in zip(sw["labels"], zip_points)]
-    seeds = sw.get("seeds", cfg.experiment.seeds)
-    model = sw.get("model", "rnn")
+    grid_points = [dict(zip(sw.grid, values)) for values in itertools.product(*sw.grid.values())] if sw.grid else [{}]
+    zip_points = [dict(zip(sw.zip, values)) for values in zip(*sw.zip.values())] if sw.zip else [{}]
+    if sw.labels:  # a readable name stands in for the zip row in tables and plots
+        zip_points = [{"label": name, **z} for name, z in zip(sw.labels, zip_points)]
     runs = []
     for g in grid_points:
         for z in zip_points:
             label = {**g, **z}
             settings = {k: v for k, v in label.items() if k != "label"}
             run_cfg = cfg.replace(**settings) if settings else cfg
-            size = sw.get("size", default_size(run_cfg))
-            for seed in seeds:
-                runs.append(SweepRun(label, seed, run_cfg, model, size))
+            size = sw.size if sw.size is not None else default_size(run_cfg)
+            for seed in sw.seeds or cfg.experiment.seeds:
+                runs.append(SweepRun(label, seed, run_cfg, sw.model, size))
     return runs
 
 
 # ------------------------------------------------------------------------------------ executors
 
 
-def _job(cfg_dict: dict, model: str, size: int | None, seed: int, force: bool) -> dict:
+@dataclass
+class JobOutcome:
+    result: RunResult
+    run: Run | None  # None: the run crashed before it had a folder
+    skipped: bool
+
+
+def _job(cfg_dict: dict, model: str, size: int | None, seed: int, force: bool) -> JobOutcome:
     """One run, in whatever process the executor chose. Never raises: a crash is a failed run."""
     cfg = from_dict(cfg_dict)
     try:
         out = train_one(cfg, model, size=size, seed=seed, force=force, progress=False)
-        return {"result": out.result, "path": str(out.run.path), "skipped": out.skipped}
+        return JobOutcome(out.result, out.run, out.skipped)
     except Exception as e:  # noqa: BLE001 - one broken run must not take the sweep down
-        return {"result": {"status": "failed", "reason": f"{type(e).__name__}: {e}"}, "path": "", "skipped": False}
+        return JobOutcome(RunResult(model=model, size=size, seed=seed, status="failed",
+                                    reason=f"{type(e).__name__}: {e}"), None, False)
 
 
 class Executor(Protocol):
@@ -172,11 +159,11 @@ def status_of(run: SweepRun) -> str:
     r = run.run()
     if not r.done:
         return "pending"
-    return "done" if r.result().get("status") == "ok" else "failed"
+    return "done" if r.result().ok else "failed"
 
 
 def run_sweep(cfg: Config, workers: int = 1, force: bool = False, progress: bool = True) -> dict:
-    if cfg.sweep.get("kind", "runs") == "toy-optimizers":
+    if sweep_section(cfg).kind == "toy-optimizers":
         from .toy import run_toy
 
         return run_toy(cfg)
@@ -185,19 +172,19 @@ def run_sweep(cfg: Config, workers: int = 1, force: bool = False, progress: bool
     for r in {(id(r.cfg), r.size): r for r in runs}.values():  # sizes fit the data: fail before running
         subsets_for(r.cfg, corpus, r.size, r.seed)
     jobs = [(r.cfg.to_dict(), r.model, r.size, r.seed, force) for r in runs]
-    outcomes: list[dict | None] = [None] * len(runs)
+    outcomes: list[JobOutcome | None] = [None] * len(runs)
     counts = {"done": 0, "skipped": 0, "failed": 0}
     bar = tqdm(total=len(jobs), desc="sweep", unit="run", disable=None if progress else True, dynamic_ncols=True)
     for i, out in make_executor(workers).map_unordered(_job, jobs):
         outcomes[i] = out
-        counts["skipped" if out["skipped"] else "done"] += 1
-        counts["failed"] += out["result"].get("status") != "ok"
+        counts["skipped" if out.skipped else "done"] += 1
+        counts["failed"] += not out.result.ok
         bar.set_postfix(**counts)
         bar.update(1)
         if progress and bar.disable:  # output is not a terminal: one line per run instead of a bar
             point = ", ".join(f"{k}={_value(v)}" for k, v in runs[i].label.items())  # the runs differ in these
             print(f"[{counts['done'] + counts['skipped']}/{len(jobs)}] {point + ': ' if point else ''}"
-                  f"{run_summary(out['result'], out['skipped'])}", file=sys.stderr, flush=True)
+                  f"{run_summary(out.result, out.skipped)}", file=sys.stderr, flush=True)
     bar.close()
     return write_outputs(cfg, runs, outcomes)
 
@@ -206,44 +193,41 @@ def _value(v: Any) -> str:
     return "null" if v is None else str(v)
 
 
-def write_outputs(cfg: Config, runs: list[SweepRun], outcomes: list[dict]) -> dict:
-    from .compare import _fmt, _write_csv, experiment_dir
-
-    out_dir = experiment_dir(cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def write_outputs(cfg: Config, runs: list[SweepRun], outcomes: list[JobOutcome]) -> dict:
+    out_dir = output_dir(cfg)
     keys = list(runs[0].label) if runs else []
     rows = []
     for run, out in zip(runs, outcomes):
-        res = out["result"]
-        row = {**{k: _value(run.label[k]) for k in keys}, "seed": run.seed, "status": res.get("status"),
-               "reason": res.get("reason", ""), "run_dir": out["path"]}
-        row.update({f"test_{k}": v for k, v in (res.get("metrics") or {}).items()})
-        row.update({f"val_{k}": v for k, v in (res.get("validation") or {}).items()})
-        if res.get("timings"):
-            row["train_seconds"] = res["timings"].get("fit")
-        if res.get("chosen"):
-            row["epochs"] = res["chosen"].get("epochs_run")
-            row["best_epoch"] = res["chosen"].get("best_epoch")
+        res = out.result
+        row = {**{k: _value(run.label[k]) for k in keys}, "seed": run.seed, "status": res.status,
+               "reason": res.reason, "run_dir": str(out.run.path) if out.run else ""}
+        row.update({f"test_{k}": v for k, v in res.metrics.items()})
+        row.update({f"val_{k}": v for k, v in res.validation.items()})
+        if res.timings:
+            row["train_seconds"] = res.timings.get("fit")
+        if res.ok:
+            row["epochs"] = res.training.get("epochs_run")
+            row["best_epoch"] = res.chosen.get("best_epoch")
         rows.append(row)
     metric_cols = sorted({k for r in rows for k in r if k.startswith(("test_", "val_"))})
     extra = [c for c in ("train_seconds", "epochs", "best_epoch") if any(c in r for r in rows)]
-    _write_csv(out_dir / "sweep.csv", [*keys, "seed", "status", *metric_cols, *extra, "reason", "run_dir"], rows)
+    write_csv(out_dir / "sweep.csv", [*keys, "seed", "status", *metric_cols, *extra, "reason", "run_dir"], rows)
 
     # summary: mean ± std over seeds for every combination
     groups: dict[tuple, list[dict]] = {}
     for run, row in zip(runs, rows):
         groups.setdefault(tuple(_value(run.label[k]) for k in keys), []).append(row)
     summary_cols = [c for c in metric_cols if c.startswith("test_")] + extra
-    lines = [f"# {cfg.experiment.name}: sweep of {len(runs)} run(s)", "",
-             "| " + " | ".join([*keys, "runs ok", *summary_cols]) + " |",
-             "|" + "---|" * (len(keys) + 1 + len(summary_cols))]
+    table = []
     for label, rs in groups.items():
         ok = [r for r in rs if r["status"] == "ok"]
         cells = []
         for c in summary_cols:
-            vals = np.array([float(r[c]) for r in ok if r.get(c) is not None], dtype=float)
-            cells.append("—" if len(vals) == 0 else f"{_fmt(vals.mean(), 4)} ± {_fmt(vals.std(ddof=1) if len(vals) > 1 else 0.0, 4)}")
-        lines.append("| " + " | ".join([*label, f"{len(ok)}/{len(rs)}", *cells]) + " |")
+            vals = [float(r[c]) for r in ok if r.get(c) is not None]
+            cells.append(pm(*mean_std(vals)) if vals else "—")
+        table.append([*label, f"{len(ok)}/{len(rs)}", *cells])
+    lines = [f"# {cfg.experiment.name}: sweep of {len(runs)} run(s)", "",
+             *markdown_table([*keys, "runs ok", *summary_cols], table)]
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         lines += ["", "Failed runs:", *[f"- {', '.join(f'{k}={r[k]}' for k in keys)} seed {r['seed']}: {r['reason']}"
@@ -254,10 +238,11 @@ def write_outputs(cfg: Config, runs: list[SweepRun], outcomes: list[dict]) -> di
         plots.append(path)
         if reached:
             best = min(reached.values())
-            lines += ["", f"First {p['x']} at which the mean {p['y']} reaches {p['target']} ({path.name}):", "",
-                      f"| line | {p['x']} | × slower than the fastest |", "|---|---:|---:|"]
-            lines += [f"| {name} | {'never' if math.isinf(v) else f'{v:,.1f}'} | "
-                      f"{'—' if math.isinf(v) or not best else f'{v / best:.1f}×'} |" for name, v in reached.items()]
+            lines += ["", f"First {p.x} at which the mean {p.y} reaches {p.target} ({path.name}):", ""]
+            lines += markdown_table(["line", p.x, "× slower than the fastest"],
+                                    [(name, "never" if math.isinf(v) else f"{v:,.1f}",
+                                      "—" if math.isinf(v) or not best else f"{v / best:.1f}×")
+                                     for name, v in reached.items()], "-rr")
     if plots:
         lines += ["", "Plots: " + ", ".join(p.name for p in plots)]
     md = "\n".join(lines) + "\n"
@@ -268,10 +253,9 @@ def write_outputs(cfg: Config, runs: list[SweepRun], outcomes: list[dict]) -> di
 # ------------------------------------------------------------------------------------ plots
 
 
-def series(run_dir: str, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
+def series(run: Run, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
     events = ("eval",) if y == "val_metric" else ("train",)
-    pts = [(r[x], r[y]) for r in read_jsonl(Path(run_dir) / "metrics.jsonl")
-           if r.get("event") in events and x in r and y in r]
+    pts = [(r[x], r[y]) for r in run.metrics() if r.get("event") in events and x in r and y in r]
     if not pts:
         return np.zeros(0), np.zeros(0)
     a = np.array(pts, dtype=float)
@@ -293,20 +277,19 @@ def mean_band(curves: Iterable[tuple[np.ndarray, np.ndarray]], n: int = 60):
     return grid, ys.mean(0), ys.std(0, ddof=1)
 
 
-def plot_series(out_dir: Path, cfg: Config, i: int, spec: dict, runs: list[SweepRun],
-                outcomes: list[dict]) -> tuple[Path, dict[str, float]]:
-    import matplotlib.pyplot as plt
+def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list[SweepRun],
+                outcomes: list[JobOutcome]) -> tuple[Path, dict[str, float]]:
+    from .plots import figure, save
 
-    from .plots import save
-
-    x, y, by = spec["x"], spec["y"], spec.get("by")
+    x, y, by = spec.x, spec.y, spec.by
     groups: dict[str, list] = {}
     for run, out in zip(runs, outcomes):
-        if out["result"].get("status") != "ok" or not out["path"]:
+        if not out.result.ok or out.run is None:
             continue
         name = (_value(run.label[by]) if by == "label" else f"{by}={_value(run.label[by])}") if by else (", ".join(f"{k}={_value(v)}" for k, v in run.label.items()) or "run")
-        groups.setdefault(name, []).append(series(out["path"], x, y))
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        groups.setdefault(name, []).append(series(out.run, x, y))
+    fig = figure()
+    ax = fig.subplots()
     means = {}
     for name, curves in groups.items():
         band = mean_band(curves)
@@ -316,22 +299,22 @@ def plot_series(out_dir: Path, cfg: Config, i: int, spec: dict, runs: list[Sweep
         means[name] = (gx, mean)
         line, = ax.plot(gx, mean, label=f"{name} ({len(curves)} seed{'s' if len(curves) > 1 else ''})")
         ax.fill_between(gx, mean - std, mean + std, color=line.get_color(), alpha=0.18)
-    if spec.get("ylog"):
+    if spec.ylog:
         ax.set_yscale("log")
-    if spec.get("xlog"):
+    if spec.xlog:
         ax.set_xscale("log")
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(y.replace("_", " "))
-    ax.set_title(spec.get("title") or f"{cfg.experiment.name}: {y} vs {x}")
+    ax.set_title(spec.title or f"{cfg.experiment.name}: {y} vs {x}")
     ax.grid(alpha=0.3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "no artists with labels" when every run failed
         ax.legend(fontsize=8)
-    if spec.get("target") is not None:
-        ax.axhline(spec["target"], color="0.4", ls=":", lw=1)
+    if spec.target is not None:
+        ax.axhline(spec.target, color="0.4", ls=":", lw=1)
     path = out_dir / f"plot{i + 1}-{y}-vs-{x}.png"
     save(fig, path)
-    reached = speedup_to_target(means, float(spec["target"])) if spec.get("target") is not None else {}
+    reached = speedup_to_target(means, float(spec.target)) if spec.target is not None else {}
     return path, reached
 
 

@@ -12,9 +12,6 @@ parameter trajectories over the loss surface. Config::
 
 from __future__ import annotations
 
-import csv
-import io
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,6 +20,7 @@ import optax
 from .config import Config, RnnConfig
 from .errors import RnnbenchError
 from .fileio import atomic_write_text
+from .outputs import markdown_table, output_dir, write_csv
 
 DEFAULT_LR = {"sgd": 0.5, "momentum": 0.5, "nag": 0.5, "adagrad": 0.5, "adadelta": 10.0, "rmsprop": 0.05, "adam": 0.1}
 START = np.array([-2.5, 3.0])
@@ -59,30 +57,23 @@ def trajectory(name: str, lr: float, steps: int, x, y, momentum: float = 0.9):
 
 
 def run_toy(cfg: Config) -> dict:
-    from .compare import experiment_dir
-    from .plots import save
+    from .plots import figure, save
 
     sw = cfg.sweep
-    steps = int(sw.get("steps", 100))
-    lrs = {**DEFAULT_LR, **sw.get("learning_rates", {})}
+    lrs = {**DEFAULT_LR, **sw.learning_rates}
     unknown = set(lrs) - set(DEFAULT_LR)
     if unknown:
         raise RnnbenchError(f"sweep.learning_rates: unknown optimizer '{sorted(unknown)[0]}' (choose from: {', '.join(DEFAULT_LR)})")
-    x, y = toy_data(int(sw.get("n_points", 400)), cfg.experiment.seeds[0])
-    results = {name: trajectory(name, lr, steps, x, y, RnnConfig().momentum) for name, lr in lrs.items()}
-    out_dir = experiment_dir(cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["optimizer", "learning_rate", "step", "loss", "w1", "w2"])
-    for name, (ws, losses) in results.items():
-        for i, (p, loss) in enumerate(zip(ws, losses)):
-            w.writerow([name, lrs[name], i, f"{loss:.6g}", f"{p[0]:.6g}", f"{p[1]:.6g}"])
-    atomic_write_text(out_dir / "toy.csv", buf.getvalue())
+    x, y = toy_data(sw.n_points, cfg.experiment.seeds[0])
+    results = {name: trajectory(name, lr, sw.steps, x, y, RnnConfig().momentum) for name, lr in lrs.items()}
+    out_dir = output_dir(cfg)
+    # the learning rate as configured (str: "10.0", not write_csv's "10"), the rest to six digits
+    write_csv(out_dir / "toy.csv", ["optimizer", "learning_rate", "step", "loss", "w1", "w2"],
+              ({"optimizer": name, "learning_rate": str(lrs[name]), "step": i, "loss": float(loss), "w1": float(p[0]),
+                "w2": float(p[1])} for name, (ws, losses) in results.items() for i, (p, loss) in enumerate(zip(ws, losses))))
 
-    import matplotlib.pyplot as plt
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.3))
+    fig = figure((11, 4.3))
+    a1, a2 = fig.subplots(1, 2)
     for name, (ws, losses) in results.items():
         a1.plot(losses, label=f"{name} (lr {lrs[name]:g})")
         a2.plot(ws[:, 0], ws[:, 1], ".-", ms=2, lw=1, label=name)
@@ -105,9 +96,9 @@ def run_toy(cfg: Config) -> dict:
     fig.suptitle("Optimizers on a linear classifier, 2-D two-class data")
     save(fig, out_dir / "toy_optimizers.png")
     final = {name: float(losses[-1]) for name, (_, losses) in results.items()}
-    lines = [f"# {cfg.experiment.name}: {steps} full-batch updates from w = {START.tolist()}", "",
-             "| optimizer | learning rate | final loss |", "|---|---:|---:|"]
-    lines += [f"| {n} | {lrs[n]:g} | {final[n]:.4f} |" for n in sorted(final, key=final.get)]
+    lines = [f"# {cfg.experiment.name}: {sw.steps} full-batch updates from w = {START.tolist()}", ""]
+    lines += markdown_table(["optimizer", "learning rate", "final loss"],
+                            [(n, f"{lrs[n]:g}", f"{final[n]:.4f}") for n in sorted(final, key=final.get)], "-rr")
     md = "\n".join(lines) + "\n"
     atomic_write_text(out_dir / "sweep.md", md)
     return {"dir": out_dir, "rows": [], "markdown": md, "plots": [out_dir / "toy_optimizers.png"], "final": final}

@@ -32,7 +32,7 @@ from _common import emit  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from rnnbench.config import RnnConfig, cores_label, usable_cores  # noqa: E402
-from rnnbench.datasets import Task  # noqa: E402
+from rnnbench.data import Task  # noqa: E402
 from rnnbench.rnn.cells import fused_kernels  # noqa: E402
 from rnnbench.rnn.model import SequenceModel  # noqa: E402
 from rnnbench.rnn.train import Steps  # noqa: E402

@@ -30,7 +30,7 @@ def main():
     for kind in args.models:
         t = time.perf_counter()
         out = train_one(cfg, kind, size=args.size, seed=args.seed)
-        r = out.result
+        r = out.result.to_dict()
         wall = time.perf_counter() - t
         print(f"{kind}: status {r['status']}, test {r.get('metrics')}, chosen {r.get('chosen')}, "
               f"wall {wall:.0f} s{' (already finished earlier)' if out.skipped else ''}; {out.run.path}", flush=True)
@@ -38,11 +38,11 @@ def main():
             figures[f"{kind}_val_acc"] = round(r["validation"]["accuracy"], 4)
             figures[f"{kind}_test_acc"] = round(r["metrics"]["accuracy"], 4)
             figures[f"{kind}_fit_seconds"] = round(r["timings"]["fit"], 1)
-    rnn = out.result
+    rnn = out.result.to_dict()
     if kind == "rnn" and rnn["status"] == "ok":
-        figures.update(rnn_epochs=rnn["chosen"]["epochs_run"], rnn_best_epoch=rnn["chosen"]["best_epoch"],
-                       real_token_fraction=rnn["chosen"]["real_token_fraction"],
-                       compiled_programs=rnn["chosen"]["compiled_programs"], device=rnn["device"])
+        figures.update(rnn_epochs=rnn["training"]["epochs_run"], rnn_best_epoch=rnn["chosen"]["best_epoch"],
+                       real_token_fraction=rnn["training"]["real_token_fraction"],
+                       compiled_programs=rnn["training"]["compiled_programs"], device=rnn["device"])
     emit(figures)
 
 

@@ -13,7 +13,7 @@ from _common import emit  # noqa: E402
 from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
-from rnnbench.synthetic import generate  # noqa: E402
+from rnnbench.data import generate  # noqa: E402
 
 
 def linear_accuracy(train, val, test) -> float:

@@ -13,8 +13,7 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from _common import emit, shared_file  # noqa: E402
 from sklearn.feature_extraction.text import CountVectorizer  # noqa: E402
 
-from rnnbench.datasets import load  # noqa: E402
-from rnnbench.tokenizer import Tokenizer  # noqa: E402
+from rnnbench.data import Tokenizer, load  # noqa: E402
 
 
 def main():

@@ -24,10 +24,10 @@ def write_config(path: Path, **sections) -> Path:
 
 
 def use_loops(monkeypatch, loops: str) -> None:
-    """Which loops the GRU's hand-written passes run: "native" (the fused CPU kernels), "carried"
-    (XLA's step, saved values in carried buffers: the CPU without a compiler) or "scan" (XLA's step,
-    ``lax.scan``'s stacked outputs: the GPU)."""
+    """Which of its two loop paths the GRU's hand-written passes run: "native" (the fused CPU kernels)
+    or "scan" (``lax.scan`` over XLA's step: the GPU, bfloat16, and the CPU without the kernels)."""
+    if loops not in ("native", "scan"):
+        raise ValueError(f"loops must be 'native' or 'scan', not {loops!r}")
     if loops == "native" and not native.available():
         pytest.skip("the fused CPU kernels could not be built here (no C++ compiler?)")
     monkeypatch.setattr(cells, "fused_kernels", lambda dtype: loops == "native")
-    monkeypatch.setattr(cells, "_carried_buffers", lambda: loops == "carried")

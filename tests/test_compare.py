@@ -13,7 +13,7 @@ TINY_RNN = {"embed_dim": 16, "hidden_dim": 24, "batch_size": 32, "epochs": 2, "b
 
 
 def compare_config(tmp_path, **over):
-    sections = {"rnn": TINY_RNN, "data": {"synthetic": {"train_size": 700, "test_size": 200}, "sizes": [100, 300]},
+    sections = {"rnn": dict(TINY_RNN), "data": {"synthetic": {"train_size": 700, "test_size": 200}, "sizes": [100, 300]},
                 "experiment": {"seeds": [0, 1]}}
     for k, v in over.items():
         sections.setdefault(k, {}).update(v)
@@ -24,6 +24,7 @@ def compare(*args):
     return CliRunner().invoke(main, ["compare", *map(str, args)])
 
 
+@pytest.mark.slow
 def test_compare_writes_tables_and_plots_and_resumes(tmp_path):
     cfg = compare_config(tmp_path)
     r = compare(cfg)
@@ -74,13 +75,71 @@ def test_failed_runs_are_reported_not_fatal(tmp_path):
     ({"data": {"sizes": [100, 5000]}}, "larger than the 630 training examples available"),
     ({"data": {"sizes": []}}, "data.sizes is empty"),
     ({"experiment": {"seeds": []}}, "experiment.seeds: needs at least 1"),
-    ({"experiment": {"models": ["linear"]}}, "compare needs both models"),
+    ({"experiment": {"models": ["linear", "svm"]}}, "experiment.models: unknown model kind 'svm'"),
 ])
 def test_compare_bad_input(tmp_path, over, message):
     r = compare(compare_config(tmp_path, **over))
     assert r.exit_code == 2 and message in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("models, message", [("linear,svm", "unknown model kind 'svm'"),
+                                             ("", "experiment.models: needs at least 1")])
+def test_compare_models_option_bad_input(tmp_path, models, message):
+    r = compare(compare_config(tmp_path), "--models", models)
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_compare_runs_the_models_listed_and_tables_every_finished_run(tmp_path):
+    """`--models linear` (or experiment.models) runs one side: the other shows "—" and no crossover is claimed;
+    the other side run later (as if on another machine) joins the same tables, its runs not redone."""
+    cfg = compare_config(tmp_path, experiment={"seeds": [0]})
+    out = tmp_path / "runs" / "t"
+    r = compare(cfg, "--models", "linear")
+    assert r.exit_code == 0, r.output
+    assert {p.name.split("-")[0] for p in (out / "runs").iterdir()} == {"linear"}
+    table = list(csv.DictReader(open(out / "crossover.csv")))
+    assert all(t["rnn_mean"] == "nan" and t["linear_mean"] != "nan" and t["winner"] == "n/a" for t in table)
+    md = (out / "crossover.md").read_text()
+    assert "| — ± — |" in md and "**No crossover:** no finished rnn runs" in md and "overtake" not in md
+    assert json.loads((out / "crossover.json").read_text())["crossover_size"] is None
+    assert {x["model"] for x in csv.DictReader(open(out / "curves.csv"))} == {"linear"}
+
+    linear_done = {p: (p / "DONE").stat().st_mtime_ns for p in (out / "runs").iterdir()}
+    only_rnn = compare_config(tmp_path, experiment={"seeds": [0], "models": ["rnn"]})
+    r = compare(only_rnn)
+    assert r.exit_code == 0, r.output
+    assert {p: (p / "DONE").stat().st_mtime_ns for p in linear_done} == linear_done  # not redone
+    rows = list(csv.DictReader(open(out / "curves.csv")))
+    assert [(int(x["size"]), x["model"]) for x in rows] == [(100, "linear"), (100, "rnn"), (300, "linear"), (300, "rnn")]
+    table = list(csv.DictReader(open(out / "crossover.csv")))
+    assert all(t["rnn_mean"] != "nan" and t["linear_mean"] != "nan" and t["winner"] != "n/a" for t in table)
+    assert "no finished" not in (out / "crossover.md").read_text()
+    before = (out / "crossover.csv").read_text()
+    both = compare(compare_config(tmp_path, experiment={"seeds": [0], "models": ["linear", "rnn"]}))
+    assert both.exit_code == 0 and (out / "crossover.csv").read_text() == before
+    assert all("finished earlier" in x for x in both.stderr.splitlines() if x.startswith("["))
+
+
+def test_plots_leave_matplotlib_backend_alone(tmp_path):
+    """Importing rnnbench and drawing its figures never switches the global backend (a notebook's stays)."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('svg'); import numpy as np\n"
+            "import rnnbench.compare, rnnbench.sweep, rnnbench.toy, rnnbench.embed, rnnbench.cli\n"
+            "from rnnbench.plots import learning_curve_plot\n"
+            "from rnnbench.compare import Curve\n"
+            "curve = Curve(np.array([10.0, 100.0]), {'linear': np.array([[0.6], [0.7]]), 'rnn': np.full((2, 1), np.nan)})\n"
+            f"learning_curve_plot({str(tmp_path / 'c.png')!r}, curve, 'accuracy', None, 't')\n"
+            "print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "svg"
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_crossover_interpolates_in_log_size():

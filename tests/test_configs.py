@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from rnnbench.cli import main
 from rnnbench.config import load_config
-from rnnbench.datasets import get_info
+from rnnbench.data import get_info
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 REAL = {  # config -> file under ../shared/data
@@ -28,6 +28,7 @@ def test_config_parses_and_opens_with_a_comment(path):
     assert cfg.data.sizes == sorted(cfg.data.sizes)
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 @pytest.mark.parametrize("name", sorted(REAL))
 def test_real_data_configs_train_end_to_end(shared, tmp_path, name):

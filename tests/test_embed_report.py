@@ -28,6 +28,7 @@ def runs(tmp_path_factory):
     return exp, rnn_dir, linear_dir
 
 
+@pytest.mark.slow
 def test_embed_writes_map_table_and_csv(runs):
     _, rnn_dir, _ = runs
     r = cli("embed", rnn_dir, "--top", 60, "--probe", "good", "--probe", "awful", "--probe", "zzzz")
@@ -44,6 +45,7 @@ def test_embed_writes_map_table_and_csv(runs):
     assert (rnn_dir / "embeddings.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_embed_bad_input(runs):
     _, rnn_dir, linear_dir = runs
     r = cli("embed", linear_dir)
@@ -62,6 +64,7 @@ class _Links(HTMLParser):
         self.refs += [v for k, v in attrs if k in ("src", "href") and v is not None]
 
 
+@pytest.mark.slow
 def test_report_is_self_contained(runs, tmp_path):
     exp, rnn_dir, _ = runs
     cli("embed", rnn_dir, "--top", 40)

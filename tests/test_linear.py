@@ -4,12 +4,10 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from rnnbench.config import LinearConfig, load_config
-from rnnbench.datasets import Split, Task
+from rnnbench.data import Split, Task, Tokenizer, generate
 from rnnbench.errors import RnnbenchError
 from rnnbench.linear import LinearBaseline, grid_points
 from rnnbench.ngrams import NgramCounter
-from rnnbench.synthetic import generate
-from rnnbench.tokenizer import Tokenizer
 
 BINARY = Task("sentiment", "binary", 2)
 

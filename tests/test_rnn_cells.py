@@ -5,15 +5,7 @@ import pytest
 from flax import nnx
 
 from rnnbench.config import RnnConfig
-from rnnbench.rnn import cells
-from rnnbench.rnn.cells import (
-    N_GATES,
-    _scan_into,
-    gru_recurrence,
-    lstm_recurrence,
-    scan_recurrence,
-    simple_recurrence,
-)
+from rnnbench.rnn.cells import N_GATES, gru_recurrence, lstm_recurrence, scan_recurrence, simple_recurrence
 from rnnbench.rnn.model import SequenceModel
 from tests.helpers import use_loops
 
@@ -42,8 +34,7 @@ def _fast(cell, wh, bh, bx, xw, mask, init, gate):
 
 @pytest.mark.parametrize("cell,gate,loops", [
     ("gru", "sigmoid", "native"), ("gru", "steeper_sigmoid", "native"), ("gru", "hard_sigmoid", "native"),
-    ("gru", "sigmoid", "carried"), ("gru", "steeper_sigmoid", "carried"), ("gru", "hard_sigmoid", "carried"),
-    ("gru", "steeper_sigmoid", "scan"),
+    ("gru", "sigmoid", "scan"), ("gru", "steeper_sigmoid", "scan"), ("gru", "hard_sigmoid", "scan"),
     ("lstm", "sigmoid", "scan"), ("lstm", "steeper_sigmoid", "scan"), ("lstm", "hard_sigmoid", "scan"),
     ("simple", "sigmoid", "scan")])
 def test_hand_written_backward_matches_autodiff(cell, gate, loops, monkeypatch):
@@ -75,24 +66,6 @@ def test_hand_written_backward_matches_autodiff(cell, gate, loops, monkeypatch):
     assert len(g_fast) == len(g_ref) == 4 + len(init)  # wh, bh, bx, xw and each initial state
     for a, b_ in zip(g_fast, g_ref):
         np.testing.assert_allclose(a, b_, rtol=2e-4, atol=2e-5)
-
-
-@pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("unroll", [1, 2, 3])
-def test_scan_into_buffers_equals_lax_scan(reverse, unroll, monkeypatch):
-    """The GRU's loops write their stacked outputs into carried buffers that start from junk
-    constants: every row must be overwritten, in either direction and with a remainder of unrolled steps."""
-    monkeypatch.setattr(cells, "_carried_buffers", lambda: True)  # the buffers, on any platform
-    xs = (jnp.arange(5.0)[:, None] * jnp.ones((5, 3)), jnp.linspace(1.0, 2.0, 5))
-
-    def step(c, x):
-        a, b = x
-        c = 0.5 * c + a * b
-        return c, (c * 2.0, {"sum": c.sum()})
-
-    want = jax.lax.scan(step, jnp.ones(3), xs, reverse=reverse, unroll=unroll)
-    got = _scan_into(step, jnp.ones(3), xs, reverse=reverse, unroll=unroll)
-    jax.tree.map(np.testing.assert_array_equal, got, want)
 
 
 def test_state_is_frozen_on_padding():
@@ -144,8 +117,7 @@ def test_gates_and_inits_differ():
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_chunked_evaluation_equals_one_pass_over_each_text(cell):
-    from rnnbench.datasets import Task
-    from rnnbench.ragged import Ragged
+    from rnnbench.data import Ragged, Task
     from rnnbench.rnn.train import Steps, outputs_to_scores, predict
 
     cfg = RnnConfig(cell=cell, embed_dim=8, hidden_dim=12, layers=2, learned_init_state=True, batch_size=4)
@@ -166,7 +138,7 @@ def test_chunked_evaluation_equals_one_pass_over_each_text(cell):
 def test_chunked_training_gradient_equals_one_pass_backpropagation(cell, chunk):
     """Training reads a batch chunk by chunk and walks the chunks' pullbacks back: full BPTT, so the
     loss and every gradient (embedding rows, learned initial state, both layers) match one pass."""
-    from rnnbench.datasets import Task
+    from rnnbench.data import Task
     from rnnbench.rnn.train import Steps, chunk_sizes, loss_fn
 
     cfg = RnnConfig(cell=cell, embed_dim=6, hidden_dim=8, layers=2, learned_init_state=True, batch_size=5,
@@ -207,7 +179,7 @@ def test_a_batch_is_read_in_full_chunks_and_a_half_chunk_where_that_holds_its_en
 def test_saved_chunks_hold_no_copies_of_the_weights(cell):
     """A forward chunk's pullback takes the weights from the parameters again in the backward: the
     residuals it returns (one set per chunk, held until the backward) contain no weight matrix."""
-    from rnnbench.datasets import Task
+    from rnnbench.data import Task
     from rnnbench.rnn.train import Steps
 
     cfg = RnnConfig(cell=cell, embed_dim=6, hidden_dim=10, layers=2, batch_size=3, chunk=4)
@@ -220,3 +192,45 @@ def test_saved_chunks_hold_no_copies_of_the_weights(cell):
     assert weights <= {p.shape for p in jax.tree.leaves(steps.params)}
     assert not weights & {leaf.shape for leaf in jax.tree.leaves(pullback)}
     assert len(pullback.slots) > len(pullback.leaves)  # the weights are slots, filled in the backward
+
+
+_CACHE_PROBE = """
+import importlib, os, pkgutil, sys
+import jax, numpy as np
+import rnnbench
+for m in pkgutil.walk_packages(rnnbench.__path__, "rnnbench."):  # every module, rnnbench.rnn's included
+    importlib.import_module(m.name)
+print(repr(jax.config.jax_compilation_cache_dir), jax.config.jax_persistent_cache_min_compile_time_secs)
+from flax import nnx
+from rnnbench.config import RnnConfig
+from rnnbench.data import Task
+from rnnbench.rnn import enable_compilation_cache
+from rnnbench.rnn.model import SequenceModel
+from rnnbench.rnn.train import Steps
+cfg = RnnConfig(embed_dim=4, hidden_dim=6, batch_size=2, chunk=4)
+steps = Steps(SequenceModel(20, 1, cfg, rngs=nnx.Rngs(0)), cfg, Task("t", "binary", 2), 0)
+print(repr(jax.config.jax_compilation_cache_dir), jax.config.jax_persistent_cache_min_compile_time_secs)
+os.environ["RNNBENCH_DATA"] = os.path.join(os.environ["RNNBENCH_DATA"], "elsewhere")
+enable_compilation_cache()  # idempotent: the cache JAX has opened stays
+print(repr(jax.config.jax_compilation_cache_dir))
+tokens, lengths = np.ones((2, 4), np.int32), np.array([4, 2], np.int32)
+steps.train_step(steps.params, steps.tx.init(steps.params), tokens, lengths, np.array([0, 1]),
+                 np.ones(2, np.float32), 0, steps.base_key)[2].block_until_ready()
+"""
+
+
+def test_importing_changes_no_jax_config_and_building_steps_enables_the_cache(tmp_path):
+    """Importing any rnnbench module leaves JAX's persistent cache unset; building the compiled steps
+    points it at $RNNBENCH_DATA/jax-cache (once per process), and the train step is cached there."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    env.update(RNNBENCH_DATA=str(tmp_path), JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", _CACHE_PROBE], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    cache = tmp_path / "jax-cache"
+    assert done.stdout.splitlines() == ["None 1.0", f"{str(cache)!r} 0.1", repr(str(cache))]
+    assert any(cache.iterdir())  # the compiled train step, reused by the next process

@@ -45,7 +45,7 @@ def test_kernels_agree_with_xlas_step_where_threads_share_the_rows(gate, monkeyp
     """40 texts of H = 512 are three blocks of rows for the kernels' threads (16 rows each)."""
     use_loops(monkeypatch, "native")
     got = _grads(gate, b=40, hidden=512)
-    use_loops(monkeypatch, "carried")
+    use_loops(monkeypatch, "scan")
     want = _grads(gate, b=40, hidden=512)
     np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
     for g, w in zip(got[1], want[1]):
@@ -89,6 +89,7 @@ def test_a_failed_build_says_why_and_leaves_nothing_behind(tmp_path, monkeypatch
     assert list((tmp_path / "kernels").iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_build_is_made_once_and_kept(tmp_path, monkeypatch):
     if native.compiler() is None:
         pytest.skip("no C++ compiler")

@@ -15,11 +15,13 @@ from flax import nnx
 
 from rnnbench.cli import main
 from rnnbench.config import RnnConfig
-from rnnbench.datasets import Task
+from rnnbench.data import Task
 from rnnbench.rnn.model import SequenceModel
 from rnnbench.rnn.train import Steps
+from rnnbench.runs import Run
 from tests.helpers import write_config
 
+TIMING = {"time", "wall_seconds", "tokens_per_s"}  # what differs between two runs of the same settings
 TINY = {"embed_dim": 16, "hidden_dim": 24, "batch_size": 32, "epochs": 2, "buckets": 2, "learning_rate": 0.01}
 
 
@@ -45,14 +47,14 @@ def test_rnn_run_has_the_same_result_keys_and_predicts(tmp_path):
     assert res["status"] == "ok" and res["model"] == "rnn"
     assert {"accuracy", "roc_auc", "log_loss"} <= set(res["metrics"]) and set(res["validation"]) == set(res["metrics"])
     assert {"fit", "predict"} <= set(res["timings"]) and res["versions"]["flax"] and res["device"].startswith("cpu")
-    assert res["chosen"]["compiled_programs"] <= 16
+    assert res["training"]["compiled_programs"] <= 16 and set(res["chosen"]) == {"best_epoch"}
     rows = [json.loads(line) for line in open(f"{run_dir}/metrics.jsonl")]
     train_rows = [x for x in rows if x.get("event") == "train"]
     assert {"step", "epoch", "train_loss", "grad_norm", "tokens_per_s", "wall_seconds"} <= set(train_rows[0])
     evals = [x for x in rows if x.get("event") == "eval"]
     # the reported validation scores are the restored best parameters' scores
     assert res["validation"]["accuracy"] == pytest.approx(max(x["val_accuracy"] for x in evals))
-    assert evals[-1]["epoch"] == res["chosen"]["epochs_run"]
+    assert evals[-1]["epoch"] == res["training"]["epochs_run"]
     p = CliRunner().invoke(main, ["predict", run_dir, "the plot was good .", "the plot was not good ."])
     assert p.exit_code == 0, p.output
     assert all(0.5 <= float(line.split("\t")[1]) <= 1 for line in p.output.strip().splitlines())
@@ -76,6 +78,7 @@ def test_max_len_reads_the_first_or_last_tokens_of_long_texts(tmp_path, keep):
     assert unchanged == scores[0] and changed != scores[0]
 
 
+@pytest.mark.slow
 def test_same_seed_identical_metrics(tmp_path):
     cfg = rnn_config(tmp_path)
     _, a = train(cfg)
@@ -98,6 +101,7 @@ def test_divergence_is_a_recorded_failure(tmp_path):
     assert p.exit_code == 2 and "failed" in p.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell, task", [("lstm", "sentiment"), ("simple", "sentiment"), ("gru", "score")])
 def test_other_cells_and_regression(tmp_path, cell, task):
     r, run_dir = train(rnn_config(tmp_path, rnn={"cell": cell, "epochs": 1}, data={"task": task}))
@@ -123,6 +127,7 @@ def test_learning_rate_is_a_runtime_value_not_a_recompile():
     assert not np.allclose(outs[0], outs[1])
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(tmp_path):
     """SIGKILL after the first epoch's checkpoint; the rerun resumes and matches an uninterrupted run."""
     rnn = {"epochs": 3, "patience": 5}
@@ -144,12 +149,22 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in open(f"{resumed_dir}/metrics.jsonl")]
     assert any(x.get("event") == "resumed" for x in rows)
-    steps = [x["step"] for x in rows if x.get("event") == "train"]
-    assert steps == sorted(steps) and len(steps) == len(set(steps))  # no step logged twice
     _, clean_dir = train(rnn_config(tmp_path, "clean.yaml", rnn=rnn, data=data,
                                     experiment={"output_dir": str(tmp_path / "clean")}))
     assert result(resumed_dir)["metrics"] == result(clean_dir)["metrics"]
-    assert result(resumed_dir)["chosen"]["steps"] == result(clean_dir)["chosen"]["steps"]
+    assert result(resumed_dir)["training"]["steps"] == result(clean_dir)["training"]["steps"]
+    # the learning curve from before the kill survives, and the whole curve is the uninterrupted run's
+    clean = [json.loads(line) for line in open(f"{clean_dir}/metrics.jsonl")]
+    curve = lambda rows: [{k: v for k, v in x.items() if k not in TIMING} for x in rows  # noqa: E731
+                          if x.get("event") in ("train", "eval", "epoch")]
+    first_epoch = [x for x in curve(rows) if x["epoch"] <= 1]
+    assert first_epoch and first_epoch == [x for x in curve(clean) if x["epoch"] <= 1]
+    assert curve(rows) == curve(clean)  # tokens included: the x axes continue across the resume
+    for event in ("train", "eval"):
+        logged = [x["step"] for x in rows if x.get("event") == event]
+        assert logged == sorted(set(logged))  # strictly increasing: none logged twice
+    walls = [x["wall_seconds"] for x in rows if "wall_seconds" in x]
+    assert walls == sorted(walls)
 
 
 def test_eval_every_n_steps_and_at_epoch_ends(tmp_path):
@@ -162,6 +177,7 @@ def test_eval_every_n_steps_and_at_epoch_ends(tmp_path):
     assert {x["step"] for x in evals} == {s for s in range(5, epoch_ends[-1] + 1, 5)} | set(epoch_ends)
 
 
+@pytest.mark.slow
 def test_compiled_programs_are_bounded_by_jax_compile_log(caplog):
     """Count compilations in JAX's own log over a whole training run: at most eight programs,
     whatever the lengths (texts are read chunk by chunk), however many length buckets: the head and the
@@ -169,9 +185,8 @@ def test_compiled_programs_are_bounded_by_jax_compile_log(caplog):
     import logging
 
     from rnnbench.config import Config
-    from rnnbench.datasets import Split
+    from rnnbench.data import Split, generate
     from rnnbench.rnn.model_api import RNNClassifier
-    from rnnbench.synthetic import generate
 
     texts, y = generate(900, seed=11, mean_tokens=60)
     cfg = Config().replace(**{"rnn.embed_dim": 8, "rnn.hidden_dim": 8, "rnn.epochs": 2, "rnn.batch_size": 16})
@@ -182,45 +197,46 @@ def test_compiled_programs_are_bounded_by_jax_compile_log(caplog):
         model.predict_scores(texts[800:])
     compiled = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling ")
                 and any(f"jit({n})" in r.getMessage() for n in names)]
-    assert len(model.boundaries) > 5 and all(b % cfg.rnn.chunk == 0 for b in model.boundaries)
+    assert len(model.boundaries_) > 5 and all(b % cfg.rnn.chunk == 0 for b in model.boundaries_)
     counts = collections.Counter(m.split("(")[1].split(")")[0] for m in compiled)
     assert set(counts) == set(names) and counts["head_step"] == counts["apply_step"] == 1
     assert all(counts[n] <= 2 for n in names) and len(compiled) <= 8, counts
     assert counts["forward_chunk"] == counts["backward_chunk"] == 2  # these batches use both sizes
-    assert len(compiled) == model.info_["compiled_programs"]
+    assert len(compiled) == model.training_["compiled_programs"]
 
 
+@pytest.mark.slow
 def test_a_run_resumed_at_its_last_checkpoint_reports_the_programs_its_training_compiled(tmp_path):
     from rnnbench.config import Config
-    from rnnbench.datasets import Split
+    from rnnbench.data import Split, generate
     from rnnbench.rnn.model_api import RNNClassifier
-    from rnnbench.synthetic import generate
 
     texts, y = generate(300, seed=5, mean_tokens=30)
     cfg = Config().replace(**{"rnn.embed_dim": 8, "rnn.hidden_dim": 8, "rnn.epochs": 1, "rnn.batch_size": 32})
     train_split, val = Split(texts[:250], y[:250]), Split(texts[250:], y[250:])
-    first = RNNClassifier(cfg, Task("sentiment", "binary", 2), seed=0).fit(train_split, val, run_dir=tmp_path,
+    first = RNNClassifier(cfg, Task("sentiment", "binary", 2), seed=0).fit(train_split, val, run=Run(tmp_path),
                                                                           progress=False)
-    again = RNNClassifier(cfg, Task("sentiment", "binary", 2), seed=0).fit(train_split, val, run_dir=tmp_path,
+    again = RNNClassifier(cfg, Task("sentiment", "binary", 2), seed=0).fit(train_split, val, run=Run(tmp_path),
                                                                           progress=False)
-    assert again.chosen_["steps"] == first.chosen_["steps"]  # nothing left to train: restored, not rerun
-    assert again.chosen_["compiled_programs"] == first.chosen_["compiled_programs"] >= 4
+    assert again.training_["steps"] == first.training_["steps"]  # nothing left to train: restored, not rerun
+    assert again.training_["compiled_programs"] == first.training_["compiled_programs"] >= 4
 
 
 def _small_fit(run_dir, **rnn):
     from rnnbench.config import Config
-    from rnnbench.datasets import Split
+    from rnnbench.data import Split, generate
     from rnnbench.rnn.model_api import RNNClassifier
-    from rnnbench.synthetic import generate
 
     texts, y = generate(300, seed=5, mean_tokens=30)
     overrides = {"rnn.embed_dim": 8, "rnn.hidden_dim": 8, "rnn.batch_size": 32, "rnn.patience": 10,
                  "rnn.learning_rate": 0.01, **{f"rnn.{k}": v for k, v in rnn.items()}}
     model = RNNClassifier(Config().replace(**overrides), Task("sentiment", "binary", 2), seed=0)
-    model.fit(Split(texts[:250], y[:250]), Split(texts[250:], y[250:]), run_dir=run_dir, progress=False)
+    model.fit(Split(texts[:250], y[:250]), Split(texts[250:], y[250:]), run=Run(run_dir) if run_dir else None,
+              progress=False)
     return model, texts[250:]
 
 
+@pytest.mark.slow
 def test_learning_rate_decays_after_each_epoch(tmp_path):
     """lr_decay 0: the second epoch's updates are all zero, so its validation score repeats the first's."""
     r, run_dir = train(rnn_config(tmp_path, rnn={"epochs": 3, "lr_decay": 0.0, "patience": 10}))
@@ -234,6 +250,7 @@ def test_learning_rate_decays_after_each_epoch(tmp_path):
     assert [x for x in lrs if x is not None] == [0.01, 0.005, 0.0025]
 
 
+@pytest.mark.slow
 def test_weight_average_is_what_is_validated_kept_and_resumed(tmp_path):
     """rnn.ema: the moving average (not the last weights) is validated and kept, and it is checkpointed,
     so a run stopped after one epoch and resumed for a second equals a two-epoch run."""
@@ -260,9 +277,10 @@ def _losses(cfg, steps_to_try):
     return [float(steps.gradients(steps.params, tokens, lengths, y, w, s, steps.base_key)[0]) for s in steps_to_try]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", ["dropout", "input_dropout"])
 def test_dropout_masks_follow_the_step_and_never_touch_predictions(option):
-    from rnnbench.ragged import Ragged
+    from rnnbench.data import Ragged
     from rnnbench.rnn.train import predict
 
     small = {"embed_dim": 8, "hidden_dim": 8, "chunk": 4, "layers": 2}
@@ -277,6 +295,7 @@ def test_dropout_masks_follow_the_step_and_never_touch_predictions(option):
     np.testing.assert_array_equal(*scores)
 
 
+@pytest.mark.slow
 def test_input_dropout_drops_that_share_of_the_embedded_inputs():
     """Passage's p_drop: the probability of dropping each unit of the embedded tokens (not of keeping it)."""
     cfg = RnnConfig(embed_dim=32, hidden_dim=8, input_dropout=0.75)
@@ -290,3 +309,26 @@ def test_input_dropout_drops_that_share_of_the_embedded_inputs():
     dropped = float(np.mean(dx(jax.random.key(2)) == 0))
     assert 0.72 < dropped < 0.78, dropped  # 10,240 units: the binomial's sd is 0.004
     assert float(np.mean(dx(None) == 0)) < 0.01  # no key (prediction): nothing dropped
+
+
+def test_a_long_epoch_says_how_long_it_will_take_and_logs_progress_without_a_terminal(monkeypatch, capsys):
+    """After the compiling steps, the epoch's expected time at the measured rate; with no progress bar (a
+    log file), a line a minute with the share done, the rate and the time left."""
+    from rnnbench.rnn import train as train_mod
+
+    now = [0.0]
+    monkeypatch.setattr(train_mod.time, "perf_counter", lambda: now[0])
+    meter = train_mod._EpochMeter("epoch 1/2", batches=1000, tokens=1_000_000, enabled=True, lines=True)
+    for step in range(1, 31):  # 1,000 tokens a batch at 100 batches/s after the warm-up
+        now[0] += 0.01 if step > 3 else 5.0
+        meter.update(step, step * 1000)
+    first = capsys.readouterr().err.splitlines()
+    assert first == ["epoch 1/2: 1,000 batches, 1.0M tokens; at 100,000 tokens/s (steps 3-23) about 10 s"]
+    now[0] += 61
+    meter.update(600, 600_000)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("epoch 1/2:  60% (600/1,000 batches), ") and line.endswith(" left")
+    quiet = train_mod._EpochMeter("epoch 1/2", batches=1000, tokens=10**6, enabled=False, lines=True)
+    for step in range(1, 31):
+        quiet.update(step, step * 1000)
+    assert capsys.readouterr().err == ""

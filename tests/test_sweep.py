@@ -53,6 +53,7 @@ def test_bad_sweep_config(tmp_path, sweep_section, plot, message):
     assert r.exit_code == 2 and message in r.output, r.output
 
 
+@pytest.mark.slow
 def test_sweep_outputs_dry_run_and_skip(tmp_path):
     cfg = sweep_config(tmp_path)
     dry = sweep(cfg, "--dry-run")
@@ -74,6 +75,7 @@ def test_sweep_outputs_dry_run_and_skip(tmp_path):
                       for c in ("gru", "lstm") for lr, clip in ((0.01, 1.0), (0.001, "null"))}  # each names its point
 
 
+@pytest.mark.slow
 def test_parallel_workers_give_the_same_table(tmp_path):
     serial = sweep_config(tmp_path, "a.yaml", experiment={"output_dir": str(tmp_path / "a")})
     parallel = sweep_config(tmp_path, "b.yaml", experiment={"output_dir": str(tmp_path / "b")})
@@ -85,6 +87,7 @@ def test_parallel_workers_give_the_same_table(tmp_path):
     assert strip(tmp_path / "a" / "t" / "sweep.csv") == strip(tmp_path / "b" / "t" / "sweep.csv")
 
 
+@pytest.mark.slow
 def test_sigkill_mid_sweep_then_resume_matches_uninterrupted(tmp_path):
     section = {"model": "rnn", "size": 200, "grid": {"rnn.learning_rate": [0.01, 0.003, 0.001, 0.0003]}}
     cfg = sweep_config(tmp_path, sweep=section, plot=[{"x": "step", "y": "train_loss"}])
@@ -122,6 +125,7 @@ def test_mean_band_interpolates_on_a_common_grid():
 FIGURES = sorted(CONFIGS.glob("fig*.yaml"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", FIGURES, ids=lambda p: p.stem)
 def test_every_figure_config_runs_at_smoke_size(path, tmp_path, request):
     head = path.read_text().splitlines()[0]

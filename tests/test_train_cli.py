@@ -12,6 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from rnnbench.cli import main
+from rnnbench.errors import RnnbenchError
 from tests.helpers import write_config
 
 
@@ -31,6 +32,7 @@ def test_train_writes_a_complete_run_and_prints_its_dir_last(tmp_path):
     assert {"accuracy", "roc_auc", "log_loss"} <= set(result["metrics"]) <= set(result["validation"]) | {"roc_auc"}
     assert {"vectorize", "fit", "predict"} <= set(result["timings"])
     assert set(result["chosen"]) == {"min_df", "C"} and "jax" in result["versions"] and result["device"]
+    assert result["training"] == {} and result["reason"] == ""
     assert yaml.safe_load(open(f"{run_dir}/config.yaml"))["linear"]["C"] == [1.0, 10.0]
     assert result["n_train"] + result["n_val"] == 1200
 
@@ -102,6 +104,7 @@ def test_predict_bad_input(tmp_path):
     assert r.exit_code == 2 and "not finished" in r.output
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_no_done_and_rerun_completes(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", data={"synthetic": {"train_size": 30000, "test_size": 400}},
                        linear={"min_df": [1, 2, 3], "C": [1.0, 10.0, 100.0]})
@@ -159,3 +162,101 @@ def test_options_added_later_leave_older_runs_where_they_were():
     names = {Run.for_config(load_config(None, [o]), "rnn", 100, 0).path.name
              for o in ("rnn.input_dropout=0.5", "rnn.lr_decay=0.5", "rnn.ema=0.99", "rnn.input_dropout=0")}
     assert len(names) == 4 and "rnn-n100-s0-a64aecb8d2" in names  # the neutral value is the old run
+
+
+def test_run_result_reads_runs_written_before_it_existed(tmp_path):
+    """Finished runs are reused, not redone: a result.json of the previous version reads as a RunResult, an
+    RNN's old `chosen` (its training statistics) split into `chosen` (the best epoch) and `training`."""
+    from rnnbench.runs import Run, RunResult
+
+    old_rnn = {"model": "rnn", "size": 300, "seed": 1, "dataset": "synthetic", "status": "ok",
+               "task": {"name": "sentiment", "kind": "binary", "n_classes": 2}, "n_train": 300, "n_val": 120,
+               "n_test": 400, "metrics": {"accuracy": 0.8}, "validation": {"accuracy": 0.75},
+               "timings": {"fit": 3.0, "predict": 0.1}, "device": "cpu (jax, 2 cores)", "versions": {"jax": "0.10"},
+               "chosen": {"best_epoch": 2.0, "epochs_run": 3, "steps": 30, "vocab_size": 99, "buckets": [16, 32],
+                          "real_token_fraction": 0.9, "compiled_programs": 7}}
+    (tmp_path / "result.json").write_text(json.dumps(old_rnn))
+    (tmp_path / "DONE").write_text("x")
+    r = Run(tmp_path).require_done()
+    assert r.chosen == {"best_epoch": 2.0} and r.training["epochs_run"] == 3 and r.training["compiled_programs"] == 7
+    assert "best_epoch" not in r.training and r.ok and r.reason == "" and r.metrics == {"accuracy": 0.8}
+    old_linear = {**old_rnn, "model": "linear", "chosen": {"min_df": 2, "C": 4.0}}
+    lin = RunResult.from_dict(old_linear)
+    assert lin.chosen == {"min_df": 2, "C": 4.0} and lin.training == {}
+    failed = RunResult.from_dict({"model": "rnn", "size": 300, "seed": 0, "status": "failed", "reason": "nan"})
+    assert not failed.ok and failed.chosen == failed.training == failed.metrics == {}
+    assert RunResult.from_dict(r.to_dict()) == r  # what is written reads back the same
+    (tmp_path / "result.json").write_text("{}")
+    with pytest.raises(RnnbenchError, match="not a run result"):
+        Run(tmp_path).result()
+
+
+def test_a_fitted_model_satisfies_the_model_contract(tmp_path):
+    """Only a fitted model is a Model (learned state is set in fit), and every fit takes run/progress by keyword."""
+    import inspect
+
+    from rnnbench.config import load_config
+    from rnnbench.data import Split, Task, generate
+    from rnnbench.model import Model, model_class
+    from rnnbench.runs import Run
+
+    texts, y = generate(300, seed=2, mean_tokens=30)
+    cfg = load_config(write_config(tmp_path / "c.yaml", rnn={"embed_dim": 8, "hidden_dim": 8, "epochs": 1}))
+    for kind in ("linear", "rnn"):
+        cls = model_class(kind)
+        params = inspect.signature(cls.fit).parameters
+        assert [p for p in params if params[p].kind is inspect.Parameter.KEYWORD_ONLY] == ["run", "progress"]
+        model = cls.from_config(cfg, Task("sentiment", "binary", 2), 0)
+        assert model.kind == kind and not isinstance(model, Model)
+        run = Run(tmp_path / kind)
+        run.begin(cfg)
+        model.fit(Split(texts[:200], y[:200]), Split(texts[200:], y[200:]), run=run, progress=False)
+        assert isinstance(model, Model) and model.timings_["fit"] > 0 and model.device_.startswith("cpu")
+        assert set(model.validation_) >= {"accuracy"} and model.chosen_
+        assert (set(model.chosen_) == {"best_epoch"}) == (kind == "rnn") and bool(model.training_) == (kind == "rnn")
+        assert run.metrics()  # it logged to the run
+
+
+def test_runs_copied_from_another_machine_are_found_not_redone(tmp_path):
+    """A data file counts by its content, not its path: runs made elsewhere (another checkout, a GPU box)
+    against a copy of the same file, copied into this run store, are finished runs here."""
+    import shutil
+
+    from rnnbench.config import load_config
+    from rnnbench.runs import Run
+
+    here, there = tmp_path / "here" / "posts.csv", tmp_path / "there" / "posts.csv"
+    for path in (here, there):
+        path.parent.mkdir()
+        path.write_text("text,label\n" + "".join(f"{'good fine' if i % 2 else 'bad poor'} text {i},{i % 2}\n"
+                                                 for i in range(300)))
+    common = ["data.dataset=csv", "data.text_columns=[text]", "data.label_column=label", "data.val_max=30",
+              "linear.min_df=[1]", "linear.C=[1.0]"]
+    made = run("train", write_config(tmp_path / "c.yaml"), "--size", 100, "--out", tmp_path / "gpu-box",
+               *sum((["--set", o] for o in [*common, f"data.path={there}"]), []))
+    assert made.exit_code == 0, made.output
+    made_dir = made.output.strip().splitlines()[-1]
+    shutil.copytree(tmp_path / "gpu-box", tmp_path / "store")
+    cfg = load_config(tmp_path / "c.yaml", [*common, f"data.path={here}", f"experiment.output_dir={tmp_path / 'store'}"])
+    assert Run.for_config(cfg, "linear", 100, 0).path.name == os.path.basename(made_dir)
+    again = run("train", tmp_path / "c.yaml", "--size", 100, "--out", tmp_path / "store",
+                *sum((["--set", o] for o in [*common, f"data.path={here}"]), []))
+    assert again.exit_code == 0 and "already finished" in again.output
+    here.write_text(here.read_text() + "one more row,1\n")  # other content: another run
+    assert Run.for_config(cfg, "linear", 100, 0).path.name != os.path.basename(made_dir)
+
+
+def test_a_run_stored_under_its_path_based_name_is_adopted(tmp_path):
+    """Runs stored when a data file counted by its resolved path are renamed to the content-based name on
+    first use, not redone."""
+    from rnnbench.config import load_config
+    from rnnbench.runs import Run, run_path
+
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f"w{i % 7} x,{i % 2}\n" for i in range(50)))
+    cfg = load_config(None, [f"data.path={data}", f"experiment.output_dir={tmp_path}"])
+    old = run_path(cfg, "linear", 20, 0, by_content=False)
+    old.mkdir(parents=True)
+    (old / "DONE").write_text("x")
+    run_ = Run.for_config(cfg, "linear", 20, 0)
+    assert run_.path == run_path(cfg, "linear", 20, 0) != old and run_.done and not old.exists()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ragged import Ragged
+from ..data import Ragged
 
 
 def bucket_boundaries(lengths: np.ndarray, n_buckets: int, max_len: int, multiple: int = 1) -> np.ndarray:
@@ -127,10 +127,6 @@ class Batcher:
             order = rng.permutation(len(plan))
             plan = [plan[i] for i in order]
         return plan
-
-    def batches(self, seed: int = 0, epoch: int = 0, shuffle: bool = True):
-        for b, idx in self.epoch(seed, epoch, shuffle):
-            yield self.batch(idx, b)
 
     def padding_stats(self) -> tuple[int, int]:
         """(real tokens, processed tokens) of one epoch, filler rows included."""

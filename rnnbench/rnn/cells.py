@@ -11,12 +11,14 @@ separate pass over the whole projection would read and write it once more). Each
 hand-written backward pass (:func:`gru_recurrence`, :func:`lstm_recurrence`,
 :func:`simple_recurrence`): its reverse scan does one matmul per step and the weight gradients are
 single large matmuls over all steps, instead of a small weight-gradient matmul at every step.
-:func:`scan_recurrence`, differentiated by JAX, is the reference they are tested against. On a CPU
-the GRU's two loops keep their saved values in buffers carried through the loop (:func:`_scan_into`)
-rather than in ``lax.scan``'s stacked outputs, which XLA fills with zeros and copies first; in
-training, where a C++ compiler is at hand, each step's elementwise work is one call of a fused kernel
-(:mod:`.native`) instead of XLA's ten or so small kernels. The GRU and LSTM save the state each step
-started from, which is what their backward passes read.
+:func:`scan_recurrence`, differentiated by JAX, is the reference they are tested against. The GRU
+and LSTM save the state each step started from, which is what their backward passes read.
+
+The GRU's loops take one of two paths. Training on a CPU in float32, where the fused kernels of
+:mod:`.native` could be built (a C++ compiler, and not ``RNNBENCH_NATIVE=0``), does each step's
+elementwise work, forward and backward, in one kernel call instead of XLA's ten or so small kernels
+(:func:`fused_kernels`). Everything else runs ``lax.scan`` over XLA's step: a GPU, bfloat16, a CPU
+without the kernels, and inference (whose states alone are kept; the saved values are dropped).
 
 GRU (Passage's convention, with the reset gate applied after the recurrent matmul as in cuDNN and
 PyTorch, so that one fused matmul serves all three gates)::
@@ -75,51 +77,11 @@ def _mm_t(a, b, dtype):
                            preferred_element_type=jnp.float32)
 
 
-def _shifted(first, seq):
-    """``(T, B, H)`` states one step back: ``first`` at t = 0, then ``seq[:-1]``."""
-    return jnp.concatenate([first[None], seq[:-1]], axis=0)
-
-
 def _next_states(prev, last):
     """All states ``(T, B, H)`` from the states each step started from and the last one. The GRU and
     LSTM save ``prev`` (what their backward passes read, so they build no shifted copy); where only the
     last state is used (a top layer), XLA reduces this to ``last``, with no copy either."""
     return jnp.concatenate([prev[1:], last[None]], axis=0)
-
-
-def _scan_into(step, carry, xs, reverse=False, unroll=1):
-    """``lax.scan`` whose stacked outputs are written into buffers carried through the loop.
-
-    ``lax.scan`` starts its stacked outputs as zeros, and XLA gives same-shaped ones one shared zero
-    broadcast plus a copy for each further buffer: a write, then a read and a write, per buffer and
-    call. Every row here is written by the loop, so the buffers' initial values are never read; each
-    buffer of a loop starts from a constant of its own (no shared broadcast, so no copies).
-
-    That is a CPU measure: on a GPU the carried buffers made the train step slower (0.84-0.91x at bf16
-    batch 256/512 on an H100), so there this is plain ``lax.scan``.
-    """
-    if not _carried_buffers():
-        return lax.scan(step, carry, xs, reverse=reverse, unroll=unroll)
-    length = jax.tree.leaves(xs)[0].shape[0]
-    x0 = jax.tree.map(lambda a: a[0], xs)
-    ys_shape = jax.eval_shape(lambda c, x: step(c, x)[1], carry, x0)
-    leaves, treedef = jax.tree.flatten(ys_shape)
-    bufs = [jnp.full((length, *y.shape), k + 1.0, y.dtype) for k, y in enumerate(leaves)]
-
-    def body(state, inp):
-        c, bufs = state
-        t, x = inp
-        c, ys = step(c, x)
-        bufs = [lax.dynamic_update_index_in_dim(b, y, t, 0) for b, y in zip(bufs, jax.tree.leaves(ys))]
-        return (c, bufs), None
-
-    (carry, bufs), _ = lax.scan(body, (carry, bufs), (jnp.arange(length), xs), reverse=reverse, unroll=unroll)
-    return carry, jax.tree.unflatten(treedef, bufs)
-
-
-def _carried_buffers() -> bool:
-    """Whether :func:`_scan_into` uses its carried buffers (on a CPU) or plain ``lax.scan``."""
-    return jax.default_backend() == "cpu"
 
 
 def _recurrent_weight_grads(h_prev, dpre, dtype):
@@ -146,7 +108,7 @@ def _gru_forward(wh, bh, bx, xw, mask, h0, gate, unroll, dtype):
         h_new = z * h + (1.0 - z) * n
         return h + m_t * (h_new - h), (h, z, r, n, ghn)  # saved: the state the step started from
 
-    h_last, (h_prev, z, r, n, ghn) = _scan_into(step, h0, (xw, mask), unroll=unroll)
+    h_last, (h_prev, z, r, n, ghn) = lax.scan(step, h0, (xw, mask), unroll=unroll)
     return _next_states(h_prev, h_last), (h_prev, z, r, n, ghn)
 
 
@@ -158,8 +120,9 @@ def gru_recurrence(wh, bh, bx, xw, mask, h0, gate="steeper_sigmoid", unroll=1, d
 
 
 def fused_kernels(dtype) -> bool:
-    """Whether the GRU's training loops call the fused CPU kernels of :mod:`.native` (float32 on a CPU
-    with a C++ compiler) instead of XLA's step. Inference keeps XLA's, which drops the saved values."""
+    """Which of the GRU's two loop paths training runs: the fused CPU kernels of :mod:`.native` (float32,
+    where they could be built: only ever on a CPU), else ``lax.scan`` over XLA's step. Inference always
+    runs ``lax.scan``, which drops the saved values that only the backward pass reads."""
     return dtype == jnp.float32 and native.available()
 
 
@@ -179,13 +142,12 @@ def _gru_forward_native(wh, bh, bx, xw, mask, h0, gate, dtype):
         h, saved = carry
         return native.gru_forward_step(h, _mm(h, wh, dtype), xw, bx, bh, mask, t, saved, *gate_attrs)
 
-    h_last, saved = lax.fori_loop(0, length, step, (h0.astype(jnp.float32), saved))
-    return _next_states(saved[0], h_last), tuple(saved)
+    h_last, (h_prev, z, r, n, ghn) = lax.fori_loop(0, length, step, (h0.astype(jnp.float32), saved))
+    return _next_states(h_prev, h_last), (h_prev, z, r, n, ghn)
 
 
 def _gru_backward_native(wh, mask, saved, dhs, gate, dtype):
-    """The reverse loop of :func:`_gru_bwd` with each step's elementwise work in one fused kernel call:
-    ``(dh0, dxg)``."""
+    """:func:`_gru_backward_scan` with each step's elementwise work in one fused kernel call."""
     length, b, hidden = dhs.shape
     (dxg,) = native.uninitialized([(length, b, 3 * hidden)])
     gate_attrs = _kernel_gate(gate)
@@ -208,20 +170,23 @@ def _gru_fwd(wh, bh, bx, xw, mask, h0, gate, unroll, dtype):
     return hs, (wh, mask, saved)
 
 
-def _gru_bwd(gate, unroll, dtype, saved, dhs):
-    wh, mask, (h_prev, z, r, n, ghn) = saved
+def _gru_bwd(gate, unroll, dtype, residuals, dhs):
+    wh, mask, saved = residuals
     if fused_kernels(dtype):
-        dh0, dxg = _gru_backward_native(wh, mask, (h_prev, z, r, n, ghn), dhs, gate, dtype)
+        dh0, dxg = _gru_backward_native(wh, mask, saved, dhs, gate, dtype)
     else:
-        dh0, dxg = _gru_backward_xla(wh, mask, (h_prev, z, r, n, ghn), dhs, gate, unroll, dtype)
+        dh0, dxg = _gru_backward_scan(wh, mask, saved, dhs, gate, unroll, dtype)
+    h_prev, _, r, _, _ = saved
     # each step's recurrent gradient dgh is dxg with its candidate block times r: rebuilt here in one
     # pass rather than written out step by step into a second (T, B, 3H) buffer
-    dgh = dxg * jnp.concatenate([jnp.ones_like(z), jnp.ones_like(z), r], axis=-1)
+    dgh = dxg * jnp.concatenate([jnp.ones_like(r), jnp.ones_like(r), r], axis=-1)
     dwh, dbh = _recurrent_weight_grads(h_prev, dgh, dtype)
     return dwh, dbh, dxg.sum(axis=(0, 1)), dxg, jnp.zeros_like(mask), dh0
 
 
-def _gru_backward_xla(wh, mask, saved, dhs, gate, unroll, dtype):
+def _gru_backward_scan(wh, mask, saved, dhs, gate, unroll, dtype):
+    """The reverse loop of the GRU's backward pass: ``(dh0, dxg)``, ``dxg`` the gradient of each step's
+    gate pre-activations ``(T, B, 3H)`` (which is also that of ``xw``)."""
     h_prev, z, r, n, ghn = saved
     dact = GATES[gate][1]
 
@@ -238,8 +203,8 @@ def _gru_backward_xla(wh, mask, saved, dhs, gate, unroll, dtype):
         dh_prev = (1.0 - m_t) * dh + dh_new * z_t + _mm_t(dgh, wh, dtype)
         return dh_prev, dxg
 
-    return _scan_into(step, jnp.zeros_like(h_prev[0]), (dhs, h_prev, z, r, n, ghn, mask), reverse=True,
-                      unroll=unroll)
+    return lax.scan(step, jnp.zeros_like(h_prev[0]), (dhs, h_prev, z, r, n, ghn, mask), reverse=True,
+                    unroll=unroll)
 
 
 gru_recurrence.defvjp(_gru_fwd, _gru_bwd)
@@ -265,7 +230,8 @@ def _lstm_forward(wh, bh, bx, xw, mask, h0, c0, gate, unroll, dtype):
         return (h + m_t * (o * tc - h), c + m_t * (c_new - c)), saved
 
     (h_last, c_last), saved = lax.scan(step, (h0, c0), (xw, mask), unroll=unroll)
-    return _next_states(saved[0], h_last), c_last, saved
+    h_prev, c_prev, i, f, o, u, tc = saved
+    return _next_states(h_prev, h_last), c_last, (h_prev, c_prev, i, f, o, u, tc)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9))
@@ -330,7 +296,7 @@ def _simple_fwd(wh, bh, bx, xw, mask, h0, unroll, dtype):
 
 def _simple_bwd(unroll, dtype, saved, dhs):
     wh, hs, h0, mask = saved
-    h_prev = _shifted(h0, hs)
+    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)  # the state each step started from
 
     def step(carry, inp):
         dh_out, h_t, m_t = inp

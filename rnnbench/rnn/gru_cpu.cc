@@ -14,7 +14,7 @@
 // where dh = c + mm + dhs[t] is the gradient of the step's output state, mm = dgh_{t+1} W_h^T is the
 // recurrent matmul that XLA runs between two calls, and c' = (1 - m) dh + m dh z is the part of the
 // next dh that does not go through W_h. The formulas are those of cells.py's _gru_forward and
-// _gru_backward_xla; the buffers written in place are aliased to the inputs by native.py.
+// _gru_backward_scan; the buffers written in place are aliased to the inputs by native.py.
 
 #include <algorithm>
 #include <atomic>

@@ -5,8 +5,9 @@ thread; ``gru_cpu.cc`` does a step's in one pass over its rows, shared by XLA's 
 is compiled once per machine with the system's C++ compiler (``$CXX``, else ``c++`` or ``g++``) into
 ``$RNNBENCH_KERNELS`` (default ``~/.cache/rnnbench/kernels``), keyed by the source, jaxlib, the
 compiler and the CPU, and loaded into the process. Without a compiler, or with ``RNNBENCH_NATIVE=0``,
-:func:`available` is false and the GRU runs XLA's own step: the same formulas, and the kernels' tanh
-is the approximation XLA uses, so the two agree to float32 rounding (not bit for bit).
+:func:`available` is false and the GRU runs ``lax.scan`` over XLA's own step (:mod:`.cells`, as on a
+GPU): the same formulas, and the kernels' tanh is the approximation XLA uses, so the two agree to
+float32 rounding (not bit for bit).
 """
 
 from __future__ import annotations

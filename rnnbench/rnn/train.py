@@ -12,9 +12,11 @@ parameters and optimizer state, never RNG state.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,10 +27,10 @@ from jax import lax
 from tqdm import tqdm
 
 from ..config import RnnConfig
-from ..datasets import Task
-from ..fileio import atomic_write_text, read_jsonl
+from ..data import Ragged, Task
 from ..metrics import evaluate, is_better, primary
-from ..ragged import Ragged
+from ..runs import Run
+from . import enable_compilation_cache
 from .batching import Batcher, eval_batches
 from .model import SequenceModel
 
@@ -138,6 +140,7 @@ class Steps:
     """
 
     def __init__(self, model: SequenceModel, cfg: RnnConfig, task: Task, seed: int):
+        enable_compilation_cache()
         self.graphdef, self.params = nnx.split(model, nnx.Param)
         self.tx = make_optimizer(cfg)
         self.task, self.chunk = task, cfg.chunk
@@ -291,16 +294,67 @@ class TrainState:
     compiled_programs: int = 0  # the most programs any process of this run compiled
 
 
-def _checkpointer(run_dir: Path):
+def _checkpointer(path: Path):
     import orbax.checkpoint as ocp
 
     options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
-    return ocp.CheckpointManager((run_dir / "checkpoints").absolute(), options=options)
+    return ocp.CheckpointManager(path.absolute(), options=options)
+
+
+class _EpochMeter:
+    """What a long epoch says besides the progress bar: once, early, how long the epoch will take (at the
+    rate of its first steps after compiling); and where no bar shows (a log file), a line a minute."""
+
+    WARMUP, MEASURED, EVERY_S = 3, 20, 60.0
+
+    def __init__(self, name: str, batches: int, tokens: int, enabled: bool, lines: bool):
+        self.name, self.batches, self.tokens, self.enabled, self.lines = name, batches, tokens, enabled, lines
+        self.t0 = self.tokens0 = None
+        self.last_line = time.perf_counter()
+
+    def update(self, done: int, tokens: int) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if done == self.WARMUP:  # the first steps compile: time from here
+            self.t0, self.tokens0 = now, tokens
+        if self.t0 is None or now <= self.t0:
+            return
+        rate = (tokens - self.tokens0) / (now - self.t0)
+        if done == self.WARMUP + self.MEASURED and self.batches > 4 * done:
+            print(f"{self.name}: {self.batches:,} batches, {self.tokens / 1e6:,.1f}M tokens; at {rate:,.0f} tokens/s "
+                  f"(steps {self.WARMUP}-{done}) about {_duration(self.tokens / max(rate, 1e-9))}",
+                  file=sys.stderr, flush=True)
+        elif self.lines and now - self.last_line >= self.EVERY_S:
+            self.last_line = now
+            left = max(self.tokens - tokens, 0) / max(rate, 1e-9)
+            print(f"{self.name}: {done / self.batches:4.0%} ({done:,}/{self.batches:,} batches), {rate:,.0f} tokens/s, "
+                  f"{_duration(left)} left", file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+@dataclass
+class FitResult:
+    steps: Steps
+    best_params: Any  # the parameters (or their moving average) that validated best, on the host
+    state: TrainState
+    real_token_fraction: float  # real tokens / tokens processed (padding included), over one epoch
+    compiled_programs: int
+    train_seconds: float  # this process's training loop
 
 
 def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: Ragged, val_y: np.ndarray,
-        seed: int, run_dir: Path | None = None, log=None, progress: bool = True, y_scale=(0.0, 1.0)):
-    """Train with early stopping on the validation metric; returns (steps, best params, state, info)."""
+        seed: int, run: Run | None = None, progress: bool = True, y_scale=(0.0, 1.0)) -> FitResult:
+    """Train with early stopping on the validation metric. With a ``run``: log to it, checkpoint after
+    every epoch, and resume from its last checkpoint, its metrics log kept up to that checkpoint."""
     steps = Steps(model, cfg, task, seed)
     steps.width = int(train.boundaries[-1])  # every training batch one shape: one set of programs
     params = steps.params
@@ -309,20 +363,25 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
     ema_params = jax.tree.map(jnp.copy, params) if cfg.ema else None  # the average starts at the initial weights
     state = TrainState()
     metric, _ = primary(task)
-    manager = _checkpointer(run_dir) if run_dir is not None else None
+    manager = _checkpointer(run.checkpoint_dir) if run is not None else None
+    log = run.log if run is not None else (lambda record: None)
+    tokens_seen, wall_before = 0, 0.0  # the curve's x axes continue across a resume
     if manager is not None and manager.latest_step() is not None:
         params, opt_state, best_params, state, ema_params = _restore(manager, params, opt_state, best_params,
                                                                      ema_params)
-        _truncate_metrics(run_dir, state.step)
-        if log:
-            log({"event": "resumed", "epoch": state.epoch, "step": state.step})
-    elif run_dir is not None:
-        atomic_write_text(run_dir / "metrics.jsonl", "")
+        kept = run.truncate_metrics(state.step)
+        tokens_seen = max((r.get("tokens", 0) for r in kept), default=0)
+        wall_before = max((r.get("wall_seconds", 0.0) for r in kept), default=0.0)
+        log({"event": "resumed", "epoch": state.epoch, "step": state.step})
+    elif run is not None:
+        run.clear_metrics()
 
     real, processed = train.padding_stats()
-    info = {"real_token_fraction": real / max(processed, 1), "buckets": [int(b) for b in train.boundaries]}
-    t_start, tokens_seen = time.perf_counter(), 0
+    t_start = time.perf_counter()
     stop = state.bad_evals >= cfg.patience
+
+    def wall() -> float:
+        return wall_before + time.perf_counter() - t_start
 
     def evaluate_now(epoch_float: float):
         nonlocal best_params
@@ -339,10 +398,8 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
             best_params = jax.device_get(weights)
         else:
             state.bad_evals += 1
-        record = {"event": "eval", "step": state.step, "epoch": epoch_float, **{f"val_{k}": v for k, v in val_metrics.items()},
-                  "val_metric": score, "wall_seconds": time.perf_counter() - t_start}
-        if log:
-            log(record)
+        log({"event": "eval", "step": state.step, "epoch": epoch_float, **{f"val_{k}": v for k, v in val_metrics.items()},
+             "val_metric": score, "wall_seconds": wall()})
         return state.bad_evals >= cfg.patience
 
     while state.epoch < cfg.epochs and not stop:
@@ -352,6 +409,8 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
             opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
         bar = tqdm(total=len(plan), desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=None if progress else True, leave=False, dynamic_ncols=True)
+        meter = _EpochMeter(f"epoch {state.epoch + 1}/{cfg.epochs}", len(plan), real, enabled=progress,
+                            lines=progress and bar.disable)
         t_epoch, epoch_tokens, losses = time.perf_counter(), 0, []
         for i, (bucket, idx) in enumerate(plan):
             batch = train.batch(idx, bucket)
@@ -368,12 +427,11 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
                     bar.close()
                     raise FloatingPointError(f"loss became {loss_v} (gradient norm {gnorm_v}) at step {state.step}")
                 tok_s = epoch_tokens / max(time.perf_counter() - t_epoch, 1e-9)
-                if log:
-                    log({"event": "train", "step": state.step, "epoch": state.epoch + (i + 1) / len(plan),
-                         "train_loss": loss_v, "grad_norm": gnorm_v, "tokens_per_s": tok_s,
-                         "wall_seconds": time.perf_counter() - t_start,
-                         "tokens": tokens_seen + epoch_tokens})
+                log({"event": "train", "step": state.step, "epoch": state.epoch + (i + 1) / len(plan),
+                     "train_loss": loss_v, "grad_norm": gnorm_v, "tokens_per_s": tok_s, "wall_seconds": wall(),
+                     "tokens": tokens_seen + epoch_tokens})
                 bar.set_postfix(loss=f"{loss_v:.4f}", tok_s=f"{tok_s:,.0f}")
+            meter.update(i + 1, epoch_tokens)
             bar.update(1)
             if cfg.eval_every and state.step % cfg.eval_every == 0 and i < len(plan) - 1:
                 if evaluate_now(state.epoch + (i + 1) / len(plan)):
@@ -385,10 +443,8 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
             break
         state.epoch += 1
         epoch_loss = float(jnp.mean(jnp.stack(losses))) if losses else float("nan")
-        if log:
-            log({"event": "epoch", "epoch": state.epoch, "step": state.step, "train_loss_epoch": epoch_loss,
-                 "learning_rate": lr,
-                 "tokens_per_s": epoch_tokens / max(time.perf_counter() - t_epoch, 1e-9)})
+        log({"event": "epoch", "epoch": state.epoch, "step": state.step, "train_loss_epoch": epoch_loss,
+             "learning_rate": lr, "tokens_per_s": epoch_tokens / max(time.perf_counter() - t_epoch, 1e-9)})
         stop = evaluate_now(float(state.epoch))  # every epoch ends with an evaluation
         state.compiled_programs = max(state.compiled_programs, steps.compiled_programs())
         if manager is not None:
@@ -396,10 +452,8 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
     if manager is not None:
         manager.wait_until_finished()
         manager.close()
-    info.update(epochs=state.epoch, steps=state.step, best_epoch=state.best_epoch,
-                compiled_programs=max(state.compiled_programs, steps.compiled_programs()),
-                train_seconds=time.perf_counter() - t_start)
-    return steps, best_params, state, info
+    return FitResult(steps, best_params, state, real / max(processed, 1),
+                     max(state.compiled_programs, steps.compiled_programs()), time.perf_counter() - t_start)
 
 
 # ----------------------------------------------------------------------------------------- checkpoints
@@ -435,10 +489,3 @@ def _restore(manager, params, opt_state, best_params, ema_params=None):
                        bad_evals=int(meta["bad_evals"]), compiled_programs=int(meta["compiled_programs"]))
     return tree["params"], tree["opt_state"], jax.device_get(tree["best_params"]), state, tree.get("ema_params")
 
-
-def _truncate_metrics(run_dir: Path, step: int) -> None:
-    """Drop metric lines written after the checkpoint we resume from (their steps are redone)."""
-    import json
-
-    rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("step", 0) <= step]
-    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
