@@ -95,3 +95,24 @@ def test_ragged_truncate_keeps_the_first_or_last_tokens(keep):
     assert [list(cut[i]) for i in range(len(cut))] == [s[:5] if keep == "first" else s[-5:] for s in seqs]
     with pytest.raises(ValueError, match="keep"):
         Ragged.from_sequences(seqs).truncate(5, "middle")
+
+
+@pytest.mark.parametrize("block_chars", [1, 37, 500])
+def test_fitting_and_transforming_in_blocks_of_documents_changes_nothing(monkeypatch, block_chars):
+    """fit and transform walk the texts a block of documents at a time (bounded memory on 600k texts):
+    any block size gives the vocabulary, document frequencies and ids of one pass over everything."""
+    from rnnbench.data import tokenizer as tok_mod
+
+    rng = np.random.default_rng(0)
+    words = ["the", "film", "Good", "bad", "café", "naïve", "x", "!", "...", "it's", "don't", "ok"]
+    texts = [" ".join(rng.choice(words, rng.integers(0, 30))) for _ in range(300)] + ["", "  ", "solo"]
+    whole = Tokenizer(min_df=2, max_features=9)
+    whole_ids = whole.fit(texts).transform(texts)
+    monkeypatch.setattr(tok_mod, "_BLOCK_CHARS", block_chars)
+    blocks = Tokenizer(min_df=2, max_features=9)
+    block_ids = blocks.fit(texts).transform(texts)
+    assert blocks.vocab_ == whole.vocab_
+    np.testing.assert_array_equal(blocks.doc_freq_, whole.doc_freq_)
+    np.testing.assert_array_equal(block_ids.tokens, whole_ids.tokens)
+    np.testing.assert_array_equal(block_ids.offsets, whole_ids.offsets)
+    assert block_ids.tokens.dtype == np.int32 and block_ids.tokens.base is None  # its own, shrunk array

@@ -12,6 +12,12 @@ Speed: word-level tokenizing never creates a Python object per token. Texts are 
 UTF-8 encoded in chunks; numpy classifies every byte, finds token boundaries, and computes a 64-bit
 polynomial hash of every token from prefix sums; ``searchsorted`` maps hashes to ids. Two different
 tokens share a hash with probability ~1e-19 per pair, which we accept (it would merge two words).
+
+Memory: ``fit`` and ``transform`` walk the texts in blocks of documents (``_BLOCK_CHARS``), so their
+working set is one block's, whatever the corpus size: ``fit`` keeps one hash, count and word per token
+type, and ``transform`` writes ids straight into their int32 array (4 bytes a token, plus 8 a document
+for the offsets). On the 611k-post blog corpus (119M tokens) the peak over the texts themselves was
+9.9 GB before; the figure now is in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ _BYTE_CLASS[0] = 3
 _P = np.uint64(0x100000001B3)  # odd, so invertible modulo 2**64
 _P_INV = np.uint64(pow(int(_P), -1, 2**64))
 _CHUNK_BYTES = 1 << 19  # numpy on ~1 MB arrays runs several times faster than on 100 MB ones
+_BLOCK_CHARS = 1 << 24  # fit and transform hold one block of documents' hashes and spans at a time
 _POWERS: dict[str, np.ndarray] = {}
 
 
@@ -102,16 +109,24 @@ class _Hashed:
         return out
 
 
-def _chunks(texts: list[str]):
+def _chunks(texts: list[str], size_limit: int = _CHUNK_BYTES):
     chunk, size = [], 0
     for t in texts:
         chunk.append(t)
         size += len(t) + 1
-        if size >= _CHUNK_BYTES:
+        if size >= size_limit:
             yield chunk
             chunk, size = [], 0
     if chunk:
         yield chunk
+
+
+def _doc_freq(ids: np.ndarray, lengths: np.ndarray, n_types: int) -> np.ndarray:
+    """In how many documents each of ``n_types`` token ids occurs (``ids`` flat, ``lengths`` per document)."""
+    doc = np.repeat(np.arange(len(lengths)), lengths)
+    pairs = np.sort(doc * n_types + ids)  # (document, token) pairs; sort + diff beats np.unique here
+    first_in_doc = np.concatenate([[True], pairs[1:] != pairs[:-1]]) if len(pairs) else pairs.astype(bool)
+    return np.bincount(pairs[first_in_doc] % n_types, minlength=n_types)
 
 
 class Tokenizer:
@@ -147,16 +162,9 @@ class Tokenizer:
         texts = list(texts)
         if self.char_level:
             words, ids, lengths = self._fit_chars(texts)
+            df = _doc_freq(ids, lengths, len(words))
         else:
-            hashed = _Hashed(texts, self.lowercase)
-            uniq, first, ids = np.unique(hashed.hashes, return_index=True, return_inverse=True)
-            words = np.array(hashed.token_text(first), dtype=object)
-            lengths = hashed.lengths
-        n_types = len(words)
-        doc = np.repeat(np.arange(len(lengths)), lengths)
-        pairs = np.sort(doc * n_types + ids)  # (document, token) pairs; sort + diff beats np.unique here
-        first_in_doc = np.concatenate([[True], pairs[1:] != pairs[:-1]]) if len(pairs) else pairs.astype(bool)
-        df = np.bincount(pairs[first_in_doc] % n_types, minlength=n_types)
+            words, df = self._fit_words(texts)
         keep = np.flatnonzero(df >= self.min_df)
         # most frequent first; ties broken alphabetically so the vocabulary is deterministic
         order = np.lexsort((words[keep].astype(str), -df[keep]))
@@ -168,6 +176,25 @@ class Tokenizer:
         self.doc_freq_ = np.concatenate([[0, 0], df[keep]]).astype(np.int64)
         self._index_hashes()
         return self
+
+    def _fit_words(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Every token type's word and document frequency, a block of documents at a time: per block, its
+        types' counts are merged into the running ones and only types not seen before are decoded."""
+        hashes, df, words = np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, object)
+        for block in _chunks(texts, _BLOCK_CHARS):
+            hashed = _Hashed(block, self.lowercase)
+            uniq, first, ids = np.unique(hashed.hashes, return_index=True, return_inverse=True)
+            block_df = _doc_freq(ids.reshape(-1), hashed.lengths, len(uniq))
+            pos = np.minimum(np.searchsorted(hashes, uniq), max(len(hashes) - 1, 0))
+            seen = (hashes[pos] == uniq) if len(hashes) else np.zeros(len(uniq), bool)
+            np.add.at(df, pos[seen], block_df[seen])
+            new = ~seen
+            hashes = np.concatenate([hashes, uniq[new]])
+            df = np.concatenate([df, block_df[new]])
+            words = np.concatenate([words, np.array(hashed.token_text(first[new]), dtype=object)])
+            order = np.argsort(hashes, kind="stable")
+            hashes, df, words = hashes[order], df[order], words[order]
+        return words, df
 
     def _fit_chars(self, texts):
         toks = self._split(texts)
@@ -198,15 +225,21 @@ class Tokenizer:
     # ----------------------------------------------------------------- transforming
     def transform(self, texts: list[str]) -> Ragged:
         self._check_fitted()
+        texts = list(texts)
         if not self.char_level:
-            hashed = _Hashed(list(texts), self.lowercase)
-            if len(self._hash_sorted) == 0:
-                return Ragged.from_lengths(np.full(len(hashed.hashes), UNK, np.int32), hashed.lengths)
-            pos = np.searchsorted(self._hash_sorted, hashed.hashes)
-            pos = np.minimum(pos, len(self._hash_sorted) - 1)
-            ids = np.where(self._hash_sorted[pos] == hashed.hashes, self._hash_ids[pos], np.int32(UNK))
-            return Ragged.from_lengths(ids.astype(np.int32), hashed.lengths)
-        toks = self._split(list(texts))
+            # A token has at least one character, so the texts' length bounds the ids: the array is
+            # reserved at that size (untouched pages take no memory), filled a block at a time and shrunk
+            # in place, so no second copy of the ids ever exists.
+            out = np.empty(max(sum(map(len, texts)), 1), np.int32)
+            lengths, n = [], 0
+            for block in _chunks(texts, _BLOCK_CHARS):
+                hashed = _Hashed(block, self.lowercase)
+                out[n:n + len(hashed.hashes)] = self._ids(hashed.hashes)
+                n += len(hashed.hashes)
+                lengths.append(hashed.lengths)
+            out.resize(n, refcheck=False)
+            return Ragged.from_lengths(out, np.concatenate(lengths) if lengths else np.zeros(0, np.int64))
+        toks = self._split(texts)
         lookup = dict(self.vocab_)
         lookup[_SEP] = -1
         ids = np.fromiter(map(lookup.get, toks, repeat(UNK)), dtype=np.int32, count=len(toks))
@@ -214,6 +247,12 @@ class Tokenizer:
         ends = np.flatnonzero(sep)
         lengths = np.diff(np.concatenate([[-1], ends])) - 1
         return Ragged.from_lengths(ids[~sep], lengths)
+
+    def _ids(self, hashes: np.ndarray) -> np.ndarray:
+        if len(self._hash_sorted) == 0:
+            return np.full(len(hashes), UNK, np.int32)
+        pos = np.minimum(np.searchsorted(self._hash_sorted, hashes), len(self._hash_sorted) - 1)
+        return np.where(self._hash_sorted[pos] == hashes, self._hash_ids[pos], np.int32(UNK))
 
     def fit_transform(self, texts: list[str]) -> Ragged:
         return self.fit(texts).transform(texts)
