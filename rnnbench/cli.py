@@ -137,7 +137,7 @@ def env(as_json):
     """Versions, devices, CPU kernels, cores and folders: the first thing to paste into a bug report."""
     import json
 
-    from .devices import environment
+    from .environment import environment
 
     facts = environment()
     if as_json:

@@ -3,7 +3,7 @@
 Every (size, seed, model) is one run in the run store, so an interrupted compare resumes where it
 stopped. ``experiment.models`` (or ``--models``) names the models to run now; the tables and plots are
 rebuilt each time from every finished run of the experiment's sizes × seeds, of either model, so a side
-run earlier (or elsewhere, into the same folder) still appears, and a side with no runs shows "—".
+run earlier (or elsewhere, into the same folder) still appears, and a side with no runs shows "—" and claims no crossover.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def _crossover_markdown(cfg: Config, metric: str, table, cross, timing, n_seeds:
     c = cross["crossover_size"]
     if missing:
         lines.append(f"**No crossover:** no finished {' or '.join(missing)} runs to compare "
-                     f"(run them with `rnnbench compare --models {','.join(missing)}`).")
+                     f"(run them with `rnnbench compare CONFIG --models {','.join(missing)}`).")
     elif c is not None:
         interval = (f" (95% bootstrap interval over seeds: {cross['low']:,.0f} – {cross['high']:,.0f})"
                     if cross["low"] is not None else "")

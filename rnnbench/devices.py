@@ -1,4 +1,4 @@
-"""Where the RNN runs (``compute.device``), and the facts ``rnnbench env`` prints for a bug report.
+"""Where the RNN runs (``compute.device``).
 
 ``auto`` takes the first GPU JAX sees, else the CPU; ``cpu`` keeps a GPU machine's RNN on its CPU;
 ``gpu`` without a GPU is an error that names the extra to install. The choice, and why, is said once per
@@ -10,11 +10,10 @@ from __future__ import annotations
 import functools
 import importlib.metadata as md
 import os
-import platform
 import sys
 from dataclasses import dataclass
 
-from .config import ComputeConfig, usable_cores
+from .config import ComputeConfig, cores_label
 from .errors import RnnbenchError
 
 CUDA_PLUGINS = {"cuda12": "jax-cuda12-plugin", "cuda13": "jax-cuda13-plugin"}
@@ -30,8 +29,7 @@ class Choice:
     def label(self) -> str:
         """What a run records as its device: ``cpu (jax, 2 cores)``, ``gpu (NVIDIA H100 80GB HBM3)``."""
         if self.device.platform == "cpu":
-            n = usable_cores()
-            return f"cpu (jax, {n} core{'s' if n != 1 else ''})"
+            return f"cpu (jax, {cores_label()})"
         return f"{self.device.platform} ({self.device.device_kind})"
 
 
@@ -54,7 +52,7 @@ def why_no_gpu() -> str:
     return f"{plugins[0]} is installed but finds no GPU (check the NVIDIA driver and CUDA_VISIBLE_DEVICES)"
 
 
-def _gpus() -> list:
+def visible_gpus() -> list:
     import jax
 
     try:
@@ -67,7 +65,7 @@ def choose(compute: ComputeConfig, dtype: str = "float32") -> Choice:
     """The device ``compute.device`` names, checked against what JAX sees and against ``dtype``."""
     import jax
 
-    gpus = [] if compute.device == "cpu" else _gpus()
+    gpus = [] if compute.device == "cpu" else visible_gpus()
     if compute.device == "gpu" and not gpus:
         raise RnnbenchError(f"compute.device is gpu, but JAX sees no GPU: {why_no_gpu()}")
     if gpus:
@@ -92,59 +90,3 @@ def use(compute: ComputeConfig, dtype: str = "float32") -> Choice:
 @functools.cache
 def _announce(reason: str) -> None:
     print(f"rnnbench: the RNN runs on the {reason}", file=sys.stderr, flush=True)
-
-
-# ------------------------------------------------------------------------------------ rnnbench env
-
-
-def environment() -> dict:
-    """Versions, devices, kernels, cores and folders: what ``rnnbench env`` prints."""
-    from . import __version__
-
-    out: dict = {"python": platform.python_version(), "platform": platform.platform(), "rnnbench": __version__}
-    for pkg in ("jax", "jaxlib", *CUDA_PLUGINS.values(), "flax", "optax", "orbax-checkpoint", "numpy",
-                "scikit-learn"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    import jax
-
-    out["backend"] = jax.default_backend()
-    out["devices"] = [_device_line(d) for d in jax.devices()]
-    gpus = _gpus()
-    out["gpu"] = f"{len(gpus)} visible" if gpus else f"none ({why_no_gpu()})"
-    out["cpu_kernels"] = _kernels()
-    out["cores"] = f"{usable_cores()} usable of {os.cpu_count()}"
-    for var in ("XLA_FLAGS", "JAX_PLATFORMS", "CUDA_VISIBLE_DEVICES", "XLA_PYTHON_CLIENT_PREALLOCATE"):
-        if os.environ.get(var):
-            out[var] = os.environ[var]
-    from .data import data_home
-
-    out["data_home"] = str(data_home())
-    from .rnn import compilation_cache_path
-
-    out["compile_cache"] = compilation_cache_path()
-    return out
-
-
-def _device_line(d) -> str:
-    line = f"{d.platform}:{d.id} {d.device_kind}"
-    try:
-        stats = d.memory_stats() or {}
-    except Exception:  # noqa: BLE001 - not every backend reports memory
-        stats = {}
-    if stats.get("bytes_limit"):
-        line += f", {stats['bytes_limit'] / 2**30:.1f} GiB"
-    return line
-
-
-def _kernels() -> str:
-    from .rnn import native
-
-    if os.environ.get("RNNBENCH_NATIVE", "1") == "0":
-        return "off (RNNBENCH_NATIVE=0): XLA's step"
-    try:
-        return f"built: {native.build()}"
-    except Exception as e:  # noqa: BLE001 - any failure means the fallback runs; say why
-        return f"not available ({e}): XLA's step runs instead"

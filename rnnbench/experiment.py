@@ -12,8 +12,7 @@ from .config import Config, config_hash
 from .data import Corpus, Subsets, load, make_subsets
 from .errors import RnnbenchError
 from .metrics import evaluate
-from .model import MODEL_KINDS, Model, model_class
-from .model import cpu_device as cpu_device  # noqa: F401 - re-exported: the CPU's device label
+from .model import Model, model_class
 from .runs import RNN_ONLY_DATA_KEYS, Run, RunResult
 
 _CORPORA: dict[str, Corpus] = {}
@@ -83,17 +82,16 @@ def run_summary(result: RunResult, skipped: bool) -> str:
 def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None = None, force: bool = False,
               progress: bool = True, corpus: Corpus | None = None) -> Outcome:
     """Train and score one model on one size and seed, through the run store."""
-    if kind not in MODEL_KINDS:
-        raise RnnbenchError(f"unknown model kind '{kind}' (choose from: {', '.join(MODEL_KINDS)})")
+    model_cls = model_class(kind)  # an unknown kind fails here, before anything is read or written
     seed = cfg.experiment.seeds[0] if seed is None else seed
     corpus = corpus or load_corpus(cfg)
     subsets = subsets_for(cfg, corpus, size if size is not None else default_size(cfg), seed)
     size = len(subsets.train)
-    run = Run.for_config(cfg, kind, size, seed)
+    run = Run.for_config(cfg, kind, size, seed, adopt=True)
     if run.done and not force:
         return Outcome(run, run.result(), skipped=True)
     run.begin(cfg, force=force)
-    model = model_class(kind).from_config(cfg, corpus.task, seed)
+    model = model_cls.from_config(cfg, corpus.task, seed)
     task = corpus.task
     result = RunResult(model=kind, size=size, seed=seed, dataset=corpus.name,
                        task={"name": task.name, "kind": task.kind, "n_classes": task.n_classes},

@@ -77,35 +77,45 @@ _DIGESTS = "digests.json"  # in the data home: path -> [size, mtime_ns, sha256],
 
 def data_digest(path: Path) -> str:
     """sha256 of a data file's bytes; of a folder, of its files' relative names and digests (hidden files
-    left out). Cached in the data home by path, size and modification time."""
+    left out). Remembered in the data home (and in the process) by path, size and modification time, so
+    a file is read once."""
     from .data import data_home
 
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
-            part.startswith(".") for part in p.relative_to(path).parts))
-        h = hashlib.sha256()
-        for f in files:
-            h.update(f"{f.relative_to(path).as_posix()}\0{data_digest(f)}\n".encode())
-        return h.hexdigest()
     cache_file = data_home() / _DIGESTS
     try:
         cache = json.loads(cache_file.read_text())
     except (OSError, ValueError):
         cache = {}
-    st = path.stat()
-    hit = cache.get(str(path))
-    if hit and hit[:2] == [st.st_size, st.st_mtime_ns]:
-        return hit[2]
+    files = [path] if not path.is_dir() else sorted(p for p in path.rglob("*") if p.is_file() and not any(
+        part.startswith(".") for part in p.relative_to(path).parts))
+    digests, changed = [], False
+    for f in files:
+        st = f.stat()
+        stamp = [st.st_size, st.st_mtime_ns]
+        hit = _DIGESTS_SEEN.get(str(f)) or cache.get(str(f))
+        if not (hit and hit[:2] == stamp):
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    h.update(block)
+            hit, changed = [*stamp, h.hexdigest()], True
+            cache[str(f)] = hit
+        _DIGESTS_SEEN[str(f)] = hit
+        digests.append(hit[2])
+    if changed:
+        try:
+            atomic_write_json(cache_file, cache)
+        except OSError:  # a read-only data home: hash again in the next process
+            pass
+    if not path.is_dir():
+        return digests[0]
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    cache[str(path)] = [st.st_size, st.st_mtime_ns, h.hexdigest()]
-    try:
-        atomic_write_json(cache_file, cache)
-    except OSError:  # a read-only data home: hash again next time
-        pass
+    for f, digest in zip(files, digests):
+        h.update(f"{f.relative_to(path).as_posix()}\0{digest}\n".encode())
     return h.hexdigest()
+
+
+_DIGESTS_SEEN: dict[str, list] = {}
 
 
 @dataclass
@@ -165,11 +175,15 @@ class Run:
         self.path = Path(path)
 
     @classmethod
-    def for_config(cls, cfg: Config, model: str, size: int, seed: int) -> Run:
+    def for_config(cls, cfg: Config, model: str, size: int, seed: int, adopt: bool = False) -> Run:
+        """The run of these settings. One stored when a data file counted by its path (not its content) is
+        found there too; with ``adopt`` (a run about to be used, not just listed) it is renamed."""
         path = run_path(cfg, model, size, seed)
         if not path.exists() and (cfg.data.path or cfg.data.test_path):
             legacy = run_path(cfg, model, size, seed, by_content=False)
-            if legacy.is_dir():  # stored when a data file counted by its path: adopt it, do not redo it
+            if legacy.is_dir():
+                if not adopt:
+                    return cls(legacy)
                 try:
                     legacy.rename(path)
                 except OSError:
@@ -197,7 +211,7 @@ class Run:
             raise RnnbenchError(f"{self.path}: no {RESULT} (not a finished run)")
         try:
             return RunResult.from_dict(json.loads(f.read_text()))
-        except (json.JSONDecodeError, TypeError) as e:
+        except (ValueError, TypeError, RnnbenchError) as e:
             raise RnnbenchError(f"{f}: unreadable run result ({e})") from None
 
     def config_yaml(self) -> str | None:

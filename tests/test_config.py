@@ -78,7 +78,7 @@ def test_replace_and_hash():
                     reason="needs Linux's taskset")
 def test_cores_are_counted_from_the_cpu_affinity():
     """A run pinned to one core (taskset, a container's cpuset) reports and uses one core, not the machine's."""
-    code = ("from rnnbench.config import usable_cores; from rnnbench.experiment import cpu_device; "
+    code = ("from rnnbench.config import usable_cores; from rnnbench.model import cpu_device; "
             "print(usable_cores(), cpu_device())")
     out = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split(maxsplit=1)

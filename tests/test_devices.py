@@ -40,6 +40,7 @@ def test_use_makes_the_choice_jaxs_default_device():
     assert jax.numpy.zeros(2).devices() == {choice.device}
 
 
+@pytest.mark.slow  # asks the package index
 @pytest.mark.parametrize("extra", ["cuda12", "cuda13"])
 def test_cuda_extras_pin_jaxs_own_plugin_and_it_resolves(extra, tmp_path):
     """CI has no GPU: check that `.[cudaXX]` asks jax for its own CUDA extra at the pinned jax version, and

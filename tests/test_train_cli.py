@@ -247,8 +247,8 @@ def test_runs_copied_from_another_machine_are_found_not_redone(tmp_path):
 
 
 def test_a_run_stored_under_its_path_based_name_is_adopted(tmp_path):
-    """Runs stored when a data file counted by its resolved path are renamed to the content-based name on
-    first use, not redone."""
+    """Runs stored when a data file counted by its resolved path are found (a compare's tables include them)
+    and renamed to the content-based name when used, not redone."""
     from rnnbench.config import load_config
     from rnnbench.runs import Run, run_path
 
@@ -258,5 +258,7 @@ def test_a_run_stored_under_its_path_based_name_is_adopted(tmp_path):
     old = run_path(cfg, "linear", 20, 0, by_content=False)
     old.mkdir(parents=True)
     (old / "DONE").write_text("x")
-    run_ = Run.for_config(cfg, "linear", 20, 0)
-    assert run_.path == run_path(cfg, "linear", 20, 0) != old and run_.done and not old.exists()
+    listed = Run.for_config(cfg, "linear", 20, 0)  # listing finds it where it is
+    assert listed.path == old and listed.done
+    used = Run.for_config(cfg, "linear", 20, 0, adopt=True)  # a run about to be used is renamed
+    assert used.path == run_path(cfg, "linear", 20, 0) != old and used.done and not old.exists()

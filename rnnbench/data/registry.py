@@ -219,3 +219,4 @@ for _fmt in GENERIC:
         _fmt, f"a generic {_fmt.upper()} file: data.text_columns, data.label_column, data.task_kind, "
               f"data.group_column",
         {"label": "binary"}, "yours", "local file", partial(load_generic, fmt=_fmt)))
+del _fmt

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
@@ -15,10 +16,12 @@ from ..config import ComputeConfig, Config, from_dict
 from ..data import Ragged, Split, Task, Tokenizer
 from ..fileio import atomic_write_bytes, atomic_write_json
 from ..metrics import evaluate
-from ..runs import Run
 from .batching import Batcher, bucket_boundaries
 from .model import SequenceModel
 from .train import Steps, fit, n_outputs, predict
+
+if TYPE_CHECKING:
+    from ..runs import Run
 
 
 def _flatten(params) -> dict[str, np.ndarray]:

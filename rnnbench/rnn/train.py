@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -29,10 +29,12 @@ from tqdm import tqdm
 from ..config import RnnConfig
 from ..data import Ragged, Task
 from ..metrics import evaluate, is_better, primary
-from ..runs import Run
 from . import enable_compilation_cache
 from .batching import Batcher, eval_batches
 from .model import SequenceModel
+
+if TYPE_CHECKING:
+    from ..runs import Run
 
 OPTIMIZERS = {
     "sgd": lambda lr, m: optax.sgd(lr),
@@ -373,8 +375,6 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
         tokens_seen = max((r.get("tokens", 0) for r in kept), default=0)
         wall_before = max((r.get("wall_seconds", 0.0) for r in kept), default=0.0)
         log({"event": "resumed", "epoch": state.epoch, "step": state.step})
-    elif run is not None:
-        run.clear_metrics()
 
     real, processed = train.padding_stats()
     t_start = time.perf_counter()
