@@ -210,9 +210,13 @@ def _crossover_markdown(cfg: Config, metric: str, table, cross, timing, n_seeds:
                               f"{fmt(100 * r['rel_error_reduction'], 1)}%", r["winner"]) for r in table], "rrrrl")
     lines.append("")
     c = cross["crossover_size"]
+    gaps = [f"{r['size']:,}" for r in table if math.isnan(r["linear_mean"]) or math.isnan(r["rnn_mean"])]
     if missing:
         lines.append(f"**No crossover:** no finished {' or '.join(missing)} runs to compare "
                      f"(run them with `rnnbench compare CONFIG --models {','.join(missing)}`).")
+    elif gaps:
+        lines.append(f"**No crossover claimed:** one model has no finished run at {', '.join(gaps)} examples "
+                     "(`rnnbench compare CONFIG` runs what is missing).")
     elif c is not None:
         interval = (f" (95% bootstrap interval over seeds: {cross['low']:,.0f} – {cross['high']:,.0f})"
                     if cross["low"] is not None else "")

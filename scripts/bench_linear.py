@@ -20,10 +20,8 @@ from sklearn.model_selection import GridSearchCV, PredefinedSplit  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 
 from rnnbench.config import LinearConfig  # noqa: E402
-from rnnbench.datasets import load  # noqa: E402
+from rnnbench.data import Tokenizer, load, make_subsets  # noqa: E402
 from rnnbench.linear import LinearBaseline  # noqa: E402
-from rnnbench.subsets import make_subsets  # noqa: E402
-from rnnbench.tokenizer import Tokenizer  # noqa: E402
 
 
 def main():

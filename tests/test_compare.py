@@ -160,3 +160,19 @@ def test_bootstrap_interval_brackets_the_estimate():
     assert out["low"] <= out["crossover_size"] <= out["high"]
     rmse = bootstrap_crossover(Curve(sizes, {"linear": 1 - lin, "rnn": 1 - rnn}), higher_better=False, n_boot=50)
     assert rmse["crossover_size"] == pytest.approx(out["crossover_size"])
+
+
+def test_a_size_missing_one_side_claims_no_crossover(tmp_path):
+    """While one model's larger runs are still to do (or on another machine), the table says so instead of
+    'the RNN does not overtake by N examples'."""
+    from rnnbench.compare import write_outputs
+    from rnnbench.config import load_config
+    from rnnbench.data import Task
+
+    cfg = load_config(None, ["data.sizes=[100, 300]", f"experiment.output_dir={tmp_path}"])
+    rows = [{"size": n, "seed": 0, "model": m, "status": "ok", "reason": "", "train_seconds": 1.0,
+             "predict_seconds": 0.1, "device": "cpu", "run_dir": "", "accuracy": acc}
+            for n, m, acc in ((100, "linear", 0.7), (100, "rnn", 0.6), (300, "linear", 0.75))]
+    md = write_outputs(cfg, Task("sentiment", "binary", 2), rows)["markdown"]
+    assert "**No crossover claimed:** one model has no finished run at 300 examples" in md
+    assert "overtake" not in md

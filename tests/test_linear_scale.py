@@ -1,0 +1,88 @@
+"""The linear baseline's large-scale path (chunked counts, one vocabulary for the smallest min_df, column
+copies for the others, tf-idf in place) gives scikit-learn's TfidfVectorizer + LogisticRegression."""
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+
+import rnnbench.linear
+import rnnbench.ngrams
+from rnnbench.config import LinearConfig
+from rnnbench.data import Split, Task, Tokenizer, generate
+from rnnbench.linear import LinearBaseline
+from rnnbench.ngrams import NgramCounter
+
+BINARY = Task("sentiment", "binary", 2)
+
+
+@pytest.fixture(scope="module")
+def data():
+    texts, y = generate(1600, seed=11)
+    return Split(texts[:1000], y[:1000]), Split(texts[1000:1300], y[1000:1300]), Split(texts[1300:], y[1300:])
+
+
+def reference(train, min_df: int, C: float):
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=min_df, sublinear_tf=True, tokenizer=Tokenizer().tokenize,
+                          token_pattern=None, lowercase=False).fit(train.texts)
+    return vec, LogisticRegression(C=C, max_iter=1000).fit(vec.transform(train.texts), train.y)
+
+
+def test_every_grid_point_and_the_chosen_model_are_scikit_learns(data, monkeypatch):
+    train, val, test = data
+    monkeypatch.setattr(rnnbench.ngrams.NgramCounter.__init__, "__defaults__",
+                        ((1, 2), True, 1, 64, np.float32))  # chunks of 64 texts even on this small corpus
+    model = LinearBaseline(LinearConfig(min_df=[2, 4], C=[0.5, 4.0]), BINARY, n_jobs=2).fit(train, val)
+    assert model.counter_.chunk_docs == 64
+    assert len(model.grid_) == 4
+    for point in model.grid_:
+        vec, lr = reference(train, point["params"]["min_df"], point["params"]["C"])
+        probs = lr.predict_proba(vec.transform(val.texts))
+        assert point["validation"]["accuracy"] == float(np.mean(probs.argmax(1) == val.y)), point
+        assert point["validation"]["log_loss"] == pytest.approx(log_loss(val.y, probs), abs=1e-6), point
+    vec, lr = reference(train, model.chosen_["min_df"], model.chosen_["C"])
+    np.testing.assert_allclose(model.predict_scores(test.texts), lr.predict_proba(vec.transform(test.texts)),
+                               atol=1e-6, rtol=0)
+    assert model.model_.coef_.shape[1] == len(vec.vocabulary_)
+
+
+@pytest.mark.parametrize("min_dfs", [[1, 3], [2, 3, 5]])
+def test_features_of_every_min_df_and_their_dtypes(data, monkeypatch, min_dfs):
+    """The larger min_dfs' features are column copies taken before the smallest's turn tf-idf in place:
+    each grid point gets exactly TfidfVectorizer(min_df=m)'s features (float64 values, int32 indices)."""
+    train, val, _ = data
+    seen = {}
+    fit_point = LinearBaseline._fit_point
+
+    def spy(self, params, x_tr, x_va, y_tr, y_va):
+        seen[params["min_df"]] = (x_tr, x_va)
+        return fit_point(self, params, x_tr, x_va, y_tr, y_va)
+
+    monkeypatch.setattr(LinearBaseline, "_fit_point", spy)
+    model = LinearBaseline(LinearConfig(min_df=min_dfs, C=[1.0]), BINARY, n_jobs=1).fit(train, val)
+    assert sorted(seen) == min_dfs
+    for m, (x_tr, x_va) in seen.items():
+        vec, _ = reference(train, m, 1.0)
+        for ours, texts in ((x_tr, train.texts), (x_va, val.texts)):
+            theirs = vec.transform(texts).toarray()
+            assert ours.format == "csr" and ours.shape == theirs.shape
+            assert ours.dtype == np.float64 and ours.indices.dtype == np.int32
+            # same values in every row (column order differs: ours by n-gram key, sklearn's alphabetical)
+            np.testing.assert_allclose(np.sort(ours.toarray(), axis=1), np.sort(theirs, axis=1), atol=1e-12)
+    counter = model.counter_
+    assert counter.min_df == min(min_dfs)  # one vocabulary, for the smallest min_df
+    assert counter.tokenizer_.vocab_ == Tokenizer(min_df=min(min_dfs)).fit(train.texts).vocab_
+
+
+@pytest.mark.parametrize("sublinear_tf,norm", [(True, "l2"), (False, "l2"), (True, None), (True, "l1")])
+def test_tfidf_in_place_is_the_transformers_transform(data, monkeypatch, sublinear_tf, norm):
+    monkeypatch.setattr(rnnbench.linear, "TFIDF_BLOCK", 7)  # many blocks
+    counts = NgramCounter((1, 2), dtype=np.float64).fit_transform(data[0].texts)
+    tfidf = TfidfTransformer(sublinear_tf=sublinear_tf, norm=norm).fit(counts)
+    expected = tfidf.transform(counts.copy())
+    data_array = counts.data
+    out = rnnbench.linear.tfidf_in_place(tfidf, counts)
+    assert out.data is data_array  # in place
+    for attr in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(out, attr), getattr(expected, attr))  # bit for bit
