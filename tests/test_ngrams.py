@@ -125,3 +125,26 @@ def test_columns_most_frequent_first():
     cols, seen = counter._lookup(keys)
     assert seen.all() and np.array_equal(cols, np.arange(len(keys)))
     assert x.has_sorted_indices
+
+
+def test_pairs_without_packing_equal_the_packed_ones():
+    rng = np.random.default_rng(4)
+    docs = np.sort(rng.integers(0, 50, 2000))
+    keys = rng.integers(0, 40, 2000)
+    packed = NgramCounter._pairs(docs, keys, 50)
+    big = NgramCounter._pairs(docs, keys + 2**62, 50)  # (key, doc) would overflow one int64
+    np.testing.assert_array_equal(big[0] - 2**62, packed[0])
+    for a, b in zip(big[1:], packed[1:]):
+        np.testing.assert_array_equal(a, b)
+    assert packed[2].sum() == 2000 and len(set(zip(packed[0].tolist(), packed[1].tolist()))) == len(packed[0])
+    assert [len(a) for a in NgramCounter._pairs(docs[:0], keys[:0], 50)] == [0, 0, 0]
+
+
+def test_fit_transform_equals_transform_of_the_same_texts():
+    texts = random_texts(200, seed=6)
+    counter = NgramCounter((1, 2), min_df=2, chunk_docs=9)
+    x = counter.fit_transform(texts)
+    y = counter.transform(texts)
+    assert y.dtype == x.dtype and y.indices.dtype == np.int32
+    assert (x != y).nnz == 0
+    assert counter.transform([]).shape == (0, x.shape[1])
