@@ -59,6 +59,7 @@ def test_compare_writes_tables_and_plots_and_resumes(tmp_path):
     assert sum(" test accuracy 0." in x for x in lines) == 8
 
 
+@pytest.mark.slow
 def test_failed_runs_are_reported_not_fatal(tmp_path):
     cfg = compare_config(tmp_path, rnn={"optimizer": "sgd", "learning_rate": 1e30, "clip_norm": None},
                          experiment={"seeds": [0]})

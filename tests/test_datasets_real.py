@@ -21,12 +21,14 @@ def test_imdb_from_tarball(imdb):
     assert imdb.report.read == {"train": 25000, "test": 25000} and not imdb.report.dropped
 
 
+@pytest.mark.slow
 def test_imdb_stars_from_file_names(shared):
     c = load("imdb", str(shared / "aclImdb_v1.tar.gz"), "stars")
     assert c.task.kind == "regression"
     assert set(np.unique(c.train.y)) == {1, 2, 3, 4, 7, 8, 9, 10}
 
 
+@pytest.mark.slow
 def test_imdb_from_extracted_folder_matches_tarball(shared, tmp_path, imdb):
     import tarfile
 

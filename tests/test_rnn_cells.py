@@ -75,6 +75,7 @@ def test_state_is_frozen_on_padding():
     np.testing.assert_array_equal(hs[:, 2], np.broadcast_to(hs[0, 2], hs[:, 2].shape))  # length 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", ["gru", "lstm", "simple"])
 def test_padding_does_not_change_the_answer(cell):
     cfg = RnnConfig(cell=cell, embed_dim=8, hidden_dim=12, layers=2, learned_init_state=True)
@@ -87,6 +88,7 @@ def test_padding_does_not_change_the_answer(cell):
     assert not np.allclose(together[0], together[1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", ["gru", "lstm", "simple"])
 def test_fast_and_reference_models_agree_in_outputs_and_gradients(cell):
     cfg = RnnConfig(cell=cell, embed_dim=8, hidden_dim=12, layers=2, learned_init_state=True)
@@ -102,6 +104,7 @@ def test_fast_and_reference_models_agree_in_outputs_and_gradients(cell):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_gates_and_inits_differ():
     tokens, lengths = jnp.array([[1, 2, 3, 4]]), jnp.array([4])
     outs = {}
@@ -115,6 +118,7 @@ def test_gates_and_inits_differ():
     np.testing.assert_allclose(wh.T @ wh, 1.21 * np.eye(6), atol=1e-5)  # orthogonal, scale 1.1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_chunked_evaluation_equals_one_pass_over_each_text(cell):
     from rnnbench.data import Ragged, Task
@@ -134,6 +138,7 @@ def test_chunked_evaluation_equals_one_pass_over_each_text(cell):
     assert steps.predict_chunk._cache_size() == 2  # one program for every length, and one for short last chunks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell,chunk", [("gru", 3), ("lstm", 4), ("simple", 5), ("gru", 64)])
 def test_chunked_training_gradient_equals_one_pass_backpropagation(cell, chunk):
     """Training reads a batch chunk by chunk and walks the chunks' pullbacks back: full BPTT, so the
@@ -175,6 +180,7 @@ def test_a_batch_is_read_in_full_chunks_and_a_half_chunk_where_that_holds_its_en
     assert sizes(5, 11) == [5, 5, 5] and sizes(1, 3) == [1, 1, 1]  # odd chunks are never halved
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_saved_chunks_hold_no_copies_of_the_weights(cell):
     """A forward chunk's pullback takes the weights from the parameters again in the backward: the
@@ -219,6 +225,7 @@ steps.train_step(steps.params, steps.tx.init(steps.params), tokens, lengths, np.
 """
 
 
+@pytest.mark.slow
 def test_importing_changes_no_jax_config_and_building_steps_enables_the_cache(tmp_path):
     """Importing any rnnbench module leaves JAX's persistent cache unset; building the compiled steps
     points it at $RNNBENCH_DATA/jax-cache (once per process), and the train step is cached there."""

@@ -53,6 +53,7 @@ def test_kernels_agree_with_xlas_step_where_threads_share_the_rows(gate, monkeyp
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * scale)
 
 
+@pytest.mark.slow
 def test_without_a_compiler_the_gru_runs_xlas_step(fresh_decision, monkeypatch):
     monkeypatch.setattr(native, "compiler", lambda: None)
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
