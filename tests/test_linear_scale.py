@@ -31,8 +31,7 @@ def reference(train, min_df: int, C: float):
 
 def test_every_grid_point_and_the_chosen_model_are_scikit_learns(data, monkeypatch):
     train, val, test = data
-    monkeypatch.setattr(rnnbench.ngrams.NgramCounter.__init__, "__defaults__",
-                        ((1, 2), True, 1, 64, np.float32))  # chunks of 64 texts even on this small corpus
+    monkeypatch.setattr(rnnbench.ngrams, "CHUNK_DOCS", 64)  # several chunks even on this small corpus
     model = LinearBaseline(LinearConfig(min_df=[2, 4], C=[0.5, 4.0]), BINARY, n_jobs=2).fit(train, val)
     assert model.counter_.chunk_docs == 64
     assert len(model.grid_) == 4
