@@ -39,7 +39,7 @@ NEUTRAL_OPTIONS = {"rnn": {"input_dropout": 0.0, "lr_decay": 1.0, "ema": 0.0}, "
 
 def experiment_dir(cfg: Config) -> Path:
     """The folder of an experiment: its runs (``runs/``) and the tables and plots built from them."""
-    return Path(cfg.experiment.output_dir) / cfg.experiment.name
+    return Path(cfg.experiment.output_dir).expanduser() / cfg.experiment.name  # `--set ...=~/runs`: no shell expands it
 
 
 def run_spec(cfg: Config, model: str, size: int, seed: int, by_content: bool = True) -> dict:

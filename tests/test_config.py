@@ -106,3 +106,13 @@ def test_sweep_and_plot_are_typed_sections(tmp_path):
 def test_sweep_and_plot_errors_name_the_key(override, match):
     with pytest.raises(RnnbenchError, match=match):
         load_config(None, [override])
+
+
+def test_an_output_dir_given_with_a_tilde_lands_in_the_home_folder(tmp_path, monkeypatch):
+    # `--set experiment.output_dir=~/runs` reaches rnnbench unexpanded: no shell expands `~` after `=`
+    from rnnbench.runs import experiment_dir, run_path
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = load_config(None, ["experiment.output_dir=~/runs", "experiment.name=x"])
+    assert experiment_dir(cfg) == tmp_path / "runs" / "x"
+    assert run_path(cfg, "linear", 100, 0).parent == tmp_path / "runs" / "x" / "runs"
