@@ -13,16 +13,19 @@ idf), taken before the smallest's counts are turned into tf-idf in place; int32 
 Values stay float64 and the solver stays lbfgs, because that is the model scikit-learn fits (measured:
 lbfgs on float32 features stops at a different iterate; liblinear, saga and newton-cg land nearer the
 exact optimum than lbfgs's default tolerance does, so they differ from it). The grid points are fitted
-in threads (sparse products release the GIL; processes would copy the matrices). (No warm starts
-across ``C``: scikit-learn's lbfgs stops at once from a previous solution, under-converged.)
+in worker processes that map the feature matrices from shared memory (:mod:`rnnbench.shared_csr`):
+scipy's L-BFGS-B holds the GIL for much of each iteration, so threads ran the fits one core at a time;
+small grids (under ``PROCESS_MIN_NNZ`` non-zeros) stay in this process, where starting workers would cost
+more than it saves. (No warm starts across ``C``: scikit-learn's lbfgs stops at once from a previous
+solution, under-converged.)
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import pickle
 import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,9 +41,11 @@ from .fileio import atomic_write_bytes
 from .metrics import evaluate, is_better, primary
 from .model import cpu_device
 from .ngrams import NgramCounter
+from .shared_csr import SharedCSR, open_shared
 
 FEATURE_DTYPE = np.float64  # float32 features change what lbfgs converges to (see above)
 TFIDF_BLOCK = 1 << 22  # non-zeros per step of the in-place tf-idf
+PROCESS_MIN_NNZ = 2_000_000  # smaller training matrices are fitted in this process (~10k blog posts)
 
 if TYPE_CHECKING:
     from .runs import Run
@@ -92,6 +97,30 @@ class LinearBaseline:
         return {"params": params, "validation": evaluate(self.task, y_va, self._scores(est, x_va)),
                 "fit_seconds": fit_s, "model": est}
 
+    def _fit_grid(self, todo: list[dict], features: dict, y_tr, y_va) -> list[dict]:
+        """Every point of ``todo``: in worker processes sharing the matrices when they are large and
+        there are cores for them, else here, one after another."""
+        workers = min(self.n_jobs, len(todo))
+        largest = max(features[p["min_df"]][2].nnz for p in todo)
+        if workers < 2 or largest < PROCESS_MIN_NNZ:
+            results = []
+            for p in todo:
+                results.append(self._fit_point(p, *features[p["min_df"]][2:], y_tr, y_va))
+            return results
+        shared = {}
+        try:
+            for m in {p["min_df"] for p in todo}:
+                shared[m] = SharedCSR(features[m][2])
+                features[m] = (*features[m][:2], None, features[m][3])  # the shared copy is the only one
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures: dict[Future, dict] = {
+                    pool.submit(_fit_point_in_worker, self.cfg, self.task, p, shared[p["min_df"]].handle,
+                                features[p["min_df"]][3], y_tr, y_va): p for p in todo}
+                return [f.result() for f in as_completed(futures)]
+        finally:
+            for s in shared.values():
+                s.close()
+
     def fit(self, train: Split, val: Split, *, run: Run | None = None, progress: bool = True) -> LinearBaseline:
         """Grid over (min_df, C or alpha) scored on ``val``; keeps the best. Logs each grid point to ``run``;
         no checkpoints, no progress bar."""
@@ -104,32 +133,25 @@ class LinearBaseline:
         self.counter_ = NgramCounter(tuple(self.cfg.ngram_range), min_df=min_dfs[0], dtype=FEATURE_DTYPE)
         counts_tr = self.counter_.fit_transform(train.texts)
         counts_va = self.counter_.transform(val.texts)
-        features = {}
+        features, x_tr, x_va = {}, None, None
         for m in reversed(min_dfs):  # larger min_df first: column copies of the counts, before the
             cols = np.flatnonzero(self.counter_.df_ >= m)  # smallest's counts turn tf-idf in place
             if len(cols):
                 x_tr, x_va = (counts_tr, counts_va) if m == min_dfs[0] else (counts_tr[:, cols], counts_va[:, cols])
                 tfidf = TfidfTransformer(sublinear_tf=self.cfg.sublinear_tf).fit(x_tr)
                 features[m] = (cols, tfidf, tfidf_in_place(tfidf, x_tr), tfidf_in_place(tfidf, x_va))
-        del counts_tr, counts_va
+        del counts_tr, counts_va, x_tr, x_va  # the matrices live in `features` alone
         self.timings_["vectorize"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         name = "alpha" if self.task.is_regression else "C"
-        # Longest first: the largest min_df (its matrices go once its points are done), then the weakest
-        # regularisation (the most solver iterations). Threads share the matrices; processes would copy.
+        # Longest first: the weakest regularisation (the most solver iterations), and on ties the smaller
+        # min_df (more features).
         todo = sorted((p for p in points if p["min_df"] in features),
-                      key=lambda p: (-p["min_df"], p[name] if self.task.is_regression else -p[name]))
-        left = Counter(p["min_df"] for p in todo)
-        results = []
-        with ThreadPoolExecutor(max_workers=min(self.n_jobs, max(len(todo), 1))) as pool:
-            futures = {pool.submit(self._fit_point, p, *features[p["min_df"]][2:], train.y, val.y): p["min_df"]
-                       for p in todo}
-            for future in as_completed(futures):
-                results.append(future.result())
-                left[futures[future]] -= 1
-                if not left[futures[future]]:
-                    features[futures[future]] = features[futures[future]][:2]  # drop its matrices
+                      key=lambda p: (p[name] if self.task.is_regression else -p[name], p["min_df"]))
+        results = self._fit_grid(todo, features, train.y, val.y)
+        for m in features:
+            features[m] = features[m][:2]  # drop the matrices
         self.timings_["grid_fit"] = time.perf_counter() - t0
 
         metric, _ = primary(self.task)
@@ -173,12 +195,30 @@ class LinearBaseline:
     # ------------------------------------------------------------------ persistence
     def save(self, run_dir: Path) -> None:
         state = {k: getattr(self, k) for k in ("cfg", "task", "counter_", "columns_", "tfidf_", "model_", "chosen_")}
-        atomic_write_bytes(Path(run_dir) / "model.pkl", pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        try:
+            blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as e:  # before anything is written
+            raise RnnbenchError(f"linear: the fitted model cannot be saved ({type(e).__name__}: {e})") from None
+        atomic_write_bytes(Path(run_dir) / "model.pkl", blob)
 
     @classmethod
     def load(cls, run_dir: Path) -> LinearBaseline:
-        state = pickle.loads((Path(run_dir) / "model.pkl").read_bytes())
+        path = Path(run_dir) / "model.pkl"
+        if not path.is_file():
+            raise RnnbenchError(f"{path}: missing (rerun that run with --force)")
+        try:
+            state = pickle.loads(path.read_bytes())
+            if not isinstance(state, dict) or not {"cfg", "task", "model_"} <= set(state):
+                raise ValueError("not a saved linear model")
+        except Exception as e:  # noqa: BLE001 - a truncated or foreign pickle fails in many ways
+            raise RnnbenchError(f"{path}: unreadable model ({type(e).__name__}: {(str(e).splitlines() or ['?'])[0]}); "
+                                "rerun that run with --force") from None
         obj = cls(state.pop("cfg"), state.pop("task"))
         for k, v in state.items():
             setattr(obj, k, v)
         return obj
+
+
+def _fit_point_in_worker(cfg: LinearConfig, task: Task, params: dict, x_tr_handle, x_va, y_tr, y_va) -> dict:
+    """A grid point in a worker process: the training matrix mapped from shared memory."""
+    return LinearBaseline(cfg, task, n_jobs=1)._fit_point(params, open_shared(x_tr_handle), x_va, y_tr, y_va)

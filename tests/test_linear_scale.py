@@ -1,6 +1,8 @@
 """The linear baseline's large-scale path (chunked counts, one vocabulary for the smallest min_df, column
 copies for the others, tf-idf in place) gives scikit-learn's TfidfVectorizer + LogisticRegression."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
@@ -29,9 +31,27 @@ def reference(train, min_df: int, C: float):
     return vec, LogisticRegression(C=C, max_iter=1000).fit(vec.transform(train.texts), train.y)
 
 
-def test_every_grid_point_and_the_chosen_model_are_scikit_learns(data, monkeypatch):
+def shared_segments() -> set[str]:
+    return {p.name for p in Path("/dev/shm").glob("psm_*")} if Path("/dev/shm").is_dir() else set()
+
+
+@pytest.mark.parametrize("where", ["here", "workers"])
+def test_every_grid_point_and_the_chosen_model_are_scikit_learns(data, monkeypatch, where):
+    """In this process (small grids) or in worker processes that map the matrices from shared memory
+    (large ones): the same models as scikit-learn's, and no shared-memory segment left behind."""
     train, val, test = data
     monkeypatch.setattr(rnnbench.ngrams, "CHUNK_DOCS", 64)  # several chunks even on this small corpus
+    shared = []
+
+    class Spy(rnnbench.linear.SharedCSR):
+        def __init__(self, x):
+            super().__init__(x)
+            shared.append(self.handle)
+
+    monkeypatch.setattr(rnnbench.linear, "SharedCSR", Spy)
+    if where == "workers":
+        monkeypatch.setattr(rnnbench.linear, "PROCESS_MIN_NNZ", 0)
+    before = shared_segments()
     model = LinearBaseline(LinearConfig(min_df=[2, 4], C=[0.5, 4.0]), BINARY, n_jobs=2).fit(train, val)
     assert model.counter_.chunk_docs == 64
     assert len(model.grid_) == 4
@@ -44,6 +64,8 @@ def test_every_grid_point_and_the_chosen_model_are_scikit_learns(data, monkeypat
     np.testing.assert_allclose(model.predict_scores(test.texts), lr.predict_proba(vec.transform(test.texts)),
                                atol=1e-6, rtol=0)
     assert model.model_.coef_.shape[1] == len(vec.vocabulary_)
+    assert shared_segments() == before
+    assert len(shared) == (2 if where == "workers" else 0)  # one training matrix per min_df, shared
 
 
 @pytest.mark.parametrize("min_dfs", [[1, 3], [2, 3, 5]])
