@@ -16,20 +16,52 @@ SET_HELP = "Override a config value, e.g. --set rnn.hidden_dim=128 (value parsed
 
 class _Group(click.Group):
     def invoke(self, ctx):
+        from .termination import Terminated
+
         try:
             return super().invoke(ctx)
         except RnnbenchError as e:
-            click.echo(f"Error: {e}", err=True)
+            click.echo(f"Error: {_one_line(str(e))}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted: finished runs are kept; run the same command again to resume.", err=True)
             ctx.exit(130)
+        except Terminated as e:
+            click.echo(f"Terminated (SIGTERM): {e.args[0] if e.args else 'stopped'}; finished runs are kept: "
+                       "run the same command again to resume.", err=True)
+            ctx.exit(e.exit_code)
+        except OSError as e:  # the machine, not the input: a full disk, a read-only or vanished folder
+            click.echo(f"Error: {_one_line(_os_error(e))}", err=True)
+            ctx.exit(1)
+
+
+def _one_line(message: str) -> str:
+    """A message on one line, whatever it quotes (a key or a value with a line break in it, escaped)."""
+    parts = message.splitlines()
+    if len(parts) <= 1 and not message.endswith(("\n", "\r")):
+        return message
+    return "".join(c if (c + "x").splitlines() == [c + "x"] else repr(c)[1:-1] for c in message)
+
+
+def _os_error(e: OSError) -> str:
+    """One line for a failed read or write, with what to do."""
+    import errno
+
+    what = e.strerror or (str(e).splitlines() or [type(e).__name__])[0]
+    where = f": {e.filename}" if e.filename else ""
+    hint = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+            errno.EROFS: "choose a writable folder", errno.EACCES: "choose a writable folder"}.get(e.errno)
+    rerun = "; nothing finished was lost: run the same command again to resume"
+    return f"{what}{where}" + (f" ({hint}{rerun})" if hint else f" ({rerun[2:]})")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rnnbench")
 def main():
     """Linear model or RNN? Train, compare and sweep text models from YAML configs."""
+    from .termination import install
+
+    install()  # SIGTERM: a checkpoint at the next safe point, then exit 143
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -55,23 +87,41 @@ def _load_from_cli(name: str, path: str | None, task: str | None, config: str | 
     from .experiment import load_corpus
 
     cfg = load_config(config, overrides)
+    if name is None and config is None:
+        raise RnnbenchError("data info: give a data set NAME (`rnnbench data list`), or --config CONFIG")
+    if name is not None and config is not None and _sets_dataset(config, overrides) and cfg.data.dataset != name:
+        raise RnnbenchError(f"data info: NAME '{name}' disagrees with data.dataset '{cfg.data.dataset}' of "
+                            f"{config}: leave NAME out to read the config's data set, or fix one of them")
     given = {"data.dataset": name, "data.path": path, "data.task": task}
     return load_corpus(cfg.replace(**{k: v for k, v in given.items() if v is not None}))
 
 
+def _sets_dataset(config: str, overrides) -> bool:
+    """Whether the config file (or a --set) names data.dataset itself, rather than leaving the default."""
+    import yaml
+
+    raw = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
+    data = raw.get("data") if isinstance(raw, dict) else None
+    return (isinstance(data, dict) and "dataset" in data) or any(
+        o.partition("=")[0].strip() == "data.dataset" for o in overrides)
+
+
 @data.command("info")
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--path", help="File or folder to read (default: the downloaded or registered copy).")
 @click.option("--task", help="Task to load (default: the data set's first).")
-@click.option("--config", type=click.Path(), help="Read data options (columns, synthetic sizes) from a config.")
+@click.option("--config", type=click.Path(), help="Read the data set and its options (columns, labels, synthetic "
+              "sizes) from a config; NAME may then be left out.")
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 def data_info(name, path, task, config, overrides):
-    """Examples per split and label, token lengths, rows dropped."""
+    """Examples per split and label, token lengths, rows dropped. NAME may be left out with --config."""
     from .data import Tokenizer
 
     corpus = _load_from_cli(name, path, task, config, overrides)
     t = corpus.task
-    click.echo(f"{corpus.name}: task {t.name} ({t.kind}{f', {t.n_classes} classes' if t.n_classes else ''})")
+    names = t.class_names
+    classes = f", {t.n_classes} classes: {', '.join(names)}" if t.n_classes else ""
+    click.echo(f"{corpus.name}: task {t.name} ({t.kind}{classes})")
     tok = Tokenizer(min_df=1)
     rows = []
     for split_name, split in (("train", corpus.train), ("test", corpus.test)):
@@ -79,14 +129,13 @@ def data_info(name, path, task, config, overrides):
             target = f"mean {split.y.mean():.3f}, std {split.y.std():.3f}"
         else:
             counts = np.bincount(split.y, minlength=t.n_classes)
-            target = ", ".join(f"{c}: {n}" for c, n in enumerate(counts))
+            target = ", ".join(f"{names[c]}: {n}" for c, n in enumerate(counts))
         lengths = np.array([len(tok.tokenize(x)) for x in split.texts])
         rows.append((split_name, len(split), target, f"{lengths.mean():.1f}", f"{np.median(lengths):.0f}",
                      f"{np.percentile(lengths, 99):.0f}"))
     _table(["split", "examples", "labels" if not t.is_regression else "target", "tokens mean", "median", "p99"], rows)
-    click.echo(corpus.report.summary())
-    for note in corpus.report.notes:
-        click.echo(f"note: {note}")
+    for line in corpus.report.lines():  # the summary, then warnings and notes
+        click.echo(line)
 
 
 @data.command("download")
@@ -177,6 +226,8 @@ def train(config_file, kind, overrides, size, seed, out, force):
         sys.exit(1)
     click.echo(f"{r.model} on {r.dataset}/{r.task.get('name')}: {r.n_train} train, "
                f"{r.n_val} validation, {r.n_test} test, seed {r.seed}")
+    if r.classes:
+        click.echo("classes: " + ", ".join(r.classes))
     click.echo("chosen on validation: " + ", ".join(f"{k}={v}" for k, v in r.chosen.items()))
     if r.training:
         click.echo("training: " + ", ".join(f"{k}={v}" for k, v in r.training.items()))
@@ -190,16 +241,26 @@ def train(config_file, kind, overrides, size, seed, out, force):
 @main.command()
 @click.argument("run_dir", type=click.Path())
 @click.argument("texts", nargs=-1)
-@click.option("--file", "file_", type=click.File("r", encoding="utf-8"), help="Read texts from a file, one a line ('-' for stdin).")
-@click.option("--proba", is_flag=True, help="Print every class's probability (label, p0, p1, ..., text).")
+@click.option("--file", "file_", type=click.File("rb"), help="Read texts from a file, one a line ('-' for stdin); "
+              "empty lines are skipped and bytes that are not UTF-8 replaced, each counted on stderr.")
+@click.option("--proba", is_flag=True, help="Print every class's probability (label, then one per class in the "
+              "run's class order, then the text).")
 def predict(run_dir, texts, file_, proba):
     """Predict with a finished run: label and probability, or value, for each text."""
-    from .experiment import predict_texts
+    from .experiment import load_model
 
-    texts = list(texts) + ([line.rstrip("\n") for line in file_ if line.strip()] if file_ else [])
+    texts = list(texts) + (_file_texts(file_) if file_ else [])
     if not texts:
         raise RnnbenchError("predict: give texts as arguments or with --file")
-    model, scores = predict_texts(run_dir, texts)
+    try:
+        model = load_model(run_dir)
+    except RnnbenchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged or missing model file fails in many ways; one line
+        raise RnnbenchError(f"{run_dir}: its saved model cannot be loaded ({type(e).__name__}: "
+                            f"{(str(e).splitlines() or ['?'])[0]}); rerun that run with --force") from None
+    scores = model.predict_scores(texts)
+    names = _class_names(run_dir, model)
     for text, s in zip(texts, scores):
         short = text if len(text) <= 60 else text[:57] + "..."
         if model.task.is_regression:
@@ -207,7 +268,59 @@ def predict(run_dir, texts, file_, proba):
         else:
             label = int(np.argmax(s))
             probs = s if proba else s[label:label + 1]
-            click.echo(f"{label}\t" + "\t".join(f"{float(v):.4f}" for v in probs) + f"\t{short}")
+            click.echo(f"{names[label]}\t" + "\t".join(f"{float(v):.4f}" for v in probs) + f"\t{short}")
+
+
+def _file_texts(f) -> list[str]:
+    """The texts of ``predict --file``, one a line: empty lines skipped and bytes that are not UTF-8 replaced,
+    each counted on stderr (the output keeps one line per text)."""
+    from .data import LoadReport
+
+    report, texts, empty = LoadReport(), [], []
+    for i, raw in enumerate(f, 1):
+        line = report.decode(raw).rstrip("\r\n")
+        if line.strip():
+            texts.append(line)
+        else:
+            empty.append(i)
+    name = getattr(f, "name", "--file")
+    if empty:
+        shown = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
+        click.echo(f"note: {name}: skipped {len(empty)} empty line(s) (line {shown})", err=True)
+    if report.non_utf8:
+        click.echo(f"note: {name}: {report.non_utf8} line(s) had bytes that are not UTF-8 (replaced)", err=True)
+    return texts
+
+
+def _class_names(run_dir, model) -> list[str]:
+    """The run's class names (stored in result.json), else the task's (numbers for runs stored before)."""
+    from .runs import Run
+
+    stored = Run(run_dir).result().classes
+    return stored if len(stored) >= model.task.n_classes else model.task.class_names
+
+
+def _executor_options(f):
+    """--executor, --workers, --gpus-per-run, --address (compare and sweep; docs/distributed.md)."""
+    for option in reversed([
+        click.option("--executor", type=click.Choice(["local", "ray"]), help="Where runs execute: local (this "
+                     "machine) or ray (a Ray cluster; pip install -e '.[ray]'). Default: compute.executor."),
+        click.option("--workers", type=int, help="Runs at once (local: processes; ray: tasks in flight). "
+                     "Default: compute.workers (local 1, in this process; ray as many as fit)."),
+        click.option("--gpus-per-run", type=float, help="GPUs of each RNN run; fractions share a GPU "
+                     "(0.25: four runs per GPU). Default: local one per worker, ray 1 if the cluster has GPUs."),
+        click.option("--address", help="ray: the cluster, auto or HOST:PORT of its head (default: a local Ray)."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _executor_spec(cfg, executor, workers, gpus_per_run, address):
+    from .executor import ExecutorSpec, preflight
+
+    spec = ExecutorSpec.resolve(cfg.compute, executor, workers, gpus_per_run, address)
+    preflight(spec, cfg.compute.device)  # bad flags fail here, before any data is read
+    return spec
 
 
 @main.command()
@@ -215,9 +328,10 @@ def predict(run_dir, texts, file_, proba):
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--force", is_flag=True, help="Rerun finished runs too.")
 @click.option("--smoke", is_flag=True, help="Apply the config's smoke overrides (tiny sizes).")
+@_executor_options
 @click.option("--models", help="The models to run now, comma-separated (default: experiment.models). "
               "The tables use every finished run of either model.")
-def compare(config_file, overrides, force, smoke, models):
+def compare(config_file, overrides, force, smoke, executor, workers, gpus_per_run, address, models):
     """Linear vs RNN on the same nested subsets for every size and seed: curves, crossover, plots."""
     from .compare import run_compare
     from .config import load_config
@@ -227,7 +341,8 @@ def compare(config_file, overrides, force, smoke, models):
         cfg = cfg.with_smoke()
     if models is not None:
         cfg = cfg.replace(**{"experiment.models": [m.strip() for m in models.split(",") if m.strip()]})
-    out = run_compare(cfg, force=force)
+    spec = _executor_spec(cfg, executor, workers, gpus_per_run, address)
+    out = run_compare(cfg, force=force, executor=spec)
     click.echo()
     click.echo(out["markdown"])
     click.echo(f"plots: {out['dir'] / 'learning_curve.png'}, {out['dir'] / 'timing.png'}")
@@ -235,13 +350,29 @@ def compare(config_file, overrides, force, smoke, models):
 
 
 @main.command()
+@click.argument("experiment_dir", type=click.Path())
+@click.option("--family", default="power", show_default=True,
+              help="Curve shape: power (a·n^-b + c), exp, logpower or vapor (docs/forecast.md).")
+def forecast(experiment_dir, family):
+    """Forecast each model's learning curve and the crossover to 100x the largest size, from an experiment
+    folder's finished runs: forecast.json, forecast.md, learning_curve.png."""
+    from .forecast import run_forecast
+
+    out = run_forecast(Path(experiment_dir), family_name=family)
+    for note in out["notes"]:
+        click.echo(f"note: {note}", err=True)
+    click.echo(out["markdown"])
+    click.echo(str(out["dir"]))
+
+
+@main.command()
 @click.argument("config_file", type=click.Path())
-@click.option("--workers", type=int, default=1, show_default=True, help="Runs at once, in separate processes.")
+@_executor_options
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--dry-run", is_flag=True, help="List the runs and which are already done; run nothing.")
 @click.option("--smoke", is_flag=True, help="Apply the config's smoke overrides (tiny sizes).")
 @click.option("--force", is_flag=True, help="Rerun finished runs too.")
-def sweep(config_file, workers, overrides, dry_run, smoke, force):
+def sweep(config_file, executor, workers, gpus_per_run, address, overrides, dry_run, smoke, force):
     """Expand the config's sweep section into runs, run them, write sweep.csv, plots and a summary."""
     from .config import load_config
     from .sweep import expand, run_sweep, status_of, sweep_section
@@ -249,8 +380,6 @@ def sweep(config_file, workers, overrides, dry_run, smoke, force):
     cfg = load_config(config_file, overrides)
     if smoke:
         cfg = cfg.with_smoke()
-    if workers < 1:
-        raise RnnbenchError(f"--workers must be at least 1, got {workers}")
     if dry_run:
         if sweep_section(cfg).kind != "runs":
             click.echo(f"{cfg.sweep.kind}: one in-process experiment, nothing to list")
@@ -261,7 +390,8 @@ def sweep(config_file, workers, overrides, dry_run, smoke, force):
         pending = sum(1 for row in rows if row[2] == "pending")
         click.echo(f"{len(rows)} runs: {len(rows) - pending} finished, {pending} to run")
         return
-    out = run_sweep(cfg, workers=workers, force=force)
+    spec = _executor_spec(cfg, executor, workers, gpus_per_run, address)
+    out = run_sweep(cfg, force=force, executor=spec)
     click.echo(out["markdown"])
     click.echo(str(out["dir"]))
 
@@ -289,7 +419,49 @@ def report(dirs, output):
     from .report import build
 
     out = build([Path(d) for d in dirs], Path(output))
+    for folder, why in out["skipped"]:
+        click.echo(f"skipped {folder}: {why}", err=True)
     click.echo(f"{out['sections']} section(s): {out['html']} and {out['markdown']}")
+
+
+@main.command()
+@click.argument("target", type=click.Path())
+@click.option("--set", "overrides", multiple=True, help=SET_HELP + " (with a CONFIG)")
+@click.option("--smoke", is_flag=True, help="With a CONFIG: its smoke overrides.")
+def status(target, overrides, smoke):
+    """The runs of an experiment: done, running (where, epoch, step, validation, tokens/s, ETA), stale
+    claims, failed (why), to do. TARGET: the experiment folder, or its CONFIG (then runs not started
+    yet are listed too)."""
+    from .status import collect, planned_runs, render
+
+    path = Path(target)
+    if path.is_file():
+        from .config import load_config
+
+        cfg = load_config(path, overrides)
+        states = collect(path, planned_runs(cfg.with_smoke() if smoke else cfg))
+    else:
+        if not path.exists():
+            raise RnnbenchError(f"{target}: no such experiment folder or config")
+        states = collect(path)
+    for line in render(states):
+        click.echo(line)
+
+
+@main.group(cls=_Group)
+def export():
+    """Export runs to other tools."""
+
+
+@export.command("tensorboard")
+@click.argument("target", type=click.Path(exists=True))
+@click.option("-o", "--out", type=click.Path(), help="Where to write (default: <experiment>/tensorboard).")
+def export_tensorboard_cmd(target, out):
+    """TensorBoard event files from the runs' metrics.jsonl, one TensorBoard run per run (tensorboardX)."""
+    from .export import export_tensorboard
+
+    done = export_tensorboard(Path(target), Path(out) if out else None)
+    click.echo(f"{done['runs']} run(s), {done['scalars']} scalars: tensorboard --logdir {done['dir']}")
 
 
 # ---------------------------------------------------------------------------------------- helpers

@@ -9,20 +9,18 @@ run earlier (or elsewhere, into the same folder) still appears, and a side with 
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from .config import Config
 from .data import Task
 from .errors import RnnbenchError
-from .experiment import load_corpus, run_summary, subsets_for, train_one
+from .experiment import announce, load_corpus, subsets_for
 from .fileio import atomic_write_json, atomic_write_text
-from .metrics import primary
+from .metrics import higher_is_better, primary
 from .model import MODEL_KINDS
 from .outputs import fmt, markdown_table, mean_std, output_dir, pm, write_csv
 from .runs import Run, RunResult
@@ -49,27 +47,40 @@ def check_compare_config(cfg: Config) -> None:
     models_to_run(cfg)
 
 
+def decision_metric(cfg: Config, task: Task) -> tuple[str, bool]:
+    """The metric the crossover is decided on (``experiment.metric``, else the task's primary one) and
+    whether higher is better; a one-line error for a metric this task does not record."""
+    metric = cfg.experiment.metric
+    if metric is None:
+        return primary(task)
+    if metric == "roc_auc" and task.n_classes != 2:
+        raise RnnbenchError(f"experiment.metric: roc_auc needs a binary task; {task.name} has {task.n_classes} "
+                            "classes (use balanced_accuracy or macro_f1)")
+    return metric, higher_is_better(task, metric)
+
+
 def check_sizes_fit(cfg: Config, pool_size: int) -> None:
     if cfg.data.sizes[-1] > pool_size:
         raise RnnbenchError(f"data.sizes: {cfg.data.sizes[-1]} is larger than the {pool_size} training examples available")
 
 
-def run_compare(cfg: Config, force: bool = False, progress: bool = True) -> dict:
+def run_compare(cfg: Config, force: bool = False, progress: bool = True, executor=None) -> dict:
+    """Every (size, seed, model) run through the executor (``executor``: an
+    :class:`rnnbench.executor.ExecutorSpec`; default: the config's ``compute`` settings), then the tables."""
+    from .executor import ExecutorSpec, Job, execute
+
+    spec = executor or ExecutorSpec.resolve(cfg.compute)
     check_compare_config(cfg)
     models = models_to_run(cfg)
     corpus = load_corpus(cfg)
+    decision_metric(cfg, corpus.task)
     check_sizes_fit(cfg, subsets_for(cfg, corpus, cfg.data.sizes[0], cfg.experiment.seeds[0]).pool_size)
-    jobs = [(n, s, m) for n in cfg.data.sizes for s in cfg.experiment.seeds for m in models]
-    bar = tqdm(jobs, desc="compare", unit="run", disable=None if progress else True, dynamic_ncols=True)
-    counts = {"done": 0, "skipped": 0, "failed": 0}
-    for k, (size, seed, model) in enumerate(bar, 1):
-        bar.set_postfix(model=model, size=size, seed=seed, **counts)
-        out = train_one(cfg, model, size=size, seed=seed, force=force, progress=progress, corpus=corpus)
-        counts["skipped" if out.skipped else "done"] += 1
-        counts["failed"] += not out.result.ok
-        if progress and bar.disable:  # output is not a terminal: one line per run instead of a bar
-            print(f"[{k}/{len(jobs)}] {run_summary(out.result, out.skipped)}", file=sys.stderr, flush=True)
-    bar.close()
+    if progress:
+        announce(corpus)  # the loader's report, once per load
+    jobs = [Job(cfg=cfg.to_dict(), model=m, size=n, seed=s, force=force, path=str(Run.for_config(cfg, m, n, s).path),
+                label=f"{m} size {n} seed {s}")
+            for n in cfg.data.sizes for s in cfg.experiment.seeds for m in models]
+    execute(jobs, spec, device=cfg.compute.device, progress=progress, desc="compare")
     return write_outputs(cfg, corpus.task, finished_rows(cfg))
 
 
@@ -91,6 +102,7 @@ def _row(result: RunResult, path: Path) -> dict:
            "predict_seconds": result.timings.get("predict", float("nan")), "device": result.device,
            "run_dir": str(path)}
     row.update(result.metrics)
+    row.update({f"reference_{k}": v for k, v in result.reference.items()})
     return row
 
 
@@ -107,7 +119,7 @@ def curves(rows: list[dict], metric: str, sizes: list[int], seeds: list[int]) ->
     scores = {m: np.full((len(sizes), len(seeds)), np.nan) for m in MODEL_KINDS}
     for r in rows:
         if r["status"] == "ok" and r["size"] in sizes and r["seed"] in seeds:
-            scores[r["model"]][sizes.index(r["size"]), seeds.index(r["seed"])] = r[metric]
+            scores[r["model"]][sizes.index(r["size"]), seeds.index(r["seed"])] = r.get(metric, np.nan)
     return Curve(np.asarray(sizes, float), scores)
 
 
@@ -155,7 +167,7 @@ _ROW_KEYS = {"size", "seed", "model", "status", "reason", "train_seconds", "pred
 
 def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
     out_dir = output_dir(cfg)
-    metric, higher = primary(task)
+    metric, higher = decision_metric(cfg, task)
     sizes, seeds = list(cfg.data.sizes), list(cfg.experiment.seeds)
     metric_names = sorted({k for r in rows for k in r if k not in _ROW_KEYS})
     write_csv(out_dir / "curves.csv", ["size", "seed", "model", "status", *metric_names, "train_seconds",
@@ -171,22 +183,44 @@ def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
         winner = "n/a" if math.isnan(lm) or math.isnan(rm) else ("rnn" if (rm > lm) == higher and rm != lm else
                                                                  "linear" if rm != lm else "tie")
         failed = [r for r in rows if r["size"] == n and r["status"] != "ok"]
+        refs = [r[f"reference_{metric}"] for r in rows if r["size"] == n and f"reference_{metric}" in r]
         table.append({"size": n, "metric": metric, "linear_mean": lm, "linear_std": ls, "rnn_mean": rm,
                       "rnn_std": rs, "rel_error_reduction": red, "winner": winner,
+                      "reference": float(np.mean(refs)) if refs else float("nan"),
                       "failed": "; ".join(f"{r['model']} seed {r['seed']}: {r['reason']}" for r in failed)})
     write_csv(out_dir / "crossover.csv", ["size", "metric", "linear_mean", "linear_std", "rnn_mean", "rnn_std",
-                                          "rel_error_reduction", "winner"], table)
+                                          "rel_error_reduction", "winner", "reference"], table)
     cross = bootstrap_crossover(curve, higher)
+    from .forecast import forecast, write_forecast
+
+    fc = forecast(curve, metric, higher, measured=dict(cross))  # beside the measured crossover, and forecast.*
+    cross["forecast"] = {k: fc["crossover"][k] for k in ("status", "size", "low", "high", "horizon")}
     atomic_write_json(out_dir / "crossover.json", cross)
+    write_forecast(out_dir, fc, cfg.experiment.name)
     timing = _timing_table(rows, sizes)
     missing = [m for m in MODEL_KINDS if not any(r["model"] == m for r in rows)]
-    md = _crossover_markdown(cfg, metric, table, cross, timing, len(seeds), missing)
+    lacking = sorted({r["run_dir"] for r in rows if r["status"] == "ok" and metric not in r})
+    md = _crossover_markdown(cfg, metric, table, cross, timing, len(seeds), missing, fc, task=task, higher=higher,
+                             lacking=lacking)
     atomic_write_text(out_dir / "crossover.md", md)
     from .plots import learning_curve_plot, timing_plot
 
-    learning_curve_plot(out_dir / "learning_curve.png", curve, metric, cross["crossover_size"], cfg.experiment.name)
-    timing_plot(out_dir / "timing.png", rows, sizes)
+    learning_curve_plot(out_dir / "learning_curve.png", curve, metric, cross["crossover_size"], cfg.experiment.name,
+                        forecast=fc)
+    timing_plot(out_dir / "timing.png", rows, sizes, cfg.experiment.name)
     return {"dir": out_dir, "table": table, "crossover": cross, "markdown": md, "timing": timing}
+
+
+def _no_better_than_blind(table: list[dict], higher: bool) -> list[str]:
+    """"the rnn at 500 and 1,000 examples" for each model whose mean does not beat the text-blind score."""
+    out = []
+    for model in MODEL_KINDS:
+        at = [f"{r['size']:,}" for r in table
+              if not (math.isnan(r[f"{model}_mean"]) or math.isnan(r.get("reference", math.nan)))
+              and not (r[f"{model}_mean"] > r["reference"] if higher else r[f"{model}_mean"] < r["reference"])]
+        if at:
+            out.append(f"the {model} at {', '.join(at[:-1]) + ' and ' + at[-1] if len(at) > 1 else at[0]} examples")
+    return out
 
 
 def _timing_table(rows: list[dict], sizes: list[int]) -> list[dict]:
@@ -203,12 +237,24 @@ def _timing_table(rows: list[dict], sizes: list[int]) -> list[dict]:
     return out
 
 
-def _crossover_markdown(cfg: Config, metric: str, table, cross, timing, n_seeds: int, missing: list[str]) -> str:
-    lines = [f"# {cfg.experiment.name}: linear vs RNN ({cfg.data.dataset}, {metric}, mean ± std over {n_seeds} seed(s))", ""]
-    lines += markdown_table(["size", "linear", "rnn", "rel. error reduction", "winner"],
+def _crossover_markdown(cfg: Config, metric: str, table, cross, timing, n_seeds: int, missing: list[str],
+                        fc: dict | None = None, task: Task | None = None, higher: bool = True,
+                        lacking: list[str] = ()) -> str:
+    seeds = "one seed" if n_seeds == 1 else f"mean ± std over {n_seeds} seeds"
+    blind = "mean predictor" if task is not None and task.is_regression else "majority class"
+    lines = [f"# {cfg.experiment.name}: linear vs RNN ({cfg.data.dataset}, {metric}, {seeds})", ""]
+    lines += markdown_table(["size", "linear", "rnn", "rel. error reduction", "winner", blind],
                             [(f"{r['size']:,}", pm(r["linear_mean"], r["linear_std"]), pm(r["rnn_mean"], r["rnn_std"]),
-                              f"{fmt(100 * r['rel_error_reduction'], 1)}%", r["winner"]) for r in table], "rrrrl")
+                              f"{fmt(100 * r['rel_error_reduction'], 1)}%", r["winner"], fmt(r.get("reference"), 4))
+                             for r in table], "rrrrlr")
     lines.append("")
+    stuck = _no_better_than_blind(table, higher)
+    if stuck:
+        lines += [f"**Learned nothing:** {'; '.join(stuck)} scored no better than the {blind} "
+                  f"({metric}), whatever the other model did.", ""]
+    if lacking:
+        lines += [f"**{len(lacking)} run(s) did not record {metric}** (made by an older rnnbench) and are left "
+                  f"out; `--force` reruns them. First: {lacking[0]}", ""]
     c = cross["crossover_size"]
     gaps = [f"{r['size']:,}" for r in table if math.isnan(r["linear_mean"]) or math.isnan(r["rnn_mean"])]
     if missing:
@@ -226,6 +272,12 @@ def _crossover_markdown(cfg: Config, metric: str, table, cross, timing, n_seeds:
     else:
         lines.append("**No crossover within the sizes run:** the RNN does not overtake the linear model "
                      f"by {table[-1]['size']:,} examples." if table else "No results.")
+    if fc is not None:
+        from .forecast import crossover_line, predictions_table
+
+        lines += ["", crossover_line(fc)]
+        if any(m["trustworthy"] for m in fc["models"].values()):
+            lines += ["", *predictions_table(fc)]
     failed = [f"- size {r['size']:,}: {r['failed']}" for r in table if r["failed"]]
     if failed:
         lines += ["", "Failed runs (left out of the means):", *failed]

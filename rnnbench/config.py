@@ -43,6 +43,10 @@ class ExperimentConfig:
     output_dir: str = _opt("runs", doc="where experiments and their runs are kept (may lie outside the checkout)")
     models: list[str] = _opt(["linear", "rnn"], min_len=1,
                              doc="the models `compare` runs (linear, rnn); `compare --models` overrides it")
+    metric: Literal["accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss",
+                    "rmse", "mae", "spearman", "r2"] | None = _opt(
+                        None, doc="the test metric `compare` decides the crossover on; null: accuracy "
+                                  "(rmse for regression). Model selection stays on those")
 
 
 @dataclass
@@ -58,14 +62,32 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    dataset: str = _opt("synthetic", doc="a registry name (`rnnbench data list`), or csv / tsv / jsonl for your file")
-    path: str | None = _opt(None, doc="file or folder to read; null: the downloaded or registered copy")
+    dataset: str = _opt("synthetic", doc="a registry name (`rnnbench data list`), or csv / tsv / jsonl / parquet "
+                                         "for your file")
+    path: str | list[str] | None = _opt(
+        None, doc="file or folder to read; null: the downloaded or registered copy. csv/tsv/jsonl/parquet: also a "
+                  "glob ('data/*.csv') or a list; a folder gives its files of the format (with label_from_path: those "
+                  "it matches); .gz/.bz2/.xz files and .zip/.tar archives are read as they are")
     task: str | None = _opt(None, doc="which of the data set's tasks; null: its first")
-    text_columns: list[str] = _opt([], doc="csv/tsv/jsonl: columns joined (with \" . \") into the text")
-    label_column: str | None = _opt(None, doc="csv/tsv/jsonl: the column holding the label or target")
+    text_columns: list[str] = _opt([], doc="csv/tsv/jsonl/parquet: columns joined (with \" . \") into the text")
+    label_column: str | None = _opt(None, doc="csv/tsv/jsonl/parquet: the column holding the label or target")
     task_kind: Literal["binary", "multiclass", "regression"] | None = _opt(
-        None, doc="csv/tsv/jsonl: what the label is; null: binary or multiclass from the labels seen")
-    test_path: str | None = _opt(None, doc="csv/tsv/jsonl: a separate test file; null: test_fraction of path")
+        None, doc="csv/tsv/jsonl/parquet: what the label is; null: binary or multiclass from the labels seen")
+    test_path: str | None = _opt(None, doc="csv/tsv/jsonl/parquet: a separate test file (or folder, glob); null: "
+                                           "test_fraction of path")
+    delimiter: str | None = _opt(None, doc="csv/tsv: the field separator (';', '|', \"\\t\"); null: ',' for csv, tab for tsv")
+    quoting: Literal["csv", "none"] | None = _opt(
+        None, doc="csv/tsv: csv (double quotes enclose fields, RFC 4180) or none (quotes are text; tabs and line "
+                  "ends delimit); null: csv for csv; for tsv, csv only when every quoted field looks CSV-quoted")
+    columns: list[str] | None = _opt(
+        None, doc="csv/tsv with no header row: the names of its columns, in order (one name: one text a line)")
+    member: str | None = _opt(None, doc="a .zip or .tar archive holding several files: the one to read")
+    label_map: dict[str, str | float | None] | None = _opt(
+        None, doc="raw label -> class name (a number for regression); labels mapped to null, and labels not in "
+                  "the map, are dropped and counted. The classes keep the map's order")
+    label_from_path: str | None = _opt(
+        None, doc="instead of label_column: a regular expression with one group, searched in each file's path "
+                  "(relative to a folder given), whose match is the file's label ('rt-polarity\\.(pos|neg)$')")
     group_column: str | None = _opt(
         None, doc="rows sharing this column's value (an author, a product) never straddle training and validation, "
                   "nor training and a test split rnnbench makes; blog-authorship: always blog_id")
@@ -130,6 +152,10 @@ class RnnConfig:
     buckets: int = _opt(64, min=1, doc="length buckets of training batches (widths: multiples of chunk)")
     unroll: int = _opt(2, min=1, doc="lax.scan unrolling of the XLA loops (2 measured fastest on a CPU)")
     dtype: Literal["float32", "bfloat16"] = _opt("float32", doc="compute type; bfloat16 is for GPUs")
+    checkpoint_every_s: float | None = _opt(
+        900.0, min=0.0, doc="besides each epoch's checkpoint, save the whole training state mid-epoch once this "
+                            "many seconds have passed since the last (a killed run loses at most that much); 0: "
+                            "after every step; null: epoch ends only. Never changes a result (not hashed)")
 
 
 @dataclass
@@ -137,6 +163,18 @@ class ComputeConfig:
     device: Literal["auto", "cpu", "gpu"] = _opt(
         "auto", doc="where the RNN trains: auto uses a GPU when JAX sees one; gpu without one is an error")
     threads: int | None = _opt(None, min=1, doc="the linear grid's workers; null: the usable cores")
+    # how compare and sweep spread their runs (rnnbench/executor.py, docs/distributed.md); never hashed
+    executor: Literal["local", "ray"] = _opt(
+        "local", doc="compare / sweep: local (this machine's processes) or ray (a Ray cluster: pip install -e '.[ray]')")
+    workers: int | None = _opt(None, min=1, doc="runs at once; null: local 1 (in this process), ray as many as fit")
+    gpus_per_run: float | None = _opt(
+        None, min=0.0, doc="GPUs of each RNN run (0.25: four runs share one GPU; 0: none); null: local one GPU per "
+                           "worker round-robin, ray 1 when the cluster has GPUs")
+    address: str | None = _opt(None, doc="ray: the cluster (auto, or HOST:PORT of its head); null: a local Ray instance")
+    retries: int = _opt(2, min=0, doc="times a run whose worker died is started again (it resumes from its checkpoint)")
+    lease_timeout: float = _opt(300.0, min=5.0, doc="seconds without a heartbeat after which a run's claim "
+                                                     "counts as abandoned and is taken over")
+    progress_every: float = _opt(20.0, min=1.0, doc="seconds between the progress lines of a run in a worker")
 
 
 SweepKind = Literal["runs", "toy-optimizers"]
@@ -242,6 +280,10 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(e, "problem", None) or str(e).splitlines()[0]
             raise RnnbenchError(f"malformed YAML in {path}{where}: {problem}") from None
+        except UnicodeDecodeError as e:
+            raise RnnbenchError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); save the config as UTF-8") from None
+        except RecursionError:
+            raise RnnbenchError(f"{path}: nested too deeply to read as a config") from None
         if not isinstance(raw, dict):
             raise RnnbenchError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
     for item in overrides:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import sys
 import time
 from dataclasses import dataclass
 
@@ -10,8 +11,9 @@ import numpy as np
 
 from .config import Config, config_hash
 from .data import Corpus, Subsets, load, make_subsets
+from .data.registry import loader_options
 from .errors import RnnbenchError
-from .metrics import evaluate
+from .metrics import evaluate, reference_scores
 from .model import Model, model_class
 from .runs import RNN_ONLY_DATA_KEYS, Run, RunResult
 
@@ -26,10 +28,21 @@ def load_corpus(cfg: Config) -> Corpus:
     if key not in _CORPORA:
         if len(_CORPORA) >= 2:
             _CORPORA.clear()
-        _CORPORA[key] = load(d.dataset, d.path, d.task, text_columns=d.text_columns, label_column=d.label_column,
-                             task_kind=d.task_kind, test_path=d.test_path, test_fraction=d.test_fraction,
-                             min_votes=d.min_votes, synthetic=d.synthetic, group_column=d.group_column)
+        _CORPORA[key] = load(d.dataset, d.path, d.task, **{k: getattr(d, k) for k in loader_options()})
     return _CORPORA[key]
+
+
+_ANNOUNCED: list[Corpus] = []  # the corpora whose load report was printed (the last few)
+
+
+def announce(corpus: Corpus) -> None:
+    """Print the loader's report (rows read, dropped and why, warnings, notes) to stderr, once per loaded
+    corpus: called once the data has passed the checks, so bad input stays a one-line error."""
+    if any(c is corpus for c in _ANNOUNCED):
+        return
+    _ANNOUNCED[:] = [*_ANNOUNCED[-3:], corpus]
+    lines = corpus.report.lines()
+    print(f"data: {corpus.name}: {lines[0]}", *lines[1:], sep="\n", file=sys.stderr, flush=True)
 
 
 def subsets_for(cfg: Config, corpus: Corpus, size: int | None, seed: int) -> Subsets:
@@ -86,6 +99,8 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
     seed = cfg.experiment.seeds[0] if seed is None else seed
     corpus = corpus or load_corpus(cfg)
     subsets = subsets_for(cfg, corpus, size if size is not None else default_size(cfg), seed)
+    if progress:
+        announce(corpus)
     size = len(subsets.train)
     run = Run.for_config(cfg, kind, size, seed, adopt=True)
     if run.done and not force:
@@ -96,7 +111,8 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
     result = RunResult(model=kind, size=size, seed=seed, dataset=corpus.name,
                        task={"name": task.name, "kind": task.kind, "n_classes": task.n_classes},
                        n_train=len(subsets.train), n_val=len(subsets.val), n_test=len(subsets.test),
-                       versions=versions())
+                       versions=versions(), classes=[] if task.is_regression else task.class_names,
+                       data=corpus.report.to_dict())
     t0 = time.perf_counter()
     try:
         model.fit(subsets.train, subsets.val, run=run, progress=progress)
@@ -111,6 +127,7 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
     scores = model.predict_scores(subsets.test.texts)  # the one and only look at test data
     predict_s = time.perf_counter() - t
     result.metrics = evaluate(task, subsets.test.y, scores)
+    result.reference = reference_scores(task, subsets.train.y, subsets.test.y)
     result.validation, result.chosen, result.training = model.validation_, model.chosen_, model.training_
     result.timings = {**model.timings_, "predict": predict_s, "total": time.perf_counter() - t0}
     result.device = model.device_

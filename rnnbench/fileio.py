@@ -1,9 +1,18 @@
-"""Atomic file writes: a reader (or a killed process) never sees a half-written file."""
+"""Atomic file writes: a reader (or a killed process) never sees a half-written file.
+
+A write goes to a temp file beside its target, named ``.<name>.<host>-<pid>.<random>.tmp``, which is
+renamed over the target once whole. A process killed mid-write (SIGKILL, power loss) leaves its temp file
+behind; the next write of the same target removes such leftovers of processes of this host that are no
+longer running, so a rerun after a kill leaves no orphans. A write that fails (a full disk: ``ENOSPC``)
+removes its temp file and raises ``OSError``; the target keeps its previous content.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,16 +27,61 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone makes files 0600
 
 
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def stale_temps(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Temp files in ``folder`` (of target ``name``, else of any) left by writers of this host that are no
+    longer running: a killed write's leftovers."""
+    out = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return out
+    for entry in entries:
+        m = _TEMP.match(entry.name)
+        if m and (name is None or m["name"] == name) and m["host"] == _HOST and not _alive(int(m["pid"])):
+            out.append(Path(entry.path))
+    return out
+
+
+def remove_stale_temps(folder: str | os.PathLike, name: str | None = None) -> int:
+    """Remove :func:`stale_temps`; how many were removed."""
+    n = 0
+    for p in stale_temps(folder, name):
+        try:
+            p.unlink()
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temps(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            _write_all(fd, data, path)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
@@ -35,6 +89,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        raise
+
+
+def _write_all(fd: int, data: bytes, path: Path) -> None:
+    """Every byte written to the target ``path`` goes through here (the fault battery fails it on purpose:
+    ``scripts/faults.py``)."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as e:  # name the file: "No space left on device: <path>"
+        if e.filename is None:
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
 
 
@@ -47,10 +114,18 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
-    """Append one JSON line and flush it; a torn last line is skipped by :func:`read_jsonl`."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, default=_json_default) + "\n")
-        f.flush()
+    """Append one JSON line. A torn last line (a kill or a full disk mid-write) is skipped by
+    :func:`read_jsonl`, and the next append starts on a line of its own, so it does not take the record
+    after it down with it."""
+    line = (json.dumps(record, default=_json_default) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, _FILE_MODE)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        _write_all(fd, line, Path(path))
+    finally:
+        os.close(fd)
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from . import __version__
 from .errors import RnnbenchError
 from .fileio import atomic_write_text
+from .outputs import markdown_table
 from .runs import Run
 
 
@@ -52,10 +53,14 @@ def collect(folder: Path) -> list[Section]:
     run = _first_run(folder)
     config = run.config_yaml() if run else None
     versions = _versions(run)
+    forecast_md = [(folder / "forecast.md").read_text()] if (folder / "forecast.md").exists() else []
     if (folder / "crossover.md").exists():
         imgs = [p for p in (folder / "learning_curve.png", folder / "timing.png") if p.exists()]
-        sections.append(Section(f"Comparison: {folder.name}", [(folder / "crossover.md").read_text()], imgs,
-                                config, versions))
+        sections.append(Section(f"Comparison: {folder.name}", [(folder / "crossover.md").read_text(), *forecast_md],
+                                imgs, config, versions))
+    elif forecast_md:  # `rnnbench forecast` on runs gathered without compare
+        imgs = [p for p in (folder / "learning_curve.png",) if p.exists()]
+        sections.append(Section(f"Forecast: {folder.name}", forecast_md, imgs, config, versions))
     if (folder / "sweep.md").exists():
         imgs = sorted(folder.glob("plot*.png")) + sorted(folder.glob("toy_*.png"))
         sections.append(Section(f"Sweep: {folder.name}", [(folder / "sweep.md").read_text()], imgs, config, versions))
@@ -67,9 +72,31 @@ def collect(folder: Path) -> list[Section]:
         ver = _versions(Run(d)) or versions
         sections.append(Section(f"Embedding map: {d.name}", md, [d / "embeddings.png"], cfg, ver))
     if not sections:
-        raise RnnbenchError(f"{folder} has no results (no crossover.md, sweep.md or embeddings.png): "
-                            "run `rnnbench compare`, `sweep` or `embed` first")
+        runs = _finished_runs(folder)
+        if runs:
+            sections.append(Section(f"Runs: {folder.name}", [_runs_markdown(runs)], [], config, versions))
+    if not sections:
+        raise RnnbenchError(f"{folder} has no results (no crossover.md, sweep.md, embeddings.png or finished "
+                            "run): run `rnnbench compare`, `sweep`, `train` or `embed` first")
     return sections
+
+
+def _finished_runs(folder: Path) -> list[Run]:
+    if Run(folder).done:
+        return [Run(folder)]
+    if not (folder / "runs").is_dir():
+        return []
+    return [Run(d) for d in sorted((folder / "runs").iterdir()) if d.is_dir() and Run(d).done]
+
+
+def _runs_markdown(runs: list[Run]) -> str:
+    """Single runs (``rnnbench train``), one row each: what a folder without a comparison still holds."""
+    rows = []
+    for run in runs:
+        r = run.result()
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items()) or r.reason
+        rows.append((r.model, f"{r.size:,}" if r.size else "—", r.seed, r.status, metrics, run.path.name))
+    return "\n".join(markdown_table(["model", "size", "seed", "status", "test", "run"], rows, "lrrlll")) + "\n"
 
 
 # ------------------------------------------------------------------------------------ markdown → html
@@ -125,7 +152,17 @@ code{background:#f3f3f3;padding:0 .2em}nav li{margin:.2em 0}"""
 
 
 def build(folders: list[Path], out: Path) -> dict:
-    sections = [s for f in folders for s in collect(Path(f))]
+    """One report of every folder that holds results; folders without any are listed as skipped (an
+    error only when none holds results)."""
+    sections, skipped = [], []
+    for f in folders:
+        try:
+            sections += collect(Path(f))
+        except RnnbenchError as e:
+            skipped.append((str(f), str(e)))
+    if not sections:
+        raise RnnbenchError(skipped[0][1] if len(skipped) == 1 else
+                            f"none of the {len(folders)} folders holds results: " + "; ".join(s for s, _ in skipped))
     out = Path(out)
     stamp = time.strftime("%Y-%m-%d %H:%M")
     body = [f"<h1>rnnbench report</h1><p>{len(sections)} section(s) from {len(folders)} folder(s); "
@@ -133,6 +170,9 @@ def build(folders: list[Path], out: Path) -> dict:
     body += [f'<li><a href="#s{i}">{html.escape(s.title)}</a></li>' for i, s in enumerate(sections)]
     body.append("</ul></nav>")
     md = [f"# rnnbench report\n\n{len(sections)} section(s); rnnbench {__version__}, {stamp}.\n"]
+    if skipped:
+        body.append("<p>Skipped (no results): " + "; ".join(html.escape(f) for f, _ in skipped) + "</p>")
+        md.append("Skipped (no results): " + "; ".join(f for f, _ in skipped) + "\n")
     for i, s in enumerate(sections):
         body.append(f'<section id="s{i}"><h2>{html.escape(s.title)}</h2>')
         md.append(f"\n## {s.title}\n")
@@ -156,4 +196,4 @@ def build(folders: list[Path], out: Path) -> dict:
     atomic_write_text(out, page)
     md_path = out.with_suffix(".md")
     atomic_write_text(md_path, "\n".join(md))
-    return {"html": out, "markdown": md_path, "sections": len(sections)}
+    return {"html": out, "markdown": md_path, "sections": len(sections), "skipped": skipped}

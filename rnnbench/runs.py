@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -34,7 +35,11 @@ RNN_ONLY_DATA_KEYS = ("max_len", "keep")
 # value an option stays out of the hash, so adding an option does not orphan every stored run (they would
 # all be redone); set to anything else, it is hashed. Keyed on the neutral value, not the default, so a
 # later change of default cannot alias runs with different settings. Add each new option here.
-NEUTRAL_OPTIONS = {"rnn": {"input_dropout": 0.0, "lr_decay": 1.0, "ema": 0.0}, "data": {"group_column": None}}
+NEUTRAL_OPTIONS = {"rnn": {"input_dropout": 0.0, "lr_decay": 1.0, "ema": 0.0},
+                   "data": {"group_column": None, "delimiter": None, "quoting": None, "columns": None, "member": None,
+                            "label_map": None, "label_from_path": None}}
+# Options that never change a result (how often to checkpoint): never hashed, whatever their value.
+UNHASHED_OPTIONS = {"rnn": ("checkpoint_every_s",)}
 
 
 def experiment_dir(cfg: Config) -> Path:
@@ -47,10 +52,18 @@ def run_spec(cfg: Config, model: str, size: int, seed: int, by_content: bool = T
     content (:func:`data_digest`), so the same file at another path, or on another machine, is the same
     data and the runs made there are found here. ``by_content=False`` gives the key of runs stored before
     that rule (by resolved path), which :meth:`Run.for_config` renames on first use."""
+    from .data.generic import quoting_for_hash
+    from .data.sources import path_key_files
+
     data = cfg.to_dict()["data"]
     data.pop("sizes")
+    data["quoting"] = quoting_for_hash(data)  # None where files are read CSV-quoted, as before the option
     for key in ("path", "test_path"):
-        if data[key]:
+        files = path_key_files(data[key]) if data[key] else None
+        if files is not None:  # a glob or a list: each file (or folder) by its name and content
+            data[key] = [f"{f.name}:sha256:{data_digest(f.resolve())}" if by_content else str(f.resolve())
+                         for f in files]
+        elif data[key]:
             where = Path(data[key]).expanduser().resolve()
             data[key] = f"sha256:{data_digest(where)}" if by_content and where.exists() else str(where)
     spec = {"model": model, "size": size, "seed": seed, "data": data}
@@ -64,6 +77,9 @@ def run_spec(cfg: Config, model: str, size: int, seed: int, by_content: bool = T
     for section, neutral in NEUTRAL_OPTIONS.items():
         if section in spec:
             spec[section] = {k: v for k, v in spec[section].items() if k not in neutral or v != neutral[k]}
+    for section, keys in UNHASHED_OPTIONS.items():
+        for key in keys:
+            spec.get(section, {}).pop(key, None)
     return spec
 
 
@@ -116,6 +132,7 @@ def data_digest(path: Path) -> str:
 
 
 _DIGESTS_SEEN: dict[str, list] = {}
+_DAMAGED: set[Path] = set()  # runs whose DONE sits beside an unreadable result (warned about once)
 
 
 @dataclass
@@ -144,6 +161,9 @@ class RunResult:
     training: dict[str, Any] = field(default_factory=dict)
     device: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)  # class i's name (classification; older runs: none stored)
+    data: dict[str, Any] = field(default_factory=dict)  # the loader's report: rows read, dropped and why, notes
+    reference: dict[str, float] = field(default_factory=dict)  # a text-blind model's test scores (majority / mean)
 
     @property
     def ok(self) -> bool:
@@ -193,7 +213,19 @@ class Run:
     # ------------------------------------------------------------------ state
     @property
     def done(self) -> bool:
-        return (self.path / DONE).exists()
+        """Finished: ``DONE`` and a readable ``result.json``. A ``DONE`` beside a missing or unreadable result
+        (a damaged folder) does not count: the run is redone, and a warning says so (once per process)."""
+        if not (self.path / DONE).exists():
+            return False
+        try:
+            self.result()
+        except RnnbenchError as e:
+            if self.path not in _DAMAGED:
+                _DAMAGED.add(self.path)
+                print(f"warning: {self.path} has {DONE} but {e}: the run counts as unfinished and is redone",
+                      file=sys.stderr, flush=True)
+            return False
+        return True
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -236,7 +268,12 @@ class Run:
     # ------------------------------------------------------------------ writing
     def begin(self, cfg: Config, force: bool = False) -> None:
         """Prepare the directory for a fresh or resumed run. ``force`` starts from nothing; otherwise
-        checkpoints survive, and with them the metrics log (the trainer truncates it to the checkpoint)."""
+        checkpoints survive, and with them the metrics log (the trainer truncates it to the checkpoint).
+        First it takes the run's lease (:mod:`rnnbench.lease`): a run claimed by another live process, or
+        finished by one meanwhile, raises :class:`rnnbench.lease.Claimed` and nothing is touched."""
+        from .lease import claim
+
+        claim(self.path, cfg.compute.lease_timeout, unless=None if force else lambda: self.done)
         if force and self.path.exists():
             trash = self.path.with_name(f".{self.path.name}.trash-{time.time_ns()}")
             self.path.rename(trash)  # atomic: the run directory is never half-deleted
@@ -245,6 +282,7 @@ class Run:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise RnnbenchError(f"cannot create run directory {self.path}: {e.strerror}") from None
+        (self.path / DONE).unlink(missing_ok=True)  # a damaged finished run (see done) is being redone
         (self.path / RESULT).unlink(missing_ok=True)
         for stale in self.path.glob(".*.tmp"):  # temp files of a write that was killed
             stale.unlink(missing_ok=True)
@@ -269,10 +307,31 @@ class Run:
     def finish(self, result: RunResult) -> None:
         atomic_write_json(self.path / RESULT, result.to_dict())
         atomic_write_text(self.path / DONE, time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        from .lease import release
+
+        release(self.path)  # the run is finished: its claim goes
 
     def require_done(self) -> RunResult:
         if not self.path.is_dir():
             raise RnnbenchError(f"no such run directory: {self.path}")
         if not self.done:
+            inside = runs_inside(self.path)
+            if inside:
+                done = [r for r in inside if r.done]
+                names = [r.path.relative_to(self.path).as_posix() for r in [*done, *(r for r in inside if not r.done)]]
+                more = f" and {len(names) - 8} more" if len(names) > 8 else ""
+                raise RnnbenchError(f"{self.path} is an experiment folder, not a run: give one of its {len(inside)} "
+                                    f"runs ({len(done)} finished): {', '.join(names[:8])}{more}")
             raise RnnbenchError(f"run {self.path} is not finished (no DONE marker)")
         return self.result()
+
+
+def runs_inside(path: Path) -> list[Run]:
+    """The run folders in an experiment folder (in its ``runs/``) or in a ``runs/`` folder, by name."""
+    path = Path(path)
+    found = []
+    for folder in (path / "runs", path):
+        if folder.is_dir():
+            found += [Run(p) for p in sorted(folder.iterdir())
+                      if p.is_dir() and not p.name.startswith(".") and (p / CONFIG).exists()]
+    return found

@@ -15,31 +15,31 @@
       - {x: step, y: train_loss, by: rnn.cell}   # one line per value of `by`, mean ± std over seeds
 
 Every run goes through the run store, so finished runs are skipped and an interrupted sweep resumes.
-Runs execute behind a small :class:`Executor` interface (serial, or N local processes); a cluster
-backend only has to provide ``map_unordered``.
+Runs execute through :mod:`rnnbench.executor` (this process, N local processes with their own GPUs, or
+a Ray cluster), the same layer ``compare`` uses.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import os
-import sys
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from .config import Config, PlotConfig, SweepConfig, from_dict
+from .config import Config, PlotConfig, SweepConfig, config_hash
 from .errors import RnnbenchError
-from .experiment import default_size, load_corpus, run_summary, subsets_for, train_one
+from .executor import ExecutorSpec, Job, JobOutcome, execute
+from .experiment import default_size, load_corpus, subsets_for
 from .fileio import atomic_write_text
 from .outputs import markdown_table, mean_std, output_dir, pm, write_csv
-from .runs import Run, RunResult
+from .runs import Run
+
+__all__ = ["JobOutcome", "SweepRun", "expand", "run_sweep", "status_of", "resolved_sizes", "write_outputs"]
 
 
 @dataclass
@@ -99,59 +99,6 @@ def expand(cfg: Config) -> list[SweepRun]:
     return runs
 
 
-# ------------------------------------------------------------------------------------ executors
-
-
-@dataclass
-class JobOutcome:
-    result: RunResult
-    run: Run | None  # None: the run crashed before it had a folder
-    skipped: bool
-
-
-def _job(cfg_dict: dict, model: str, size: int | None, seed: int, force: bool) -> JobOutcome:
-    """One run, in whatever process the executor chose. Never raises: a crash is a failed run."""
-    cfg = from_dict(cfg_dict)
-    try:
-        out = train_one(cfg, model, size=size, seed=seed, force=force, progress=False)
-        return JobOutcome(out.result, out.run, out.skipped)
-    except Exception as e:  # noqa: BLE001 - one broken run must not take the sweep down
-        return JobOutcome(RunResult(model=model, size=size, seed=seed, status="failed",
-                                    reason=f"{type(e).__name__}: {e}"), None, False)
-
-
-class Executor(Protocol):
-    def map_unordered(self, fn: Callable, jobs: list[tuple]) -> Iterator[tuple[int, Any]]:
-        """Yield (job index, fn(*job)) as jobs finish."""
-
-
-class SerialExecutor:
-    def map_unordered(self, fn, jobs):
-        for i, job in enumerate(jobs):
-            yield i, fn(*job)
-
-
-class ProcessExecutor:
-    """N local worker processes (spawned: JAX is multithreaded, so no fork)."""
-
-    def __init__(self, workers: int):
-        self.workers = workers
-
-    def map_unordered(self, fn, jobs):
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # share one GPU between workers
-        with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
-            for f in as_completed(futures):
-                yield futures[f], f.result()
-
-
-def make_executor(workers: int) -> Executor:
-    return SerialExecutor() if workers <= 1 else ProcessExecutor(workers)
-
-
 # ------------------------------------------------------------------------------------ running
 
 
@@ -162,31 +109,46 @@ def status_of(run: SweepRun) -> str:
     return "done" if r.result().ok else "failed"
 
 
-def run_sweep(cfg: Config, workers: int = 1, force: bool = False, progress: bool = True) -> dict:
+def resolved_sizes(runs: list[SweepRun]) -> list[int]:
+    """The training size each run will have (its folder's ``n``): the size asked for, or, where the sweep
+    asks for all the data (size null), the training pool's size (the corpus is loaded to know it)."""
+    out, known = [], {}
+    for r in runs:
+        if r.size is not None:
+            out.append(r.size)
+            continue
+        key = (config_hash(r.cfg.to_dict()["data"]), r.seed)
+        if key not in known:
+            known[key] = len(subsets_for(r.cfg, load_corpus(r.cfg), None, r.seed).train)
+        out.append(known[key])
+    return out
+
+
+def run_sweep(cfg: Config, workers: int | None = None, force: bool = False, progress: bool = True,
+              executor: ExecutorSpec | None = None) -> dict:
+    """Run the sweep's points through the executor (``executor``, else the config's ``compute`` settings
+    with ``workers`` over them), then write the table, plots and summary."""
     if sweep_section(cfg).kind == "toy-optimizers":
         from .toy import run_toy
 
         return run_toy(cfg)
+    spec = executor or ExecutorSpec.resolve(cfg.compute, workers=workers)
     runs = expand(cfg)
     corpus = load_corpus(cfg)
     for r in {(id(r.cfg), r.size): r for r in runs}.values():  # sizes fit the data: fail before running
         subsets_for(r.cfg, corpus, r.size, r.seed)
-    jobs = [(r.cfg.to_dict(), r.model, r.size, r.seed, force) for r in runs]
-    outcomes: list[JobOutcome | None] = [None] * len(runs)
-    counts = {"done": 0, "skipped": 0, "failed": 0}
-    bar = tqdm(total=len(jobs), desc="sweep", unit="run", disable=None if progress else True, dynamic_ncols=True)
-    for i, out in make_executor(workers).map_unordered(_job, jobs):
-        outcomes[i] = out
-        counts["skipped" if out.skipped else "done"] += 1
-        counts["failed"] += not out.result.ok
-        bar.set_postfix(**counts)
-        bar.update(1)
-        if progress and bar.disable:  # output is not a terminal: one line per run instead of a bar
-            point = ", ".join(f"{k}={_value(v)}" for k, v in runs[i].label.items())  # the runs differ in these
-            print(f"[{counts['done'] + counts['skipped']}/{len(jobs)}] {point + ': ' if point else ''}"
-                  f"{run_summary(out.result, out.skipped)}", file=sys.stderr, flush=True)
-    bar.close()
+    sizes = resolved_sizes(runs)
+    jobs = [Job(cfg=r.cfg.to_dict(), model=r.model, size=r.size, seed=r.seed, force=force,
+                path=str(Run.for_config(r.cfg, r.model, n, r.seed).path),
+                label=f"{r.model} size {n} seed {r.seed}" + (f" [{_point(r)}]" if r.label else ""))
+            for r, n in zip(runs, sizes)]
+    outcomes = execute(jobs, spec, device=cfg.compute.device, progress=progress, desc="sweep",
+                       say=lambda i: _point(runs[i]))
     return write_outputs(cfg, runs, outcomes)
+
+
+def _point(run: SweepRun) -> str:
+    return ", ".join(f"{k}={_value(v)}" for k, v in run.label.items())  # the runs differ in these
 
 
 def _value(v: Any) -> str:
@@ -305,7 +267,8 @@ def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list
         ax.set_xscale("log")
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(y.replace("_", " "))
-    ax.set_title(spec.title or f"{cfg.experiment.name}: {y} vs {x}")
+    title = spec.title or f"{y} vs {x}"
+    ax.set_title(title if cfg.experiment.name in title else f"{cfg.experiment.name}: {title}")
     ax.grid(alpha=0.3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "no artists with labels" when every run failed

@@ -118,7 +118,9 @@ def worker(side: str, data: Path, jobs: int) -> None:
 
 # ---------------------------------------------------------------------------------------------- parent
 def measure(side: str, data: Path, jobs: int) -> dict:
-    """Run one side in its own process; its result with ``peak_rss_gb`` (process tree, sampled)."""
+    """Run one side in its own process; its result with ``peak_rss_gb``: the process tree's memory, sampled,
+    each shared page counted once (proportional set size: the baseline's grid workers map the parent's
+    matrices; scikit-learn's workers copy theirs)."""
     cmd = [sys.executable, __file__, "--worker", side, "--data", str(data), "--jobs", str(jobs)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     root, peak = psutil.Process(proc.pid), 0
@@ -128,13 +130,13 @@ def measure(side: str, data: Path, jobs: int) -> dict:
             rss = 0
             for p in tree:
                 try:
-                    rss += p.memory_info().rss
+                    rss += p.memory_full_info().pss
                 except psutil.Error:
                     pass
             peak = max(peak, rss)
         except psutil.Error:
             pass
-        time.sleep(0.05)
+        time.sleep(0.2)
     out = proc.stdout.read().strip().splitlines()
     if proc.returncode or not out:
         sys.exit(f"{side} worker failed (exit {proc.returncode})")

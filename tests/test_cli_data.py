@@ -1,6 +1,9 @@
 """The data and config commands, and the one-line exit-2 errors."""
 
+import re
+
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from rnnbench.cli import main
@@ -19,7 +22,7 @@ def test_data_list():
     r = run("data", "list")
     assert r.exit_code == 0
     for name in ("synthetic", "imdb", "sst2", "rt-polarity", "amazon-helpfulness", "clothing-reviews",
-                 "amazon-polarity", "blog-authorship", "zhang-csv", "csv", "jsonl"):
+                 "amazon-polarity", "blog-authorship", "zhang-csv", "csv", "jsonl", "parquet"):
         assert f"\n{name} " in r.output
 
 
@@ -35,7 +38,7 @@ def test_data_info_real(shared):
     assert r.exit_code == 0, r.output
     assert "845 (empty text)" in r.output and "mean" in r.output
     r = run("data", "info", "rt-polarity", "--path", str(shared / "rt-polarity"))
-    assert r.exit_code == 0 and "0: " in r.output
+    assert r.exit_code == 0 and "(binary, 2 classes: neg, pos)" in r.output and "neg: 4" in r.output
 
 
 def test_config_show_resolves_defaults_and_overrides(tmp_path):
@@ -61,11 +64,20 @@ def test_config_show_resolves_defaults_and_overrides(tmp_path):
     (("data", "info", "blog-authorship", "--task", "age"), "--from FOLDER"),
     (("data", "info", "blog-authorship", "--set", "data.group_column=gender"), "always groups rows by blog_id"),
     (("data", "info", "imdb", "--set", "data.group_column=author"), "'imdb' cannot group rows"),
+    (("data", "info"), "data info: give a data set NAME (`rnnbench data list`), or --config CONFIG"),
+    (("data", "info", "csv"), "data set 'csv' reads your file: set data.path"),
+    (("data", "info", "csv", "--path", "{tmp}", "--set", "data.text_columns=[t]", "--set", "data.label_column=y"),
+     "no .csv file in folder"),
+    (("data", "info", "csv", "--path", "{tmp}", "--set", "data.label_column=y"), "needs data.text_columns"),
+    (("data", "info", "tsv", "--path", "{tmp}/c.yaml", "--set", "data.text_columns=[t]", "--set",
+      "data.label_from_path=x"), "data.label_from_path: needs exactly one group"),
+    (("data", "info", "imdb", "--set", "data.path=[{tmp}, {tmp}]"), "'imdb' reads one file or folder"),
+    (("data", "info", "csv", "--set", "data.quoting=double"), "data.quoting: expected one of 'csv', 'none'"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("rnn: {}\n")
-    r = run(*[a.format(cfg=cfg) for a in args])
+    r = run(*[a.format(cfg=cfg, tmp=tmp_path) for a in args])
     assert r.exit_code == 2, r.output
     assert message in r.output
     assert len(r.output.strip().splitlines()) == 1
@@ -76,3 +88,44 @@ def test_malformed_yaml_exit_2_with_line(tmp_path):
     p.write_text("data:\n  sizes: [1, 2\n")
     r = run("config", "show", str(p))
     assert r.exit_code == 2 and "line" in r.output
+
+
+def _stars(tmp_path, **data):
+    (tmp_path / "stars.csv").write_text("text,stars\n" + "".join(f"review {i},{1 + i % 5}\n" for i in range(100)))
+    cfg = {"data": {"dataset": "csv", "path": str(tmp_path / "stars.csv"), "text_columns": ["text"],
+                    "label_column": "stars", **data}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp_path / "c.yaml"
+
+
+def test_data_info_with_a_config_alone_shows_class_names(tmp_path):
+    """Stars 1-5 appeared as 0-4; `data info --config` needed a NAME that the config already gives."""
+    r = run("data", "info", "--config", str(_stars(tmp_path, task_kind="multiclass")))
+    assert r.exit_code == 0, r.output
+    assert "(multiclass, 5 classes: 1, 2, 3, 4, 5)" in r.output
+    assert re.search(r"train +80 +1: \d+, 2: \d+, 3: \d+, 4: \d+, 5: \d+ ", r.output)
+    r = run("data", "info", "--config", str(_stars(tmp_path, label_map={1: "neg", 2: "neg", 3: None, 4: "pos",
+                                                                         5: "pos"})))
+    assert r.exit_code == 0, r.output
+    assert "(binary, 2 classes: neg, pos)" in r.output and "neg: " in r.output
+    assert "read 100 rows; dropped 20 (label mapped to null)" in r.output
+    assert run("data", "info", "csv", "--config", str(_stars(tmp_path, task_kind="multiclass"))).exit_code == 0
+
+
+def test_data_info_name_that_disagrees_with_the_config_is_an_error(tmp_path):
+    r = run("data", "info", "tsv", "--config", str(_stars(tmp_path)))
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
+    assert "NAME 'tsv' disagrees with data.dataset 'csv'" in r.output
+    (tmp_path / "plain.yaml").write_text("rnn: {hidden_dim: 8}\n")  # no data set named: NAME says which
+    r = run("data", "info", "synthetic", "--config", str(tmp_path / "plain.yaml"), "--set",
+            "data.synthetic.train_size=200", "--set", "data.synthetic.test_size=50")
+    assert r.exit_code == 0, r.output
+
+
+def test_data_info_shows_warnings(tmp_path):
+    (tmp_path / "s.tsv").write_text("text\tlabel\n" + "".join(
+        ('"' if i == 3 else "") + f"sentence {i}\t{i % 2}\n" for i in range(40)))
+    r = run("data", "info", "tsv", "--path", str(tmp_path / "s.tsv"), "--set", "data.text_columns=[text]",
+            "--set", "data.label_column=label", "--set", "data.quoting=csv")
+    assert r.exit_code == 0, r.output
+    assert "warning: " in r.output and "unbalanced double quotes may have merged rows" in r.output

@@ -37,7 +37,7 @@ def test_compare_writes_tables_and_plots_and_resumes(tmp_path):
                                        "device"} <= set(rows[0])
     table = list(csv.DictReader(open(out / "crossover.csv")))
     assert list(table[0]) == ["size", "metric", "linear_mean", "linear_std", "rnn_mean", "rnn_std",
-                              "rel_error_reduction", "winner"]
+                              "rel_error_reduction", "winner", "reference"]
     assert [int(t["size"]) for t in table] == [100, 300]
     for t in table:  # the table is the mean of the curves, and the winner follows from it
         lin = np.mean([float(x["accuracy"]) for x in rows if x["model"] == "linear" and int(x["size"]) == int(t["size"])])

@@ -13,7 +13,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from rnnbench.config import DataConfig
+from rnnbench.config import DataConfig, SyntheticConfig
 from rnnbench.data import REGISTRY, Corpus, LoadReport, Split, Task, load, make_subsets, stratified_order
 from rnnbench.data.loaders import load_amazon
 from rnnbench.errors import RnnbenchError
@@ -42,6 +42,15 @@ def test_imdb_tar_counts_non_utf8(tmp_path):
     assert c.report.non_utf8 == 2 and "non-UTF-8" in c.report.summary()
     assert any("\ufffd" in t for t in c.train.texts)
     assert all("<br" not in t for t in c.train.texts)
+
+
+def test_registry_data_sets_name_their_classes(tmp_path):
+    """Class i of a task has a name (data info, result.json and predict show it): the registry's own."""
+    assert load("imdb", str(make_imdb_tar(tmp_path / "a.tar.gz")), "sentiment").task.class_names == ["neg", "pos"]
+    assert load("amazon-polarity", str(make_zhang_tar(tmp_path))).task.class_names == ["neg", "pos"]
+    assert load("zhang-csv", str(make_zhang_tar(tmp_path))).task.class_names == ["1", "2"]  # its raw labels
+    assert load("imdb", str(tmp_path / "a.tar.gz"), "stars").task.class_names == []  # regression: none
+    assert load("synthetic", synthetic=SyntheticConfig(train_size=50, test_size=20)).task.class_names == ["0", "1"]
 
 
 def test_truncated_archive_is_a_clear_error(tmp_path):

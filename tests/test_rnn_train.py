@@ -332,3 +332,118 @@ def test_a_long_epoch_says_how_long_it_will_take_and_logs_progress_without_a_ter
     for step in range(1, 31):
         quiet.update(step, step * 1000)
     assert capsys.readouterr().err == ""
+
+
+class _Crash(BaseException):
+    """A kill at a chosen step (a BaseException: nothing in the trainer catches it)."""
+
+
+def _crash_at(monkeypatch, step: int) -> None:
+    from rnnbench.rnn import train as train_mod
+
+    real = train_mod.Steps.train_step
+
+    def train_step(self, params, opt_state, tokens, lengths, y, w, s, base_key):
+        if s == step:
+            raise _Crash(f"killed before step {step}")
+        return real(self, params, opt_state, tokens, lengths, y, w, s, base_key)
+
+    monkeypatch.setattr(train_mod.Steps, "train_step", train_step)
+
+
+def _curve(run_dir):
+    rows = [json.loads(line) for line in open(f"{run_dir}/metrics.jsonl")]
+    return [{k: v for k, v in x.items() if k not in TIMING} for x in rows if x.get("event") in ("train", "eval", "epoch")]
+
+
+@pytest.mark.slow  # (tests/test_faults.py resumes mid-epoch after a SIGTERM, in the fast set)
+@pytest.mark.parametrize("kill_step", [3, 11])  # 8 batches an epoch: inside the first and the second epoch
+def test_killed_mid_epoch_resumes_from_the_step_checkpoint_to_the_same_result(tmp_path, monkeypatch, kill_step):
+    """rnn.checkpoint_every_s 0 checkpoints after every step: a run killed mid-epoch resumes at that step
+    (data order position, losses so far, dropout keys, the weights' average) and ends exactly as an
+    uninterrupted run: the same predictions and the same learning curve, every line logged once."""
+    settings = {"epochs": 2, "checkpoint_every_s": 0, "input_dropout": 0.2, "ema": 0.5, "eval_every": 5}
+    clean, texts = _small_fit(tmp_path / "clean", **settings)
+    with monkeypatch.context() as m:
+        _crash_at(m, kill_step)
+        with pytest.raises(_Crash):
+            _small_fit(tmp_path / "run", **settings)
+    (ckpt,) = [p for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit()]
+    assert int(ckpt.name) == kill_step  # saved between the steps, not only at the epoch's end
+    resumed, _ = _small_fit(tmp_path / "run", **settings)
+    np.testing.assert_array_equal(resumed.predict_scores(texts), clean.predict_scores(texts))
+    # (a resumed process may compile a program again for the restored arrays: compiled_programs aside)
+    drop = lambda d: {k: v for k, v in d.items() if k != "compiled_programs"}  # noqa: E731
+    assert drop(resumed.training_) == drop(clean.training_) and resumed.chosen_ == clean.chosen_
+    assert _curve(tmp_path / "run") == _curve(tmp_path / "clean")
+    (event,) = [json.loads(x) for x in open(tmp_path / "run" / "metrics.jsonl") if '"resumed"' in x]
+    assert event["step"] == kill_step and event["batch"] == kill_step % 8
+
+
+def test_checkpoint_every_null_keeps_epoch_checkpoints_only(tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        _crash_at(m, 11)
+        with pytest.raises(_Crash):
+            _small_fit(tmp_path / "run", epochs=2, checkpoint_every_s=None)
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit()) == ["8"]
+
+
+def _legacy_save(manager, params, opt_state, best_params, state, ema_params=None):
+    """How rnnbench wrote checkpoints before mid-epoch ones (epoch ends only; six metadata keys)."""
+    import orbax.checkpoint as ocp
+
+    extra = {} if ema_params is None else {"ema_params": ema_params}
+    tree = {"params": params, "opt_state": opt_state, "best_params": best_params, **extra,
+            "meta": {"epoch": np.array(state.epoch, np.int64), "step": np.array(state.step, np.int64),
+                     "best_metric": np.array(np.nan if state.best_metric is None else state.best_metric, np.float64),
+                     "best_epoch": np.array(state.best_epoch, np.float64),
+                     "bad_evals": np.array(state.bad_evals, np.int64),
+                     "compiled_programs": np.array(state.compiled_programs, np.int64)}}
+    manager.save(state.step, args=ocp.args.StandardSave(tree))
+    manager.wait_until_finished()
+
+
+def test_a_checkpoint_in_the_earlier_format_still_resumes(tmp_path, monkeypatch):
+    """A run stopped at an epoch's end by an earlier rnnbench (its checkpoint format) resumes here."""
+    from rnnbench.rnn import train as train_mod
+
+    clean, texts = _small_fit(tmp_path / "clean", epochs=2, ema=0.5)
+    with monkeypatch.context() as m:
+        m.setattr(train_mod, "_save", _legacy_save)
+        _small_fit(tmp_path / "run", epochs=1, ema=0.5)
+    resumed, _ = _small_fit(tmp_path / "run", epochs=2, ema=0.5)
+    np.testing.assert_array_equal(resumed.predict_scores(texts), clean.predict_scores(texts))
+    assert _curve(tmp_path / "run") == _curve(tmp_path / "clean")
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_exits_143_and_resumes_to_the_same_result(tmp_path):
+    """What a scheduler sends first: the trainer saves a checkpoint at the next step boundary and exits
+    143 within seconds; the same command then resumes mid-epoch and ends as an uninterrupted run."""
+    rnn = {"epochs": 2, "patience": 5}
+    data = {"synthetic": {"train_size": 3000, "test_size": 200}}
+    cfg = rnn_config(tmp_path, rnn=rnn, data=data)
+    proc = subprocess.Popen([sys.executable, "-m", "rnnbench.cli", "train", str(cfg), "--model", "rnn"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    runs = tmp_path / "runs" / "t" / "runs"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        metrics = list(runs.glob("*/metrics.jsonl"))
+        if metrics and '"train"' in metrics[0].read_text():
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    sent = time.time()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert time.time() - sent < 60 and "Terminated" in err and "Traceback" not in err
+    (run_dir,) = list(runs.iterdir())
+    assert not (run_dir / "DONE").exists()
+    (ckpt,) = [p for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit()]
+    assert int(ckpt.name) > 0
+    r, resumed_dir = train(cfg)
+    assert r.exit_code == 0, r.output
+    _, clean_dir = train(rnn_config(tmp_path, "clean.yaml", rnn=rnn, data=data,
+                                    experiment={"output_dir": str(tmp_path / "clean")}))
+    assert result(resumed_dir)["metrics"] == result(clean_dir)["metrics"]
+    assert _curve(resumed_dir) == _curve(clean_dir)

@@ -61,7 +61,7 @@ def test_predict_prints_label_and_probability(tmp_path):
     assert [line[0] for line in lines] == ["1", "0"] and all(0.5 <= float(line[1]) <= 1 for line in lines)
     f = tmp_path / "texts.txt"
     f.write_text("the plot was good .\n\nthe plot was bad .\n")
-    assert len(run("predict", run_dir, "--file", f).output.strip().splitlines()) == 2
+    assert len(run("predict", run_dir, "--file", f).stdout.strip().splitlines()) == 2
     full = [line.split("\t") for line in run("predict", run_dir, "--proba", "the plot was very good .").output.splitlines()]
     label, p0, p1, text = full[0]
     assert label == "1" and float(p0) + float(p1) == pytest.approx(1.0, abs=2e-4) and p1 == lines[0][1]
@@ -257,7 +257,8 @@ def test_a_run_stored_under_its_path_based_name_is_adopted(tmp_path):
     cfg = load_config(None, [f"data.path={data}", f"experiment.output_dir={tmp_path}"])
     old = run_path(cfg, "linear", 20, 0, by_content=False)
     old.mkdir(parents=True)
-    (old / "DONE").write_text("x")
+    (old / "result.json").write_text('{"model": "linear", "status": "ok", "size": 20, "seed": 0}')
+    (old / "DONE").write_text("x")  # (a DONE beside no readable result counts as unfinished)
     listed = Run.for_config(cfg, "linear", 20, 0)  # listing finds it where it is
     assert listed.path == old and listed.done
     used = Run.for_config(cfg, "linear", 20, 0, adopt=True)  # a run about to be used is renamed

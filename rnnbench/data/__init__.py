@@ -2,7 +2,8 @@
 tokenizer and ragged token storage.
 
 Layout: :mod:`.corpus` (what a loader returns), :mod:`.files` (opening and reading publishers' files),
-:mod:`.loaders`, :mod:`.blog` and :mod:`.generic` (the per-format loaders), :mod:`.synthetic` (the built-in
+:mod:`.loaders`, :mod:`.blog` and :mod:`.generic` (the per-format loaders; :mod:`.sources`: which files a
+generic data set reads, and what each file really is), :mod:`.synthetic` (the built-in
 corpus), :mod:`.groups` (rows that stay on one side of a split),
 :mod:`.registry` (the data sets, local copies, :func:`load`), :mod:`.download` (``rnnbench data
 download``; not imported here: it needs the network stack), :mod:`.subsets`, :mod:`.tokenizer`,

@@ -18,10 +18,18 @@ class Task:
     name: str
     kind: Kind
     n_classes: int = 0  # classification only
+    # the name of class i (classification); empty: the names are "0", "1", ... Names only: not compared
+    classes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def is_regression(self) -> bool:
         return self.kind == "regression"
+
+    @property
+    def class_names(self) -> list[str]:
+        """The name of each class 0..n_classes-1: the data's own (``neg``, ``pos``), else the numbers."""
+        names = list(self.classes[: self.n_classes])
+        return names + [str(i) for i in range(len(names), self.n_classes)]
 
 
 @dataclass
@@ -44,6 +52,7 @@ class LoadReport:
     dropped: Counter = field(default_factory=Counter)  # reason -> rows dropped
     non_utf8: int = 0  # texts with bytes that are not UTF-8, decoded with replacement
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what may have been read wrongly (rows merged, ...)
 
     def drop(self, reason: str, n: int = 1) -> None:
         self.dropped[reason] += n
@@ -63,6 +72,15 @@ class LoadReport:
             parts.append(f"{self.non_utf8} text(s) had non-UTF-8 bytes (replaced)")
         return "; ".join(parts)
 
+    def lines(self) -> list[str]:
+        """The summary, then each warning and note on a line of its own (what the commands print)."""
+        return [self.summary(), *(f"warning: {w}" for w in self.warnings), *(f"note: {n}" for n in self.notes)]
+
+    def to_dict(self) -> dict:
+        """What a run's ``result.json`` keeps of the load (JSON types only)."""
+        return {"summary": self.summary(), "read": dict(self.read), "dropped": dict(self.dropped),
+                "non_utf8": self.non_utf8, "warnings": list(self.warnings), "notes": list(self.notes)}
+
 
 @dataclass
 class Corpus:
@@ -73,10 +91,11 @@ class Corpus:
     report: LoadReport
 
 
-def task_for(name: str, kind: Kind, y: np.ndarray) -> Task:
-    """The task ``name`` of ``kind``, its class count read off the training labels ``y``."""
-    n = int(y.max()) + 1 if kind != "regression" and len(y) else 0
-    return Task(name, kind, n)
+def task_for(name: str, kind: Kind, y: np.ndarray, classes: tuple[str, ...] | list[str] = ()) -> Task:
+    """The task ``name`` of ``kind``, its class count read off the training labels ``y`` (at least the number
+    of ``classes`` named, so a class absent from training keeps its place)."""
+    n = max(int(y.max()) + 1 if len(y) else 0, len(classes)) if kind != "regression" else 0
+    return Task(name, kind, n, tuple(classes) if kind != "regression" else ())
 
 
 def holdout(texts: list[str], y: np.ndarray, fraction: float, seed: int = 0,

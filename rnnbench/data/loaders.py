@@ -345,5 +345,6 @@ def load_zhang(path: Path, task: str, *, test_fraction: float, dataset: str) -> 
     if test is None:
         train, test = holdout(train.texts, train.y, test_fraction)
     k = int(max(train.y.max(initial=0), test.y.max(initial=0))) + 1
-    task_obj = Task(task, "binary" if k <= 2 else "multiclass", max(k, 2))
+    names = tuple(str(i + 1) for i in range(max(k, 2))) if dataset == "zhang-csv" else ()  # its raw labels 1..K
+    task_obj = Task(task, "binary" if k <= 2 else "multiclass", max(k, 2), names)
     return Corpus(dataset, task_obj, train, test, report)

@@ -9,6 +9,7 @@ imports it): the file of ``--from``-registered copies is kept here.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
@@ -52,6 +53,7 @@ class DatasetInfo:
     local: str = "FILE"  # what `data download NAME --from` takes, for messages
     local_note: str = ""  # what that file or folder holds
     groups_by: str | None = None  # the column the loader always groups rows by (data.group_column may say so)
+    classes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # task -> the name of class i, in order
 
     @property
     def how_to_get(self) -> str:
@@ -124,9 +126,14 @@ def registered_path(name: str) -> Path | None:
     return None
 
 
-def resolve_path(name: str, path: str | None) -> Path:
+def resolve_path(name: str, path: str | list[str] | None) -> Path:
     """The file or folder to load ``name`` from: the given path, else a ``data download``ed or
     ``--from``-registered copy in ``$RNNBENCH_DATA``."""
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            raise RnnbenchError(f"data.path: '{name}' reads one file or folder; a list is for "
+                                f"{', '.join(GENERIC)} files")
+        path = path[0]
     if path:
         p = Path(path).expanduser()
         if not p.exists():
@@ -141,7 +148,12 @@ def resolve_path(name: str, path: str | None) -> Path:
 # ------------------------------------------------------------------------------ loading
 
 
-def load(name: str, path: str | None = None, task: str | None = None, **options) -> Corpus:
+def loader_options() -> tuple[str, ...]:
+    """Every data option some loader takes (the config's ``data`` keys :func:`load` accepts)."""
+    return tuple(dict.fromkeys(o for info in REGISTRY.values() for o in info.options))
+
+
+def load(name: str, path: str | list[str] | None = None, task: str | None = None, **options) -> Corpus:
     """Load data set ``name`` for ``task`` (default: its first task). ``options`` are data options (the
     config's ``data`` keys, such as ``test_fraction``); the loader gets those it takes, and the config's
     defaults for those not given. A name that no loader takes is a TypeError (a misspelt option)."""
@@ -159,10 +171,16 @@ def load(name: str, path: str | None = None, task: str | None = None, **options)
             f"data.group_column: '{name}' cannot group rows (the option is for {', '.join(GENERIC)} files)")
     defaults = DataConfig()
     kwargs = {k: options[k] if k in options else getattr(defaults, k) for k in info.options}
-    if info.needs_path:
+    if name in GENERIC:
+        if not path:  # your own file: no copy to fall back on
+            raise RnnbenchError(f"data set '{name}' reads your file: set data.path (a file, folder, glob or list)")
+        corpus = info.loader(path, task, **kwargs)
+    elif info.needs_path:
         corpus = info.loader(resolve_path(name, path), task, **kwargs)
     else:
         corpus = info.loader(task, **kwargs)
+    if task in info.classes and not corpus.task.classes and not corpus.task.is_regression:
+        corpus.task = dataclasses.replace(corpus.task, classes=info.classes[task])
     for split_name, split in (("train", corpus.train), ("test", corpus.test)):
         if len(split) == 0:
             raise RnnbenchError(f"{name}: the {split_name} split is empty after filtering ({corpus.report.summary()})")
@@ -180,22 +198,26 @@ register(DatasetInfo(
 register(DatasetInfo(
     "imdb", "IMDB Large Movie Review Dataset v1.0 (Maas et al. 2011)",
     {"sentiment": "binary", "stars": "regression"}, "25k train / 25k test", "ai.stanford.edu/~amaas",
-    load_imdb, Source("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz", "aclImdb_v1.tar.gz")))
+    load_imdb, Source("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz", "aclImdb_v1.tar.gz"),
+    classes={"sentiment": ("neg", "pos")}))
 register(DatasetInfo(
     "sst2", "Stanford Sentiment Treebank, binary (GLUE train + sentence-level test)",
-    {"sentiment": "binary"}, "67k train (phrases) / 1.8k test", "GLUE / Socher et al. 2013", load_sst2))
+    {"sentiment": "binary"}, "67k train (phrases) / 1.8k test", "GLUE / Socher et al. 2013", load_sst2,
+    classes={"sentiment": ("neg", "pos")}))
 register(DatasetInfo(
     "rt-polarity", "Pang & Lee sentence polarity v1.0 (seeded 80/20 split)",
     {"sentiment": "binary"}, "10.7k snippets", "cs.cornell.edu/people/pabo/movie-review-data",
     load_rt_polarity,
-    Source("https://www.cs.cornell.edu/people/pabo/movie-review-data/rt-polaritydata.tar.gz", "rt-polaritydata.tar.gz")))
+    Source("https://www.cs.cornell.edu/people/pabo/movie-review-data/rt-polaritydata.tar.gz", "rt-polaritydata.tar.gz"),
+    classes={"sentiment": ("neg", "pos")}))
 register(DatasetInfo(
     "amazon-helpfulness", "Amazon product reviews 2014 (McAuley et al.), CSV or reviews_*.json.gz",
     {"helpfulness": "regression", "rating": "regression"}, "per category (10k for Musical Instruments)",
     "jmcauley.ucsd.edu/data/amazon", load_amazon))
 register(DatasetInfo(
     "clothing-reviews", "Women's E-Commerce Clothing Reviews (2018)",
-    {"rating": "regression", "recommended": "binary"}, "23.5k reviews", "kaggle (nicapotato)", load_clothing))
+    {"rating": "regression", "recommended": "binary"}, "23.5k reviews", "kaggle (nicapotato)", load_clothing,
+    classes={"recommended": ("not recommended", "recommended")}))
 for _name, _file, _desc, _size in (
     ("amazon-polarity", "amazon_review_polarity_csv.tgz", "Amazon review polarity", "3.6M train / 400k test"),
     ("amazon-full", "amazon_review_full_csv.tgz", "Amazon review full (5 classes)", "3M train / 650k test"),
@@ -205,18 +227,21 @@ for _name, _file, _desc, _size in (
     register(DatasetInfo(
         _name, f"{_desc} (Zhang, Zhao & LeCun 2015), Zhang CSV format",
         {"sentiment": "multiclass" if "full" in _name else "binary"}, _size, "Zhang et al. 2015 via fast.ai S3",
-        partial(load_zhang, dataset=_name), Source(_FASTAI + _file, _file)))
+        partial(load_zhang, dataset=_name), Source(_FASTAI + _file, _file),
+        classes={"sentiment": ("1", "2", "3", "4", "5") if "full" in _name else ("neg", "pos")}))
 register(DatasetInfo(
     "blog-authorship", "Blog Authorship Corpus (Schler et al. 2006) as shipped in train/test.tsv.xz, split by author",
     {"gender": "binary", "age": "multiclass"}, "612k train / 67k test posts (17.5k / 1.9k bloggers)",
     "Schler et al. 2006 (non-commercial research use)", blog.load_blog, sha256=blog.SHA256,
-    local="FOLDER", local_note="the folder holding train.tsv.xz and test.tsv.xz", groups_by="blog_id"))
+    local="FOLDER", local_note="the folder holding train.tsv.xz and test.tsv.xz", groups_by="blog_id",
+    classes={task: classes for task, (_, classes) in blog.TASKS.items()}))
 register(DatasetInfo(
     "zhang-csv", "any file in the Zhang et al. 2015 format (\"label\",\"title\",\"text\", labels 1..K)",
     {"sentiment": "binary"}, "yours", "local file", partial(load_zhang, dataset="zhang-csv")))
 for _fmt in GENERIC:
     register(DatasetInfo(
-        _fmt, f"a generic {_fmt.upper()} file: data.text_columns, data.label_column, data.task_kind, "
-              f"data.group_column",
+        _fmt, f"your {_fmt.upper()} file(s): data.text_columns, data.label_column (or data.label_from_path), "
+              f"data.task_kind; data.label_map, data.group_column" + (", data.delimiter, data.quoting, "
+                                                                       "data.columns" if _fmt in ("csv", "tsv") else ""),
         {"label": "binary"}, "yours", "local file", partial(load_generic, fmt=_fmt)))
 del _fmt

@@ -13,6 +13,9 @@ def compilation_cache_path() -> str:
     return os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(base, "jax-cache")
 
 
+_UNUSABLE_CACHE: list[str] = []  # the cache folder that could not be made (warned about once)
+
+
 def enable_compilation_cache() -> None:
     """Reuse compiled programs across processes and runs: ``$RNNBENCH_DATA/jax-cache`` (default
     ``~/.cache/rnnbench/jax-cache``). Called where programs are first compiled (``train.Steps``), never
@@ -23,7 +26,17 @@ def enable_compilation_cache() -> None:
     path = compilation_cache_path()
     try:
         os.makedirs(path, exist_ok=True)
-    except OSError:
+        if not os.access(path, os.W_OK):
+            raise PermissionError(13, "not writable")
+    except OSError as e:  # training runs on, compiling each program in every process: said once
+        import warnings
+
+        if _UNUSABLE_CACHE:
+            return
+        _UNUSABLE_CACHE.append(path)
+        warnings.warn(f"rnnbench: the compile cache folder {path} cannot be used ({e.strerror or e}); programs "
+                      "are compiled afresh in every process (set $JAX_COMPILATION_CACHE_DIR or $RNNBENCH_DATA)",
+                      RuntimeWarning, stacklevel=2)
         return
     try:
         jax.config.update("jax_compilation_cache_dir", path)

@@ -6,14 +6,26 @@ re-walks the object graph per step. Batches are read in chunks of time steps, so
 serve every text length. The learning rate is an injected optax hyper-parameter (a runtime value, not a
 compile-time constant). Data order and dropout keys are functions of (seed, epoch, step), so a run
 resumed from a checkpoint continues exactly as an uninterrupted one would; checkpoints hold
-parameters and optimizer state, never RNG state.
+parameters and optimizer state, never RNG state (the position in the data order stands for it).
+
+Checkpoints (orbax, under ``run_dir/checkpoints/<step>``, the newest kept): one at every epoch's end, and
+one mid-epoch whenever ``rnn.checkpoint_every_s`` seconds have passed since the last (0: after every step;
+null: epoch ends only). A mid-epoch checkpoint also holds the epoch's position (batches done, their tokens
+and losses), so a run killed at any moment loses at most that much work and resumes bit for bit. A
+SIGTERM (:mod:`rnnbench.termination`) is served at the next step boundary: a checkpoint, then
+:class:`~rnnbench.termination.Terminated`. A checkpoint that cannot be read back (truncated, garbled: its
+fingerprint no longer matches) is deleted with a warning and the run trains from the one before, or
+from the start.
 """
 
 from __future__ import annotations
 
+import errno
 import math
+import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +38,7 @@ from flax import nnx
 from jax import lax
 from tqdm import tqdm
 
+from .. import termination
 from ..config import RnnConfig
 from ..data import Ragged, Task
 from ..metrics import evaluate, is_better, primary
@@ -294,13 +307,24 @@ class TrainState:
     best_epoch: int = -1
     bad_evals: int = 0
     compiled_programs: int = 0  # the most programs any process of this run compiled
+    # the position inside epoch ``epoch`` (a mid-epoch checkpoint; all 0 at an epoch's end):
+    batch: int = 0  # batches of the epoch's plan already trained
+    epoch_tokens: int = 0  # their real tokens
+    epoch_losses: np.ndarray | None = None  # their training losses (float32), for the epoch's mean loss
+    tokens: int = -1  # real tokens of the epochs before (the curves' x axis); -1: not recorded (older format)
+    wall_seconds: float = -1.0  # training seconds before the checkpoint; -1: not recorded (older format)
+
+
+class CorruptCheckpoint(Exception):
+    """A checkpoint whose contents do not match the fingerprint saved with them."""
 
 
 def _checkpointer(path: Path):
     import orbax.checkpoint as ocp
 
-    options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
-    return ocp.CheckpointManager(path.absolute(), options=options)
+    # cleanup_tmp_directories: a save killed half-way leaves a temp folder; it goes when the run resumes
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True, cleanup_tmp_directories=True)
+    return ocp.CheckpointManager(path.absolute(), item_handlers=ocp.StandardCheckpointHandler(), options=options)
 
 
 class _EpochMeter:
@@ -356,7 +380,9 @@ class FitResult:
 def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: Ragged, val_y: np.ndarray,
         seed: int, run: Run | None = None, progress: bool = True, y_scale=(0.0, 1.0)) -> FitResult:
     """Train with early stopping on the validation metric. With a ``run``: log to it, checkpoint after
-    every epoch, and resume from its last checkpoint, its metrics log kept up to that checkpoint."""
+    every epoch (and every ``cfg.checkpoint_every_s`` seconds within one), and resume from its last
+    checkpoint, its metrics log kept up to that checkpoint. A SIGTERM is served between two steps: a
+    checkpoint, then :class:`~rnnbench.termination.Terminated`."""
     steps = Steps(model, cfg, task, seed)
     steps.width = int(train.boundaries[-1])  # every training batch one shape: one set of programs
     params = steps.params
@@ -368,16 +394,24 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
     manager = _checkpointer(run.checkpoint_dir) if run is not None else None
     log = run.log if run is not None else (lambda record: None)
     tokens_seen, wall_before = 0, 0.0  # the curve's x axes continue across a resume
-    if manager is not None and manager.latest_step() is not None:
-        params, opt_state, best_params, state, ema_params = _restore(manager, params, opt_state, best_params,
-                                                                     ema_params)
-        kept = run.truncate_metrics(state.step)
-        tokens_seen = max((r.get("tokens", 0) for r in kept), default=0)
-        wall_before = max((r.get("wall_seconds", 0.0) for r in kept), default=0.0)
-        log({"event": "resumed", "epoch": state.epoch, "step": state.step})
+    saved_step = None  # the step of the checkpoint on disk
+    if manager is not None:
+        restored = _restore_latest(manager, run, params, opt_state, best_params, ema_params)
+        if restored is not None:
+            params, opt_state, best_params, state, ema_params = restored
+            saved_step = state.step
+            kept = run.truncate_metrics(state.step)
+            if state.tokens >= 0:
+                tokens_seen, wall_before = state.tokens, state.wall_seconds
+            else:  # a checkpoint of an earlier rnnbench, always at an epoch's end: from the log
+                tokens_seen = max((r.get("tokens", 0) for r in kept), default=0)
+                wall_before = max((r.get("wall_seconds", 0.0) for r in kept), default=0.0)
+            log({"event": "resumed", "epoch": state.epoch, "step": state.step,
+                 **({"batch": state.batch} if state.batch else {})})
 
     real, processed = train.padding_stats()
     t_start = time.perf_counter()
+    last_save = t_start
     stop = state.bad_evals >= cfg.patience
 
     def wall() -> float:
@@ -402,56 +436,78 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
              "val_metric": score, "wall_seconds": wall()})
         return state.bad_evals >= cfg.patience
 
-    while state.epoch < cfg.epochs and not stop:
-        plan = train.epoch(seed, state.epoch)
-        lr = cfg.learning_rate * cfg.lr_decay ** state.epoch
-        if cfg.lr_decay != 1.0:  # a runtime value (inject_hyperparams): no recompile
-            opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
-        bar = tqdm(total=len(plan), desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=None if progress else True, leave=False, dynamic_ncols=True)
-        meter = _EpochMeter(f"epoch {state.epoch + 1}/{cfg.epochs}", len(plan), real, enabled=progress,
-                            lines=progress and bar.disable)
-        t_epoch, epoch_tokens, losses = time.perf_counter(), 0, []
-        for i, (bucket, idx) in enumerate(plan):
-            batch = train.batch(idx, bucket)
-            params, opt_state, loss, gnorm = steps.train_step(
-                params, opt_state, batch.tokens, batch.lengths, batch.y, batch.weight, state.step, steps.base_key)
-            if ema_params is not None:
-                ema_params = steps.average(ema_params, params)
-            state.step += 1
-            epoch_tokens += batch.real_tokens
-            losses.append(loss)
-            if state.step % 20 == 0 or i == len(plan) - 1:
-                loss_v, gnorm_v = float(loss), float(gnorm)
-                if not (math.isfinite(loss_v) and math.isfinite(gnorm_v)):
-                    bar.close()
-                    raise FloatingPointError(f"loss became {loss_v} (gradient norm {gnorm_v}) at step {state.step}")
-                tok_s = epoch_tokens / max(time.perf_counter() - t_epoch, 1e-9)
-                log({"event": "train", "step": state.step, "epoch": state.epoch + (i + 1) / len(plan),
-                     "train_loss": loss_v, "grad_norm": gnorm_v, "tokens_per_s": tok_s, "wall_seconds": wall(),
-                     "tokens": tokens_seen + epoch_tokens})
-                bar.set_postfix(loss=f"{loss_v:.4f}", tok_s=f"{tok_s:,.0f}")
-            meter.update(i + 1, epoch_tokens)
-            bar.update(1)
-            if cfg.eval_every and state.step % cfg.eval_every == 0 and i < len(plan) - 1:
-                if evaluate_now(state.epoch + (i + 1) / len(plan)):
-                    stop = True
-                    break
-        bar.close()
-        tokens_seen += epoch_tokens
-        if stop:
-            break
-        state.epoch += 1
-        epoch_loss = float(jnp.mean(jnp.stack(losses))) if losses else float("nan")
-        log({"event": "epoch", "epoch": state.epoch, "step": state.step, "train_loss_epoch": epoch_loss,
-             "learning_rate": lr, "tokens_per_s": epoch_tokens / max(time.perf_counter() - t_epoch, 1e-9)})
-        stop = evaluate_now(float(state.epoch))  # every epoch ends with an evaluation
+    def checkpoint(batch: int, epoch_tokens: int, losses: list) -> None:
+        """Save the whole state, ``batch`` batches into epoch ``state.epoch`` (0: at its start)."""
+        nonlocal saved_step, last_save
+        state.batch, state.epoch_tokens = batch, epoch_tokens
+        state.epoch_losses = np.asarray(jax.device_get(jnp.stack(losses))) if batch and losses else None
+        state.tokens, state.wall_seconds = tokens_seen, wall()
         state.compiled_programs = max(state.compiled_programs, steps.compiled_programs())
-        if manager is not None:
-            _save(manager, params, opt_state, best_params, state, ema_params)
-    if manager is not None:
-        manager.wait_until_finished()
-        manager.close()
+        _save(manager, params, opt_state, best_params, state, ema_params)
+        saved_step, last_save = state.step, time.perf_counter()
+
+    with _closing(manager), termination.deferred():  # a SIGTERM waits for the next step boundary
+        while state.epoch < cfg.epochs and not stop:
+            plan = train.epoch(seed, state.epoch)
+            start = min(state.batch, len(plan))  # > 0: resumed from a mid-epoch checkpoint
+            lr = cfg.learning_rate * cfg.lr_decay ** state.epoch
+            if cfg.lr_decay != 1.0:  # a runtime value (inject_hyperparams): no recompile
+                opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
+            bar = tqdm(total=len(plan), initial=start, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch",
+                       disable=None if progress else True, leave=False, dynamic_ncols=True)
+            epoch_tokens = state.epoch_tokens if start else 0
+            losses = [jnp.asarray(x) for x in state.epoch_losses[:start]] if start else []
+            meter = _EpochMeter(f"epoch {state.epoch + 1}/{cfg.epochs}", len(plan) - start, real - epoch_tokens,
+                                enabled=progress, lines=progress and bar.disable)
+            t_epoch, tokens_at_start = time.perf_counter(), epoch_tokens
+            for i in range(start, len(plan)):
+                every = cfg.checkpoint_every_s
+                due = termination.requested() or (every is not None and time.perf_counter() - last_save >= every)
+                if due and manager is not None and state.step != saved_step:
+                    checkpoint(i, epoch_tokens, losses)  # between two steps: everything before step i is in
+                if termination.requested():
+                    bar.close()
+                    raise termination.Terminated(f"checkpoint at step {state.step}" if manager is not None
+                                                 else f"stopped at step {state.step}")
+                bucket, idx = plan[i]
+                batch = train.batch(idx, bucket)
+                params, opt_state, loss, gnorm = steps.train_step(
+                    params, opt_state, batch.tokens, batch.lengths, batch.y, batch.weight, state.step, steps.base_key)
+                if ema_params is not None:
+                    ema_params = steps.average(ema_params, params)
+                state.step += 1
+                epoch_tokens += batch.real_tokens
+                losses.append(loss)
+                if state.step % 20 == 0 or i == len(plan) - 1:
+                    loss_v, gnorm_v = float(loss), float(gnorm)
+                    if not (math.isfinite(loss_v) and math.isfinite(gnorm_v)):
+                        bar.close()
+                        raise FloatingPointError(f"loss became {loss_v} (gradient norm {gnorm_v}) at step {state.step}")
+                    tok_s = (epoch_tokens - tokens_at_start) / max(time.perf_counter() - t_epoch, 1e-9)
+                    log({"event": "train", "step": state.step, "epoch": state.epoch + (i + 1) / len(plan),
+                         "train_loss": loss_v, "grad_norm": gnorm_v, "tokens_per_s": tok_s, "wall_seconds": wall(),
+                         "tokens": tokens_seen + epoch_tokens})
+                    bar.set_postfix(loss=f"{loss_v:.4f}", tok_s=f"{tok_s:,.0f}")
+                meter.update(i + 1 - start, epoch_tokens - tokens_at_start)
+                bar.update(1)
+                if cfg.eval_every and state.step % cfg.eval_every == 0 and i < len(plan) - 1:
+                    if evaluate_now(state.epoch + (i + 1) / len(plan)):
+                        stop = True
+                        break
+            bar.close()
+            tokens_seen += epoch_tokens
+            if stop:
+                break
+            state.epoch += 1
+            epoch_loss = float(jnp.mean(jnp.stack(losses))) if losses else float("nan")
+            log({"event": "epoch", "epoch": state.epoch, "step": state.step, "train_loss_epoch": epoch_loss,
+                 "learning_rate": lr,
+                 "tokens_per_s": (epoch_tokens - tokens_at_start) / max(time.perf_counter() - t_epoch, 1e-9)})
+            stop = evaluate_now(float(state.epoch))  # every epoch ends with an evaluation
+            state.compiled_programs = max(state.compiled_programs, steps.compiled_programs())
+            if manager is not None:
+                checkpoint(0, 0, [])
+        state.batch, state.epoch_tokens, state.epoch_losses = 0, 0, None
     return FitResult(steps, best_params, state, real / max(processed, 1),
                      max(state.compiled_programs, steps.compiled_programs()), time.perf_counter() - t_start)
 
@@ -459,33 +515,169 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
 # ----------------------------------------------------------------------------------------- checkpoints
 
 
+@contextmanager
+def _quiet():
+    """Within it, orbax's and tensorstore's failed reads and writes (a full disk, a damaged checkpoint) log
+    nothing and print no thread tracebacks: a screenful each, which the caller says in one line."""
+    import logging
+    import threading
+
+    loggers = [logging.getLogger(name) for name in ("absl", "asyncio")]
+    levels, hooks = [lg.level for lg in loggers], (threading.excepthook, sys.excepthook, sys.unraisablehook)
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    threading.excepthook = sys.unraisablehook = lambda *args: None
+    sys.excepthook = lambda *args: None  # what C++ callbacks print their errors with (PyErr_Print)
+    before = set(threading.enumerate())
+    try:
+        yield
+    except BaseException:
+        _silence_leftovers()  # the save's other writers go on failing after this: said once, by the caller
+        for thread in set(threading.enumerate()) - before:  # and most of them fail here, quietly
+            try:
+                thread.join(timeout=60)
+            except RuntimeError:  # not started yet
+                pass
+        raise
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+        threading.excepthook, sys.excepthook, sys.unraisablehook = hooks
+
+
+_SILENCED: list[bool] = []
+
+
+def _silence_leftovers() -> None:
+    """After a failed save or restore, orbax's abandoned tasks and tensorstore's callbacks into closed event
+    loops keep reporting the same failure, as asyncio log records and thread tracebacks, until they are
+    collected: from then on this process drops those (and only those)."""
+    import logging
+    import threading
+
+    if _SILENCED:
+        return
+    _SILENCED.append(True)
+
+    def leftover(exc) -> bool:
+        text = str(exc)
+        return "Event loop is closed" in text or "RESOURCE_EXHAUSTED" in text or "DATA_LOSS" in text
+
+    logging.getLogger("asyncio").addFilter(lambda r: "exception was never retrieved" not in r.getMessage())
+    logging.getLogger("absl").addFilter(lambda r: not leftover(r.getMessage()))
+    unraisable, thread_hook, except_hook = sys.unraisablehook, threading.excepthook, sys.excepthook
+    sys.unraisablehook = lambda u: None if leftover(u.exc_value) else unraisable(u)
+    threading.excepthook = lambda a: None if leftover(a.exc_value) else thread_hook(a)
+    sys.excepthook = lambda t, v, tb: None if leftover(v) else except_hook(t, v, tb)
+
+
+@contextmanager
+def _closing(manager):
+    """Close the checkpoint manager however training ends (it waits for a save in flight)."""
+    try:
+        yield
+    except BaseException:
+        if manager is not None:
+            with _quiet():  # after a failed save its threads may still be failing
+                manager.close()
+        raise
+    else:
+        if manager is not None:
+            manager.close()
+
+
+_META_INT = ("epoch", "step", "bad_evals", "compiled_programs", "batch", "epoch_tokens", "tokens")
+
+
+def _meta(state: TrainState) -> dict:
+    losses = state.epoch_losses if state.epoch_losses is not None and len(state.epoch_losses) else np.zeros(1)
+    return {**{k: np.array(getattr(state, k), np.int64) for k in _META_INT},
+            "best_metric": np.array(np.nan if state.best_metric is None else state.best_metric, np.float64),
+            "best_epoch": np.array(state.best_epoch, np.float64),
+            "wall_seconds": np.array(state.wall_seconds, np.float64),
+            "epoch_losses": np.asarray(losses, np.float32)}  # never empty: orbax stores no 0-length arrays
+
+
 def _tree(params, opt_state, best_params, state: TrainState, ema_params=None) -> dict:
     extra = {} if ema_params is None else {"ema_params": ema_params}
-    return {"params": params, "opt_state": opt_state, "best_params": best_params, **extra,
-            "meta": {"epoch": np.array(state.epoch, np.int64), "step": np.array(state.step, np.int64),
-                     "best_metric": np.array(np.nan if state.best_metric is None else state.best_metric, np.float64),
-                     "best_epoch": np.array(state.best_epoch, np.float64),
-                     "bad_evals": np.array(state.bad_evals, np.int64),
-                     "compiled_programs": np.array(state.compiled_programs, np.int64)}}
+    return {"params": params, "opt_state": opt_state, "best_params": best_params, **extra, "meta": _meta(state)}
+
+
+def _fingerprint(tree: dict) -> float:
+    """A float64 checksum of every array, the metadata's too (but itself): a garbled checkpoint that still
+    decodes shows as a mismatch. Exact: the same arrays give the same sums."""
+    leaves = jax.tree.leaves({**tree, "meta": {k: v for k, v in tree["meta"].items() if k != "fingerprint"}})
+    return float(sum((k + 1) * np.sum(np.nan_to_num(np.asarray(leaf, np.float64))) for k, leaf in enumerate(leaves)))
 
 
 def _save(manager, params, opt_state, best_params, state: TrainState, ema_params=None) -> None:
+    """Write a checkpoint at ``state.step`` and wait until it is whole; a failure (a full disk) is an
+    ``OSError`` naming the checkpoint, the previous checkpoint left as it was."""
     import orbax.checkpoint as ocp
 
-    manager.save(state.step, args=ocp.args.StandardSave(_tree(params, opt_state, best_params, state, ema_params)))
-    manager.wait_until_finished()  # orbax writes asynchronously: a checkpoint counts once it is whole
+    tree = _tree(params, opt_state, best_params, state, ema_params)
+    tree["meta"]["fingerprint"] = np.array(_fingerprint(tree), np.float64)
+    where = str(Path(manager.directory) / str(state.step))
+    try:
+        with _quiet():
+            manager.save(state.step, args=ocp.args.StandardSave(tree), force=True)
+            manager.wait_until_finished()  # orbax writes asynchronously: a checkpoint counts once it is whole
+    except Exception as e:  # noqa: BLE001 - orbax and tensorstore wrap I/O errors in their own types
+        cause = next((c for c in _causes(e) if isinstance(c, OSError) and c.errno), None)
+        code = cause.errno if cause is not None else (errno.ENOSPC if "No space left" in str(e) else errno.EIO)
+        raise OSError(code, f"checkpoint not written ({type(e).__name__}: {(str(e).splitlines() or ['?'])[0][:200]})",
+                      where) from e
 
 
-def _restore(manager, params, opt_state, best_params, ema_params=None):
+def _causes(e: BaseException):
+    while e is not None:
+        yield e
+        e = e.__cause__ or e.__context__
+
+
+def _restore(manager, step: int, params, opt_state, best_params, ema_params=None):
+    """The checkpoint of ``step``, in the current format or an earlier one (epoch ends only, no position,
+    no fingerprint). Raises what orbax raises for an unreadable one, or :class:`CorruptCheckpoint`."""
     import orbax.checkpoint as ocp
 
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct,
                           _tree(params, opt_state, best_params, TrainState(), ema_params))
-    tree = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(target))
-    meta = tree["meta"]
+    saved = manager.item_metadata(step)
+    if saved is not None and "meta" in saved:  # the metadata keys (and shapes) this checkpoint has
+        target["meta"] = {k: jax.ShapeDtypeStruct(tuple(v.shape), v.dtype) for k, v in saved["meta"].items()}
+    tree = manager.restore(step, args=ocp.args.StandardRestore(target))
+    meta = {k: np.asarray(v) for k, v in tree["meta"].items()}
+    if "fingerprint" in meta and float(meta["fingerprint"]) != _fingerprint(tree):
+        raise CorruptCheckpoint("its arrays do not match the fingerprint saved with them")
     best = float(meta["best_metric"])
-    state = TrainState(epoch=int(meta["epoch"]), step=int(meta["step"]),
-                       best_metric=None if math.isnan(best) else best, best_epoch=float(meta["best_epoch"]),
-                       bad_evals=int(meta["bad_evals"]), compiled_programs=int(meta["compiled_programs"]))
+    state = TrainState(best_metric=None if math.isnan(best) else best, best_epoch=float(meta["best_epoch"]),
+                       **{k: int(meta[k]) for k in _META_INT if k in meta},
+                       **({"wall_seconds": float(meta["wall_seconds"])} if "wall_seconds" in meta else {}))
+    if state.batch:
+        state.epoch_losses = np.asarray(meta["epoch_losses"], np.float32)[:state.batch]
+        if len(state.epoch_losses) != state.batch:
+            raise CorruptCheckpoint(f"{len(state.epoch_losses)} losses saved for {state.batch} batches")
     return tree["params"], tree["opt_state"], jax.device_get(tree["best_params"]), state, tree.get("ema_params")
 
+
+def _restore_latest(manager, run: Run, params, opt_state, best_params, ema_params=None):
+    """The newest checkpoint that reads back whole, or None. One that does not (truncated, garbled, of
+    another shape) is deleted with a warning, and the one before it tried; with none left the run trains
+    from the start (its metrics log emptied)."""
+    steps_on_disk = sorted(manager.all_steps(), reverse=True)
+    for step in steps_on_disk:
+        try:
+            with _quiet():
+                return _restore(manager, step, params, opt_state, best_params, ema_params)
+        except Exception as e:  # noqa: BLE001 - orbax, tensorstore and numpy fail in their own ways
+            reason = f"{type(e).__name__}: {(str(e).splitlines() or ['?'])[0][:200]}"
+            print(f"warning: checkpoint {run.checkpoint_dir / str(step)} cannot be read back ({reason}); "
+                  "deleted", file=sys.stderr, flush=True)
+            shutil.rmtree(run.checkpoint_dir / str(step), ignore_errors=True)
+            manager.reload()
+    if steps_on_disk:
+        print(f"warning: {run.path.name}: no readable checkpoint left: training from the start",
+              file=sys.stderr, flush=True)
+        run.clear_metrics()
+        run.log({"event": "checkpoint_unreadable", "step": 0, "deleted": steps_on_disk})
+    return None

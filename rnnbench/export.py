@@ -1,0 +1,157 @@
+"""``rnnbench export tensorboard DIR``: the runs' ``metrics.jsonl`` as TensorBoard event files.
+
+One TensorBoard run per rnnbench run, named by model, size, seed and the settings in which it differs
+from the experiment's other runs of its model (a sweep's swept values): ``rnn-n2000-s0-rnn.cell=lstm``.
+Scalars: ``train/loss``, ``train/grad_norm``, ``train/tokens_per_s`` (every logged step),
+``train/loss_epoch``, ``train/learning_rate`` (epoch ends), ``val/<metric>`` (each evaluation; for the
+linear model each grid point, in order), ``test/<metric>`` (once, at the last step). Written with
+tensorboardX (``pip install -e '.[tensorboard]'``; TensorFlow is not needed). Exporting again replaces
+a run's events, so they are never counted twice.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import time
+from pathlib import Path
+
+from .errors import RnnbenchError
+from .fileio import read_jsonl
+
+TB_HINT = "pip install -e '.[tensorboard]'"
+HASHED_SECTIONS = ("data", "tokenizer", "linear", "rnn")  # what makes runs differ (as in the run hash)
+
+
+def _writer_class():
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise RnnbenchError(f"export tensorboard needs tensorboardX, which is not installed: {TB_HINT}") from None
+    return SummaryWriter
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _settings(run: Path) -> dict:
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    return _flat({k: cfg.get(k) or {} for k in HASHED_SECTIONS})
+
+
+def _value(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, list):
+        return "-".join(map(str, v))
+    return str(v)
+
+
+def run_names(runs: list[Path]) -> dict[Path, str]:
+    """A readable, unique name per run: ``<model>-n<size>-s<seed>`` and the settings that vary among the
+    runs of its model."""
+    settings = {r: _settings(r) for r in runs}
+    names = {}
+    for r in runs:
+        model, _, rest = r.name.partition("-n")
+        size, _, rest = rest.partition("-s")
+        seed = rest.partition("-")[0]
+        peers = [settings[p] for p in runs if p.name.partition("-n")[0] == model]
+        varying = sorted(k for k in set().union(*peers) if len({repr(p.get(k)) for p in peers}) > 1
+                         and k != "data.sizes")
+        parts = [f"{k}={_value(settings[r].get(k))}" for k in varying]
+        names[r] = re.sub(r"[^A-Za-z0-9_.=,+-]", "_", "-".join([f"{model}-n{size}-s{seed}", *parts]))
+    seen: dict[str, int] = {}
+    for r in runs:  # two runs that differ only where the name does not look: keep both
+        n = names[r]
+        seen[n] = seen.get(n, 0) + 1
+        if seen[n] > 1:
+            names[r] = f"{n}-{r.name.rsplit('-', 1)[-1]}"
+    return names
+
+
+def scalars(run: Path) -> list[tuple[str, float, int, float | None]]:
+    """(tag, value, step, wall time) for every number TensorBoard should show, in log order."""
+    rows = read_jsonl(run / "metrics.jsonl")
+    out = []
+    last_step, grid = 0, 0
+
+    def add(tag, value, step, t):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out.append((tag, float(value), int(step), t))
+
+    for r in rows:
+        ev, t = r.get("event"), r.get("time")
+        step = r.get("step") if isinstance(r.get("step"), int) else last_step
+        last_step = max(last_step, step)
+        if ev == "train":
+            add("train/loss", r.get("train_loss"), step, t)
+            add("train/grad_norm", r.get("grad_norm"), step, t)
+            add("train/tokens_per_s", r.get("tokens_per_s"), step, t)
+        elif ev == "epoch":
+            add("train/loss_epoch", r.get("train_loss_epoch"), step, t)
+            add("train/learning_rate", r.get("learning_rate"), step, t)
+        elif ev == "eval":
+            for k, v in r.items():
+                if k.startswith("val_") and k != "val_metric":
+                    add(f"val/{k[4:]}", v, step, t)
+        elif ev == "grid_point":
+            grid += 1
+            for k, v in r.items():
+                if k.startswith("val_"):
+                    add(f"val/{k[4:]}", v, grid, t)
+        elif ev == "done":
+            for k, v in r.items():
+                if k.startswith("test_"):
+                    add(f"test/{k[5:]}", v, max(last_step, grid), t)
+    return out
+
+
+def export_tensorboard(target: Path, out: Path | None = None) -> dict:
+    """Write one TensorBoard run per rnnbench run of ``target`` (an experiment folder, its ``runs/``, or
+    one run) under ``out`` (default ``<experiment>/tensorboard``)."""
+    from .status import run_folders
+
+    writer_cls = _writer_class()
+    target = Path(target)
+    runs = [r for r in run_folders(target) if (r / "metrics.jsonl").exists()]
+    if not runs:
+        raise RnnbenchError(f"{target}: no run with a metrics.jsonl to export")
+    if out is None:
+        exp = target if (target / "runs").is_dir() else target.parent if target.name == "runs" else target.parent.parent
+        out = exp / "tensorboard"
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = run_names(runs)
+    written = 0
+    for run in runs:
+        final = out / names[run]
+        tmp = out / f".{names[run]}.tmp-{time.time_ns()}"
+        w = writer_cls(logdir=str(tmp), flush_secs=3600)
+        n = 0
+        for tag, value, step, t in scalars(run):
+            w.add_scalar(tag, value, global_step=step, walltime=t)
+            n += 1
+        w.close()
+        if final.exists():  # replace: TensorBoard would otherwise show the old events beside the new
+            old = out / f".{names[run]}.old-{time.time_ns()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+        written += n
+    return {"dir": out, "runs": len(runs), "scalars": written, "names": sorted(names.values())}

@@ -1,0 +1,337 @@
+"""A claim on a run: one process trains it, the others skip it and wait.
+
+Before a run starts, :meth:`rnnbench.runs.Run.begin` takes its lease: a small JSON file created
+exclusively (a hard link of a whole temp file, so a reader never sees half of one) holding the holder's
+host, pid, start time and heartbeat. A thread refreshes the heartbeat while the run trains; the lease is
+released when the run finishes. A second process, on this machine or another one sharing the folder,
+finds the lease and gets :class:`Claimed` (who holds it, since when); the executor then skips the run
+and waits for it. A lease whose heartbeat is older than its ``timeout`` (the holder died or lost the
+folder), or whose holder is a dead process on this host, is taken over. The executor's retry of a run
+whose worker died passes the same ``owner`` key and takes the lease over at once.
+
+Where: ``<experiment>/leases/<run folder name>.lease`` for a run inside ``<experiment>/runs/``, else
+``.<name>.lease`` beside the run folder. Every claim is also appended to ``leases/log.jsonl`` (run,
+host, pid, time, the GPUs the worker saw, whose lease it took over): who trained what, where.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import RnnbenchError
+from .fileio import append_jsonl, atomic_write_text
+
+DEFAULT_TIMEOUT = 300.0  # seconds without a heartbeat after which a lease counts as abandoned
+LOG = "log.jsonl"
+HOST = socket.gethostname()
+
+
+@dataclass
+class Holder:
+    """What a lease file holds."""
+
+    host: str
+    pid: int
+    started: float  # unix time the claim was taken
+    heartbeat: float  # unix time of the last refresh
+    timeout: float = DEFAULT_TIMEOUT
+    token: str = ""  # unique per claim: tells a lease from its successor
+    owner: str = ""  # the executor's key of the job: its retry may take the lease over
+    cuda_visible_devices: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def describe(self, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        return (f"{self.host} pid {self.pid} since {time.strftime('%H:%M:%S', time.localtime(self.started))} "
+                f"(heartbeat {_ago(now - self.heartbeat)} ago)")
+
+    def stale(self, now: float | None = None) -> bool:
+        """Abandoned: no heartbeat for ``timeout`` seconds, or its process is gone (seen from its host)."""
+        now = time.time() if now is None else now
+        if now - self.heartbeat > self.timeout:
+            return True
+        return self.host == HOST and not _pid_alive(self.pid)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Holder:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+class Claimed(RnnbenchError):
+    """The run is claimed by another live process (``holder``), or was finished by one while this one
+    waited for the claim (``finished``)."""
+
+    def __init__(self, run: Path, holder: Holder | None, finished: bool = False):
+        self.run, self.holder, self.finished = Path(run), holder, finished
+        if finished:
+            msg = f"run {self.run.name} was finished by another process meanwhile"
+        else:
+            msg = (f"run {self.run.name} is claimed by {holder.describe()}; it is being trained there "
+                   f"(a claim with no heartbeat for {holder.timeout:.0f} s is taken over)")
+        super().__init__(msg)
+
+
+def lease_path(run_path: Path) -> Path:
+    run_path = Path(run_path)
+    if run_path.parent.name == "runs":
+        return run_path.parent.parent / "leases" / f"{run_path.name}.lease"
+    return run_path.parent / f".{run_path.name}.lease"
+
+
+def log_path(run_path: Path) -> Path:
+    return lease_path(run_path).parent / LOG if Path(run_path).parent.name == "runs" else \
+        Path(run_path).parent / f".{LOG}"
+
+
+def read(path: Path) -> Holder | None:
+    """The holder of a lease file, None if there is none (or it vanished while being read)."""
+    try:
+        text = Path(path).read_text()
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    except OSError:
+        return None
+    try:
+        return Holder.from_dict(json.loads(text))
+    except (ValueError, TypeError):
+        # written without hard links (see _create) and caught half-way: count it live until it is old
+        try:
+            mtime = Path(path).stat().st_mtime
+        except OSError:
+            return None
+        return Holder(host="?", pid=-1, started=mtime, heartbeat=mtime, token="?")
+
+
+def holder_of(run_path: Path) -> Holder | None:
+    """Who holds this run's lease (None: nobody)."""
+    return read(lease_path(run_path))
+
+
+# ---------------------------------------------------------------------------------------- this process
+
+_HELD: dict[str, Holder] = {}  # lease file -> our claim
+_LOCK = threading.Lock()
+_THREAD: threading.Thread | None = None
+_OWNER = ""  # set by the executor in a worker: the job's key
+
+
+def set_owner(key: str) -> None:
+    """The executor's key of the job this process runs: a retry of it may take its lease over."""
+    global _OWNER
+    _OWNER = key
+
+
+def held() -> list[Path]:
+    """The run folders whose leases this process holds."""
+    with _LOCK:
+        return [Path(h.extra["run"]) for h in _HELD.values()]
+
+
+def claim(run_path: Path, timeout: float = DEFAULT_TIMEOUT, unless=None) -> Holder:
+    """Take the lease of the run in ``run_path`` or raise :class:`Claimed`. Re-entrant in one process.
+    ``unless``: a check made once the lease is taken (the run was finished by another process meanwhile):
+    if it returns true, the lease is given back and ``Claimed(finished=True)`` raised."""
+    run_path = Path(run_path)
+    path = lease_path(run_path)
+    key = str(path)
+    with _LOCK:
+        if key in _HELD and _is_ours(read(path)):
+            return _HELD[key]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RnnbenchError(f"cannot create run directory {run_path} (its lease folder {path.parent}): "
+                            f"{e.strerror}") from None
+    now = time.time()
+    mine = Holder(host=HOST, pid=os.getpid(), started=now, heartbeat=now, timeout=float(timeout),
+                  token=uuid.uuid4().hex, owner=_OWNER, cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+                  extra={"run": str(run_path)})
+    took_over = None
+    for _ in range(20):
+        try:
+            created = _create(path, mine)
+        except OSError as e:
+            raise RnnbenchError(f"cannot write the lease of run {run_path.name} in {path.parent}: {e.strerror}") from None
+        if created:
+            break
+        other = read(path)
+        if other is None:  # released between our attempt and the read
+            continue
+        if other.host == HOST and other.pid == os.getpid():  # ours, from an earlier claim in this process
+            _replace(path, mine)
+            break
+        if not ((_OWNER and other.owner == _OWNER) or other.stale()):
+            raise Claimed(run_path, other)
+        if _take_over(path, other):
+            took_over = other
+    else:
+        raise RnnbenchError(f"{path}: could not take the lease (other processes keep taking it)")
+    with _LOCK:
+        _HELD[key] = mine
+    _start_heartbeat()
+    if unless is not None and unless():
+        release(run_path)
+        raise Claimed(run_path, None, finished=True)
+    record = {"event": "claim", "run": run_path.name, "host": HOST, "pid": mine.pid, "time": now,
+              "owner": mine.owner, "cuda_visible_devices": mine.cuda_visible_devices,
+              "xla_preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE")}
+    if took_over is not None:
+        record["took_over"] = {"host": took_over.host, "pid": took_over.pid, "heartbeat": took_over.heartbeat}
+    try:
+        append_jsonl(log_path(run_path), record)
+    except OSError:
+        pass  # the log is for people; the lease is what counts
+    return mine
+
+
+def release(run_path: Path) -> None:
+    """Give up this process's lease on the run (nothing happens if it holds none)."""
+    path = lease_path(run_path)
+    with _LOCK:  # not between a heartbeat's read and its rewrite, which would bring the lease back
+        mine = _HELD.pop(str(path), None)
+        if mine is None:
+            return
+        current = read(path)
+        if current is not None and current.token == mine.token:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def release_all() -> None:
+    for run in held():
+        release(run)
+
+
+atexit.register(release_all)
+
+
+def _is_ours(h: Holder | None) -> bool:
+    return h is not None and h.host == HOST and h.pid == os.getpid()
+
+
+def _create(path: Path, h: Holder) -> bool:
+    """Create the lease file exclusively, whole. False if one exists."""
+    data = json.dumps(asdict(h))
+    tmp = path.with_name(f".{path.name}.{h.token}.tmp")
+    tmp.write_text(data)
+    try:
+        os.link(tmp, path)  # atomic and exclusive, also on NFS
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # a filesystem without hard links: exclusive create, then write
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(data)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _replace(path: Path, h: Holder) -> None:
+    atomic_write_text(path, json.dumps(asdict(h)))
+
+
+def _take_over(path: Path, seen: Holder) -> bool:
+    """Remove an abandoned lease, if it is still the one seen (another process may have taken it over
+    and claimed it anew in between). True if it was removed."""
+    grave = path.with_name(f".{path.name}.{uuid.uuid4().hex}.stale")
+    try:
+        os.rename(path, grave)
+    except FileNotFoundError:
+        return False
+    got = read(grave)
+    if got is not None and got.token != seen.token:  # a fresh claim, not the abandoned one: put it back
+        try:
+            os.link(grave, path)
+        except OSError:
+            pass
+        grave.unlink(missing_ok=True)
+        return False
+    grave.unlink(missing_ok=True)
+    return True
+
+
+# ---------------------------------------------------------------------------------------- heartbeat
+
+
+def _start_heartbeat() -> None:
+    global _THREAD
+    with _LOCK:
+        if _THREAD is not None and _THREAD.is_alive():
+            return
+        _THREAD = threading.Thread(target=_beat_forever, name="rnnbench-lease-heartbeat", daemon=True)
+        _THREAD.start()
+
+
+def _beat_forever() -> None:
+    while True:
+        with _LOCK:
+            interval = min([h.timeout / 4 for h in _HELD.values()] or [DEFAULT_TIMEOUT / 4])
+        time.sleep(min(interval, 30.0))
+        beat()
+
+
+def beat() -> None:
+    """Refresh the heartbeat of every lease this process holds; warn about one taken over meanwhile."""
+    with _LOCK:
+        for key, mine in list(_HELD.items()):
+            path = Path(key)
+            current = read(path)
+            if current is None or current.token != mine.token:
+                _HELD.pop(key, None)
+                if current is not None:
+                    print(f"rnnbench: warning: the claim on run {Path(mine.extra['run']).name} was taken over by "
+                          f"{current.host} pid {current.pid} (no heartbeat from here for {mine.timeout:.0f} s?)",
+                          file=sys.stderr, flush=True)
+                continue
+            mine.heartbeat = time.time()
+            try:
+                _replace(path, mine)
+            except OSError:
+                pass
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # unknown: rely on the heartbeat
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _not_zombie(pid)
+
+
+def _not_zombie(pid: int) -> bool:
+    """A killed child that its parent has not reaped yet still has a pid: it holds nothing."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"

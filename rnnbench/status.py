@@ -1,0 +1,245 @@
+"""``rnnbench status DIR``: what each run of an experiment is doing, read from the run store alone.
+
+A run is *done* (``DONE``, a result), *failed* (``DONE``, a failed result and its reason), *running* (a
+live lease: host, pid, GPUs, and from its ``metrics.jsonl`` the epoch, step, last validation score,
+tokens/s and an ETA), *stale* (a lease whose heartbeat stopped: the next compare or sweep takes it over)
+or *to do* (a folder with no lease: interrupted, resumes from its checkpoint; or, given a config, a run
+not started yet). Nothing here writes; it works on any node that sees the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import lease
+from .errors import RnnbenchError
+
+STATES = ("done", "failed", "running", "stale", "to do")
+
+
+@dataclass
+class RunStatus:
+    name: str
+    path: Path
+    state: str
+    where: str = ""  # host and pid of the claim, GPUs
+    progress: str = ""  # epoch, step, validation, tokens/s, ETA; or the checkpoint a rerun resumes from
+    result: str = ""  # the test score, or why it failed
+    info: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------- one run
+
+
+def tail_rows(path: Path, nbytes: int = 1 << 16) -> list[dict]:
+    """The last lines of a JSONL file (about ``nbytes`` of it), parsed; torn lines skipped."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - nbytes))
+            data = f.read()
+    except OSError:
+        return []
+    lines = data.split(b"\n")
+    if size > nbytes:
+        lines = lines[1:]  # the first is probably cut
+    rows = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def _planned_epochs(run_path: Path) -> int | None:
+    try:
+        import yaml
+
+        cfg = yaml.safe_load((run_path / "config.yaml").read_text())
+        return int(cfg["rnn"]["epochs"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    except Exception:  # noqa: BLE001 - a malformed config.yaml: no ETA, nothing else lost
+        return None
+
+
+def progress_of(run_path: Path) -> dict:
+    """Where a run stands, from the tail of its metrics log: epoch (fractional), step, last validation
+    metric, tokens/s, wall seconds, planned epochs and an ETA (an upper bound: early stopping may end it
+    sooner)."""
+    rows = tail_rows(Path(run_path) / "metrics.jsonl")
+    out: dict = {}
+    for r in rows:
+        ev = r.get("event")
+        if ev in ("train", "eval", "epoch") and isinstance(r.get("step"), int):
+            out["step"] = r["step"]
+        if ev in ("train", "eval") and "epoch" in r:
+            out["epoch"] = float(r["epoch"])
+        if ev == "epoch" and "epoch" in r:
+            out["epoch"] = float(r["epoch"])
+        if ev == "train":
+            out["tokens_per_s"] = r.get("tokens_per_s")
+        if "wall_seconds" in r:
+            out["wall_seconds"] = r["wall_seconds"]
+        if ev == "eval" and "val_metric" in r:
+            out["val_metric"] = r["val_metric"]
+        if ev == "grid_point":
+            out["grid_points"] = out.get("grid_points", 0) + 1
+        if ev == "resumed":
+            out["resumed_at_epoch"] = r.get("epoch")
+    epochs = _planned_epochs(Path(run_path))
+    if epochs:
+        out["epochs"] = epochs
+    e, wall = out.get("epoch"), out.get("wall_seconds")
+    if epochs and e and wall and e > 0:
+        out["eta_seconds"] = max(0.0, wall / e * (epochs - e))
+    return out
+
+
+def progress_text(p: dict) -> str:
+    parts = []
+    if "epoch" in p:
+        parts.append(f"epoch {p['epoch']:.2f}" + (f"/{p['epochs']}" if p.get("epochs") else ""))
+    if "step" in p:
+        parts.append(f"step {p['step']:,}")
+    if p.get("val_metric") is not None:
+        parts.append(f"val {p['val_metric']:.4f}")
+    if p.get("tokens_per_s"):
+        parts.append(f"{p['tokens_per_s']:,.0f} tok/s")
+    if p.get("eta_seconds") is not None:
+        parts.append(f"ETA <= {_duration(p['eta_seconds'])}")
+    return ", ".join(parts) or "starting"
+
+
+def _duration(s: float) -> str:
+    s = int(round(s))
+    if s < 90:
+        return f"{s} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _result_text(run_path: Path) -> tuple[str, str]:
+    """(state, text) of a finished run: done with its test score, or failed with its reason."""
+    from .runs import Run
+
+    try:
+        r = Run(run_path).result()
+    except RnnbenchError as e:
+        return "failed", f"unreadable result ({e})"
+    if not r.ok:
+        return "failed", r.reason or "unknown reason"
+    metric = next((k for k in ("accuracy", "rmse") if k in r.metrics), next(iter(r.metrics), None))
+    return "done", f"test {metric} {r.metrics[metric]:.4f}" if metric else "done"
+
+
+def run_status(run_path: Path, now: float | None = None) -> RunStatus:
+    run_path = Path(run_path)
+    now = time.time() if now is None else now
+    st = RunStatus(run_path.name, run_path, "to do")
+    if (run_path / "DONE").exists():
+        st.state, st.result = _result_text(run_path)
+        return st
+    holder = lease.holder_of(run_path)
+    if holder is not None:
+        gpus = holder.cuda_visible_devices
+        st.where = f"{holder.host} pid {holder.pid}" + (f", GPU {gpus}" if gpus else "")
+        st.info["holder"] = holder
+        if holder.stale(now):
+            st.state = "stale"
+            st.progress = f"claim abandoned: heartbeat {lease._ago(now - holder.heartbeat)} ago"
+            return st
+        st.state = "running"
+        p = progress_of(run_path)
+        st.info["progress"] = p
+        st.progress = progress_text(p)
+        return st
+    from .runs import Run
+
+    if run_path.is_dir() and Run(run_path).resumable:
+        p = progress_of(run_path)
+        st.progress = f"resumes from epoch {int(p['epoch'])}" if p.get("epoch") else "resumes from its checkpoint"
+    elif run_path.is_dir():
+        st.progress = "interrupted: starts again"
+    return st
+
+
+def progress_line(run_path: Path) -> str:
+    """One line on a running run, for the driver's terminal."""
+    return progress_text(progress_of(run_path))
+
+
+# ---------------------------------------------------------------------------------------- an experiment
+
+
+def run_folders(target: Path) -> list[Path]:
+    """The run folders of an experiment folder (or its ``runs/``), or the one run ``target`` is; runs
+    only claimed so far (a lease, no folder yet) included."""
+    target = Path(target)
+    if (target / "runs").is_dir() or (target / "leases").is_dir():
+        runs_dir = target / "runs"
+    elif target.name == "runs" and target.is_dir():
+        runs_dir = target
+    elif (target / "config.yaml").exists() or (target / "DONE").exists() or (target / "metrics.jsonl").exists():
+        return [target]
+    else:
+        raise RnnbenchError(f"{target}: not an experiment folder (no runs/ inside) nor a run folder")
+    found = {p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")} if runs_dir.is_dir() else set()
+    leases = runs_dir.parent / "leases"
+    if leases.is_dir():
+        found |= {runs_dir / p.name[: -len(".lease")] for p in leases.glob("*.lease")}
+    return sorted(found, key=_order)
+
+
+def _order(p: Path):
+    model, _, rest = p.name.partition("-n")
+    size, _, rest = rest.partition("-s")
+    seed = rest.partition("-")[0]
+    return (model, int(size) if size.isdigit() else 0, int(seed) if seed.isdigit() else 0, p.name)
+
+
+def collect(target: Path, planned: list[Path] | None = None) -> list[RunStatus]:
+    """The status of every run found in ``target``, and of ``planned`` runs (from a config) not found."""
+    now = time.time()
+    paths = run_folders(target) if planned is None else planned
+    return [run_status(p, now) for p in paths]
+
+
+def planned_runs(cfg) -> list[Path]:
+    """The run folders a config's compare (or sweep) makes, in order."""
+    from .runs import Run
+
+    if cfg.sweep is not None:
+        if cfg.sweep.kind != "runs":
+            raise RnnbenchError(f"sweep.kind {cfg.sweep.kind}: one in-process experiment, no runs to list")
+        from .sweep import expand, resolved_sizes
+
+        runs = expand(cfg)
+        sizes = resolved_sizes(runs)
+        return [Run.for_config(r.cfg, r.model, sizes[i], r.seed).path for i, r in enumerate(runs)]
+    from .compare import check_compare_config, models_to_run
+
+    check_compare_config(cfg)
+    return [Run.for_config(cfg, m, n, s).path for n in cfg.data.sizes for s in cfg.experiment.seeds
+            for m in models_to_run(cfg)]
+
+
+def render(states: list[RunStatus]) -> list[str]:
+    header = ["run", "state", "where", "progress", "result"]
+    rows = [[s.name, s.state, s.where or "-", s.progress or "-", s.result or "-"] for s in states]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    counts = {k: sum(s.state == k for s in states) for k in STATES}
+    lines.append(f"{len(states)} runs: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    return lines

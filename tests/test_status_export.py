@@ -1,0 +1,172 @@
+import json
+import struct
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rnnbench import lease
+from rnnbench.cli import main
+from rnnbench.config import load_config
+from rnnbench.runs import Run, RunResult
+from rnnbench.status import collect, progress_of
+from tests.helpers import write_config
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [*map(str, args)])
+
+
+def make_run(exp: Path, name: str, rows=(), result=None, rnn=None, epochs=4) -> Path:
+    """A run folder as a run leaves it: config.yaml, metrics.jsonl, and when finished result.json + DONE."""
+    path = exp / "runs" / name
+    path.mkdir(parents=True)
+    cfg = load_config(write_config(exp.parent / "c.yaml", rnn={"epochs": epochs, **(rnn or {})}))
+    (path / "config.yaml").write_text(cfg.to_yaml())
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if result is not None:
+        Run(path).finish(result)
+    return path
+
+
+def write_lease(run: Path, host: str, pid: int, age: float, gpu: str | None = None) -> None:
+    p = lease.lease_path(run)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    p.write_text(json.dumps({"host": host, "pid": pid, "started": now - age - 60, "heartbeat": now - age,
+                             "timeout": 300, "token": "t", "cuda_visible_devices": gpu}))
+
+
+TRAINING = [
+    {"event": "train", "step": 20, "epoch": 0.5, "train_loss": 0.69, "grad_norm": 1.0, "tokens_per_s": 21000.0,
+     "wall_seconds": 30.0, "tokens": 5000, "time": 1000.0},
+    {"event": "epoch", "epoch": 1, "step": 40, "train_loss_epoch": 0.6, "learning_rate": 0.001, "time": 1001.0},
+    {"event": "eval", "step": 40, "epoch": 1.0, "val_accuracy": 0.71, "val_metric": 0.71, "wall_seconds": 60.0,
+     "time": 1002.0},
+    {"event": "train", "step": 60, "epoch": 1.5, "train_loss": 0.5, "grad_norm": 0.8, "tokens_per_s": 22000.0,
+     "wall_seconds": 90.0, "tokens": 15000, "time": 1003.0},
+]
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    exp = tmp_path / "runs" / "t"
+    ok = RunResult(model="linear", size=100, seed=0, metrics={"accuracy": 0.8125})
+    make_run(exp, "linear-n100-s0-aaa", [{"event": "grid_point", "min_df": 1, "C": 1.0, "val_accuracy": 0.7}], ok)
+    bad = RunResult(model="rnn", size=100, seed=0, status="failed", reason="loss became nan at step 12")
+    make_run(exp, "rnn-n100-s0-bbb", [], bad)
+    running = make_run(exp, "rnn-n300-s0-ccc", TRAINING)
+    write_lease(running, "node7", 4242, age=3, gpu="1")
+    stale = make_run(exp, "rnn-n300-s1-ddd", TRAINING[:1])
+    write_lease(stale, "node8", 99, age=1200)
+    interrupted = make_run(exp, "rnn-n1000-s0-eee", TRAINING[:2])
+    (interrupted / "checkpoints" / "40").mkdir(parents=True)
+    write_lease(exp / "runs" / "linear-n1000-s0-fff", "node9", 5, age=1)  # claimed, no folder yet
+    return exp
+
+
+def test_status_lists_every_state_with_where_and_progress(experiment):
+    by_name = {s.name: s for s in collect(experiment)}
+    assert {n: s.state for n, s in by_name.items()} == {
+        "linear-n100-s0-aaa": "done", "rnn-n100-s0-bbb": "failed", "rnn-n300-s0-ccc": "running",
+        "rnn-n300-s1-ddd": "stale", "rnn-n1000-s0-eee": "to do", "linear-n1000-s0-fff": "running"}
+    assert by_name["linear-n100-s0-aaa"].result == "test accuracy 0.8125"
+    assert by_name["rnn-n100-s0-bbb"].result == "loss became nan at step 12"
+    run = by_name["rnn-n300-s0-ccc"]
+    assert run.where == "node7 pid 4242, GPU 1"
+    # epoch 1.5 of 4 after 90 s: 2.5 epochs to go at 60 s each, at most
+    assert run.info["progress"]["eta_seconds"] == pytest.approx(150.0)
+    assert run.progress == "epoch 1.50/4, step 60, val 0.7100, 22,000 tok/s, ETA <= 2 min"
+    assert "heartbeat 20 min ago" in by_name["rnn-n300-s1-ddd"].progress
+    assert by_name["rnn-n1000-s0-eee"].progress == "resumes from epoch 1"
+
+
+def test_status_command_prints_a_table_and_counts(experiment):
+    r = cli("status", experiment)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].split() == ["run", "state", "where", "progress", "result"]
+    assert lines[-1] == "6 runs: 1 done, 1 failed, 2 running, 1 stale, 1 to do"
+    assert any("rnn-n300-s0-ccc" in x and "node7 pid 4242" in x and "ETA" in x for x in lines)
+    assert cli("status", experiment / "runs").output == r.output  # its runs/ folder works too
+
+
+def test_status_of_a_config_lists_runs_not_started(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", data={"sizes": [100, 200]}, experiment={"seeds": [0, 1]})
+    r = cli("status", cfg)
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[-1] == "8 runs: 0 done, 0 failed, 0 running, 0 stale, 8 to do"
+    bad = cli("status", tmp_path / "nowhere")
+    assert bad.exit_code == 2 and "no such experiment folder or config" in bad.output
+
+
+def test_progress_reads_only_the_tail_of_a_long_log(tmp_path):
+    exp = tmp_path / "runs" / "t"
+    rows = [{"event": "train", "step": i, "epoch": i / 1000, "wall_seconds": i / 10, "tokens_per_s": 1.0}
+            for i in range(1, 20001)]
+    run = make_run(exp, "rnn-n5-s0-x", rows, epochs=40)
+    p = progress_of(run)
+    assert p["step"] == 20000 and p["epoch"] == 20.0 and p["eta_seconds"] == pytest.approx(2000.0)
+
+
+# ------------------------------------------------------------------------------ TensorBoard
+
+
+def read_events(folder: Path) -> list:
+    """Scalars of TensorBoard event files, read from the TFRecord framing with tensorboardX's protos."""
+    from tensorboardX.proto import event_pb2
+
+    out = []
+    for f in sorted(folder.glob("events.out.tfevents.*")):
+        data = f.read_bytes()
+        i = 0
+        while i < len(data):
+            (n,) = struct.unpack("<Q", data[i:i + 8])
+            ev = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+            i += 12 + n + 4
+            for v in ev.summary.value:
+                out.append((v.tag, ev.step, round(v.simple_value, 6)))
+    return out
+
+
+def test_export_tensorboard_one_named_run_per_run(tmp_path):
+    pytest.importorskip("tensorboardX")
+    exp = tmp_path / "runs" / "t"
+    done = TRAINING + [{"event": "done", "test_accuracy": 0.75, "time": 1004.0}]
+    for cell, h in (("gru", "a"), ("lstm", "b")):
+        make_run(exp, f"rnn-n300-s0-{h}", done, RunResult(model="rnn", size=300, seed=0), rnn={"cell": cell})
+    make_run(exp, "linear-n300-s0-c", [{"event": "grid_point", "min_df": 1, "C": 1.0, "val_accuracy": 0.6},
+                                       {"event": "grid_point", "min_df": 1, "C": 4.0, "val_accuracy": 0.65},
+                                       {"event": "done", "test_accuracy": 0.7}], RunResult(model="linear", size=300, seed=0))
+    r = cli("export", "tensorboard", exp)
+    assert r.exit_code == 0, r.output
+    assert "3 run(s)" in r.output and f"tensorboard --logdir {exp / 'tensorboard'}" in r.output
+    names = sorted(p.name for p in (exp / "tensorboard").iterdir())
+    assert names == ["linear-n300-s0", "rnn-n300-s0-rnn.cell=gru", "rnn-n300-s0-rnn.cell=lstm"]
+    gru = read_events(exp / "tensorboard" / "rnn-n300-s0-rnn.cell=gru")
+    assert ("train/loss", 20, 0.69) in gru and ("train/loss", 60, 0.5) in gru
+    assert ("val/accuracy", 40, 0.71) in gru and ("train/loss_epoch", 40, 0.6) in gru
+    assert ("test/accuracy", 60, 0.75) in gru and ("train/tokens_per_s", 60, 22000.0) in gru
+    lin = read_events(exp / "tensorboard" / "linear-n300-s0")
+    assert [x for x in lin if x[0] == "val/accuracy"] == [("val/accuracy", 1, 0.6), ("val/accuracy", 2, 0.65)]
+    assert cli("export", "tensorboard", exp).exit_code == 0  # again: replaced, not doubled
+    assert read_events(exp / "tensorboard" / "rnn-n300-s0-rnn.cell=gru") == gru
+    assert len(list((exp / "tensorboard" / "linear-n300-s0").iterdir())) == 1
+    assert not [p for p in (exp / "tensorboard").iterdir() if p.name.startswith(".")]
+
+
+def test_export_without_tensorboardx_names_the_extra(tmp_path, monkeypatch):
+    exp = tmp_path / "runs" / "t"
+    make_run(exp, "rnn-n300-s0-a", TRAINING)
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)
+    r = cli("export", "tensorboard", exp)
+    assert r.exit_code == 2 and "pip install -e '.[tensorboard]'" in r.output
+    assert not (exp / "tensorboard").exists()
+
+
+def test_export_of_a_folder_with_no_runs(tmp_path):
+    (tmp_path / "empty" / "runs").mkdir(parents=True)
+    r = cli("export", "tensorboard", tmp_path / "empty")
+    assert r.exit_code == 2 and "no run with a metrics.jsonl" in r.output
