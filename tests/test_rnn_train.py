@@ -101,6 +101,35 @@ def test_divergence_is_a_recorded_failure(tmp_path):
     assert p.exit_code == 2 and "failed" in p.output
 
 
+def test_divergence_after_a_validated_epoch_keeps_that_epoch(tmp_path, monkeypatch):
+    """Training that blows up after a validated epoch ends as early stopping would: the best epoch's
+    model is scored and kept, and the run says why it stopped (on the full blog corpus a GPU run's
+    gradient norm overflowed in its third epoch, after its best first one, and the run was lost)."""
+    import rnnbench.rnn.train as train_mod
+
+    evaluations = [0]
+    real_evaluate, real_step = train_mod.evaluate, train_mod.Steps.train_step
+
+    def counting_evaluate(*args, **kwargs):
+        evaluations[0] += 1
+        return real_evaluate(*args, **kwargs)
+
+    def step_then_blow_up(self, *args):
+        params, opt_state, loss, gnorm = real_step(self, *args)
+        return (params, opt_state, loss * np.nan, gnorm) if evaluations[0] else (params, opt_state, loss, gnorm)
+
+    monkeypatch.setattr(train_mod, "evaluate", counting_evaluate)
+    monkeypatch.setattr(train_mod.Steps, "train_step", step_then_blow_up)
+    r, run_dir = train(rnn_config(tmp_path, rnn={"epochs": 3}))
+    assert r.exit_code == 0, r.output
+    res = result(run_dir)
+    assert res["status"] == "ok" and res["chosen"]["best_epoch"] == 1.0
+    assert res["training"]["diverged"].startswith("loss became nan") and "kept the best epoch (1)" in res["training"]["diverged"]
+    assert 0.0 < res["metrics"]["accuracy"] <= 1.0
+    events = [json.loads(line)["event"] for line in open(f"{run_dir}/metrics.jsonl")]
+    assert events.count("eval") == 1 and events[-2:] == ["diverged", "done"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("cell, task", [("lstm", "sentiment"), ("simple", "sentiment"), ("gru", "score")])
 def test_other_cells_and_regression(tmp_path, cell, task):

@@ -85,7 +85,8 @@ class RNNClassifier:
         self.training_ = {"epochs_run": out.state.epoch, "steps": out.state.step,
                           "vocab_size": self.tokenizer_.vocab_size, "buckets": [int(b) for b in self.boundaries_],
                           "real_token_fraction": round(out.real_token_fraction, 4),
-                          "compiled_programs": out.compiled_programs}
+                          "compiled_programs": out.compiled_programs,
+                          **({"diverged": out.diverged} if out.diverged else {})}
         self.timings_ = {**timings, "fit": time.perf_counter() - t0, "train_loop": out.train_seconds}
         return self
 

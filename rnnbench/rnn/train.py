@@ -375,6 +375,7 @@ class FitResult:
     real_token_fraction: float  # real tokens / tokens processed (padding included), over one epoch
     compiled_programs: int
     train_seconds: float  # this process's training loop
+    diverged: str = ""  # why training stopped early on a non-finite loss or score, keeping the best epoch
 
 
 def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: Ragged, val_y: np.ndarray,
@@ -417,6 +418,18 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
     def wall() -> float:
         return wall_before + time.perf_counter() - t_start
 
+    diverged = ""
+
+    def stop_diverged(reason: str) -> bool:
+        """A non-finite loss or score: a failure before any validated epoch; after one, the end of
+        training as early stopping would end it (the best epoch is kept, the reason recorded)."""
+        nonlocal diverged
+        if state.best_metric is None:
+            raise FloatingPointError(reason)
+        diverged = f"{reason}; kept the best epoch ({state.best_epoch:g})"
+        log({"event": "diverged", "step": state.step, "reason": reason, "best_epoch": state.best_epoch})
+        return True
+
     def evaluate_now(epoch_float: float):
         nonlocal best_params
         weights = params if ema_params is None else ema_params
@@ -426,7 +439,7 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
         val_metrics = evaluate(task, val_y, scores)
         score = val_metrics[metric]
         if not math.isfinite(score):
-            raise FloatingPointError(f"validation {metric} is {score} at step {state.step}")
+            return stop_diverged(f"validation {metric} is {score} at step {state.step}")
         if is_better(task, score, state.best_metric):
             state.best_metric, state.best_epoch, state.bad_evals = score, epoch_float, 0
             best_params = jax.device_get(weights)
@@ -482,7 +495,8 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
                     loss_v, gnorm_v = float(loss), float(gnorm)
                     if not (math.isfinite(loss_v) and math.isfinite(gnorm_v)):
                         bar.close()
-                        raise FloatingPointError(f"loss became {loss_v} (gradient norm {gnorm_v}) at step {state.step}")
+                        stop = stop_diverged(f"loss became {loss_v} (gradient norm {gnorm_v}) at step {state.step}")
+                        break
                     tok_s = (epoch_tokens - tokens_at_start) / max(time.perf_counter() - t_epoch, 1e-9)
                     log({"event": "train", "step": state.step, "epoch": state.epoch + (i + 1) / len(plan),
                          "train_loss": loss_v, "grad_norm": gnorm_v, "tokens_per_s": tok_s, "wall_seconds": wall(),
@@ -509,7 +523,7 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
                 checkpoint(0, 0, [])
         state.batch, state.epoch_tokens, state.epoch_losses = 0, 0, None
     return FitResult(steps, best_params, state, real / max(processed, 1),
-                     max(state.compiled_programs, steps.compiled_programs()), time.perf_counter() - t_start)
+                     max(state.compiled_programs, steps.compiled_programs()), time.perf_counter() - t_start, diverged)
 
 
 # ----------------------------------------------------------------------------------------- checkpoints
