@@ -21,6 +21,7 @@ seconds; Ray forwards them to the driver's terminal.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -118,6 +119,11 @@ class JobOutcome:
 # ---------------------------------------------------------------------------------------- in the worker
 
 
+# A write that fails for these reasons stops the whole command (one line, exit 1; what is finished is
+# kept and the same command resumes once there is room): a full disk is not one run's failure.
+MACHINE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 def run_job(job: dict, in_worker: bool = True, progress: bool = False) -> dict:
     """Make one run, in whatever process the backend chose. Never raises: a crash is a failed run, a run
     claimed by another process is reported as such. Returns a JSON-able dict."""
@@ -140,6 +146,12 @@ def run_job(job: dict, in_worker: bool = True, progress: bool = False) -> dict:
         holder = None if e.holder is None else {"host": e.holder.host, "pid": e.holder.pid,
                                                  "text": e.holder.describe()}
         return {**base, "claimed": holder, "finished": e.finished, "run": str(e.run)}
+    except OSError as e:
+        if e.errno in MACHINE_ERRNOS:  # the machine, not this run: every other run would fail the same way
+            return {**base, "fatal": {"errno": e.errno, "strerror": e.strerror, "filename": e.filename}, "run": None}
+        reason = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+        failed = RunResult(model=job["model"], size=job["size"], seed=job["seed"], status="failed", reason=reason)
+        return {**base, "result": failed.to_dict(), "run": None, "skipped": False}
     except Exception as e:  # noqa: BLE001 - one broken run must not take the others down
         reason = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
         failed = RunResult(model=job["model"], size=job["size"], seed=job["seed"], status="failed", reason=reason)
@@ -635,6 +647,9 @@ def execute(jobs: list[Job], spec: ExecutorSpec, *, device: str = "auto", progre
                                        reason=f"its worker died {attempts[i]} time(s): {res['died']}")
                     finish(i, JobOutcome(failed, None, False, attempts=attempts[i]))
                     continue
+                if "fatal" in res:
+                    f = res["fatal"]
+                    raise OSError(f["errno"], f["strerror"], f["filename"])
                 if "claimed" in res:
                     if res.get("finished"):
                         out = finished_here(i)

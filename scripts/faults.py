@@ -53,7 +53,8 @@ SMALL = [*TINY, "--set", "data.sizes=[100]", "--set", "experiment.seeds=[0]"]  #
 COMPARE_SMALL = ["compare", "configs/quickstart.yaml", *SMALL]  # two runs: linear and GRU
 VOLATILE = {"train_seconds", "predict_seconds", "run_dir", "time"}  # columns that differ between two runs
 TABLES = ("crossover.csv", "curves.csv", "sweep.csv")
-CACHES = ("digests.json", "registered.json")  # files a command may fail to write and go on without
+# files a command may fail to write and go on without: caches, and the diagnostic log of run claims
+CACHES = ("digests.json", "registered.json", "log.jsonl")
 
 
 # ------------------------------------------------------------------------------------------ child mode

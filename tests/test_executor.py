@@ -386,3 +386,22 @@ def test_configs_sent_to_other_nodes_carry_absolute_paths_and_the_same_run_hash(
     here = tmp_path / run_path(cfg, "linear", 20, 0)  # the folder the driver expects
     monkeypatch.chdir("/")  # a worker's own folder
     assert run_path(from_dict(sent), "linear", 20, 0) == here
+
+
+@pytest.mark.parametrize("code, fatal", [(28, True), (30, True), (2, False)])  # ENOSPC, EROFS; ENOENT
+def test_a_full_disk_stops_the_command_but_one_runs_missing_file_fails_only_that_run(tmp_path, monkeypatch, code, fatal):
+    """A write the machine refuses (no space, read-only) would fail every run: the compare stops with one
+    line and exit 1 (finished runs kept, the same command resumes); any other error is one failed run."""
+    import rnnbench.experiment
+
+    def refuse(*args, **kwargs):
+        raise OSError(code, os.strerror(code), str(tmp_path / "out" / "t" / "runs" / "x" / "result.json"))
+
+    monkeypatch.setattr(rnnbench.experiment, "train_one", refuse)
+    r = cli("compare", tiny_compare(tmp_path, "c.yaml", tmp_path / "out"), "--models", "linear")
+    if fatal:
+        errors = [x for x in r.stderr.splitlines() if x.startswith("Error: ")]  # after the loader's report
+        assert r.exit_code == 1 and len(errors) == 1 and r.stderr.strip().splitlines()[-1] == errors[0], r.output
+        assert os.strerror(code) in errors[0] and "result.json" in errors[0]
+    else:
+        assert r.exit_code == 0 and "FileNotFoundError" in r.output, r.output

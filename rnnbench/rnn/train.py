@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import math
+import os
 import shutil
 import sys
 import time
@@ -638,8 +639,11 @@ def _save(manager, params, opt_state, best_params, state: TrainState, ema_params
             manager.wait_until_finished()  # orbax writes asynchronously: a checkpoint counts once it is whole
     except Exception as e:  # noqa: BLE001 - orbax and tensorstore wrap I/O errors in their own types
         cause = next((c for c in _causes(e) if isinstance(c, OSError) and c.errno), None)
-        code = cause.errno if cause is not None else (errno.ENOSPC if "No space left" in str(e) else errno.EIO)
-        raise OSError(code, f"checkpoint not written ({type(e).__name__}: {(str(e).splitlines() or ['?'])[0][:200]})",
+        full = "No space left" in str(e) or "RESOURCE_EXHAUSTED" in str(e)  # tensorstore's word for ENOSPC
+        code = cause.errno if cause is not None else (errno.ENOSPC if full else errno.EIO)
+        why = os.strerror(code) if code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) else \
+            f"{type(e).__name__}: {(str(e).splitlines() or ['?'])[0][:200]}"
+        raise OSError(code, f"checkpoint not written ({why})",
                       where) from e
 
 
