@@ -117,3 +117,18 @@ def test_report_takes_what_each_folder_holds(tmp_path):
     assert "Skipped (no results)" in md
     r = CliRunner().invoke(main, ["report", str(tmp_path / "empty"), "-o", str(tmp_path / "r2.html")])
     assert r.exit_code == 2 and "has no results" in r.output and not (tmp_path / "r2.html").exists()
+
+
+def test_timing_keeps_each_device_apart(tmp_path):
+    """A GPU's runs are never averaged with a CPU's: one row per size, model and device."""
+    sizes = [1000]
+    cfg = load_config(None, [f"data.sizes={sizes}", "experiment.seeds=[0, 1, 2]", f"experiment.output_dir={tmp_path}"])
+    rows = rows_for(sizes, [0, 1, 2], {"linear": {1000: 0.7}, "rnn": {1000: 0.6}})
+    for r in rows:
+        r["train_seconds"] = {"linear": 10.0, "rnn": 1000.0 if r["seed"] == 0 else 60.0}[r["model"]]
+        r["device"] = "gpu (H200)" if r["model"] == "rnn" and r["seed"] else "cpu"
+    out = write_outputs(cfg, BINARY, rows)
+    timing = {(t["model"], t["device"]): (t["seconds"], t["runs"], t["vs_linear"]) for t in out["timing"]}
+    assert timing == {("linear", "cpu"): (10.0, 3, 1.0), ("rnn", "cpu"): (1000.0, 1, 100.0),
+                      ("rnn", "gpu (H200)"): (60.0, 2, 6.0)}
+    assert "| 1,000 | rnn | gpu (H200) | 60.0 | 2 | 6.00× |" in out["markdown"]
