@@ -54,10 +54,11 @@ def collect(folder: Path) -> list[Section]:
     config = run.config_yaml() if run else None
     versions = _versions(run)
     forecast_md = [(folder / "forecast.md").read_text()] if (folder / "forecast.md").exists() else []
+    classes = _classes_line(run)
     if (folder / "crossover.md").exists():
         imgs = [p for p in (folder / "learning_curve.png", folder / "timing.png") if p.exists()]
-        sections.append(Section(f"Comparison: {folder.name}", [(folder / "crossover.md").read_text(), *forecast_md],
-                                imgs, config, versions))
+        sections.append(Section(f"Comparison: {folder.name}",
+                                [(folder / "crossover.md").read_text(), *forecast_md, *classes], imgs, config, versions))
     elif forecast_md:  # `rnnbench forecast` on runs gathered without compare
         imgs = [p for p in (folder / "learning_curve.png",) if p.exists()]
         sections.append(Section(f"Forecast: {folder.name}", forecast_md, imgs, config, versions))
@@ -74,11 +75,18 @@ def collect(folder: Path) -> list[Section]:
     if not sections:
         runs = _finished_runs(folder)
         if runs:
-            sections.append(Section(f"Runs: {folder.name}", [_runs_markdown(runs)], [], config, versions))
+            sections.append(Section(f"Runs: {folder.name}", [_runs_markdown(runs), *classes], [], config, versions))
     if not sections:
         raise RnnbenchError(f"{folder} has no results (no crossover.md, sweep.md, embeddings.png or finished "
                             "run): run `rnnbench compare`, `sweep`, `train` or `embed` first")
     return sections
+
+
+def _classes_line(run: Run | None) -> list[str]:
+    """The task's classes by name (class 0 first), as the runs stored them; none for regression or runs
+    made before names were kept."""
+    names = run.result().classes if run is not None and run.done else []
+    return [f"Classes: {', '.join(f'{i}: {n}' for i, n in enumerate(names))}.\n"] if names else []
 
 
 def _finished_runs(folder: Path) -> list[Run]:

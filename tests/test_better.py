@@ -114,6 +114,7 @@ def test_report_takes_what_each_folder_holds(tmp_path):
     assert f"skipped {tmp_path / 'empty'}" in r.stderr
     md = (tmp_path / "r.md").read_text()
     assert "## Runs: t" in md and "| linear | 100 | 0 | ok | accuracy 0." in md
+    assert "Classes: 0: 0, 1: 1." in md  # the synthetic corpus' classes are named by number
     assert "Skipped (no results)" in md
     r = CliRunner().invoke(main, ["report", str(tmp_path / "empty"), "-o", str(tmp_path / "r2.html")])
     assert r.exit_code == 2 and "has no results" in r.output and not (tmp_path / "r2.html").exists()
