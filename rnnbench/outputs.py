@@ -15,7 +15,7 @@ from .config import Config
 from .fileio import atomic_write_text
 from .runs import experiment_dir
 
-__all__ = ["experiment_dir", "output_dir", "write_csv", "fmt", "mean_std", "pm", "markdown_table"]
+__all__ = ["experiment_dir", "output_dir", "duration", "write_csv", "fmt", "mean_std", "pm", "markdown_table"]
 
 
 def output_dir(cfg: Config) -> Path:
@@ -33,6 +33,16 @@ def write_csv(path: Path, fields: list[str], rows: Iterable[dict]) -> None:
     for r in rows:
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
     atomic_write_text(path, buf.getvalue())
+
+
+def duration(seconds: float) -> str:
+    """A time span for people: 45 s, 12 min, 2 h 05 min."""
+    seconds = int(round(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def fmt(x: float | None, digits: int = 4) -> str:

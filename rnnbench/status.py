@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import lease
 from .errors import RnnbenchError
+from .outputs import duration
 
 STATES = ("done", "failed", "running", "stale", "to do")
 
@@ -115,17 +116,8 @@ def progress_text(p: dict) -> str:
     if p.get("tokens_per_s"):
         parts.append(f"{p['tokens_per_s']:,.0f} tok/s")
     if p.get("eta_seconds") is not None:
-        parts.append(f"ETA <= {_duration(p['eta_seconds'])}")
+        parts.append(f"ETA <= {duration(p['eta_seconds'])}")
     return ", ".join(parts) or "starting"
-
-
-def _duration(s: float) -> str:
-    s = int(round(s))
-    if s < 90:
-        return f"{s} s"
-    if s < 5400:
-        return f"{s / 60:.0f} min"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 def _result_text(run_path: Path) -> tuple[str, str]:

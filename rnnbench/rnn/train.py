@@ -43,6 +43,7 @@ from .. import termination
 from ..config import RnnConfig
 from ..data import Ragged, Task
 from ..metrics import evaluate, is_better, primary
+from ..outputs import duration
 from . import enable_compilation_cache
 from .batching import Batcher, eval_batches
 from .model import SequenceModel
@@ -350,22 +351,13 @@ class _EpochMeter:
         rate = (tokens - self.tokens0) / (now - self.t0)
         if done == self.WARMUP + self.MEASURED and self.batches > 4 * done:
             print(f"{self.name}: {self.batches:,} batches, {self.tokens / 1e6:,.1f}M tokens; at {rate:,.0f} tokens/s "
-                  f"(steps {self.WARMUP}-{done}) about {_duration(self.tokens / max(rate, 1e-9))}",
+                  f"(steps {self.WARMUP}-{done}) about {duration(self.tokens / max(rate, 1e-9))}",
                   file=sys.stderr, flush=True)
         elif self.lines and now - self.last_line >= self.EVERY_S:
             self.last_line = now
             left = max(self.tokens - tokens, 0) / max(rate, 1e-9)
             print(f"{self.name}: {done / self.batches:4.0%} ({done:,}/{self.batches:,} batches), {rate:,.0f} tokens/s, "
-                  f"{_duration(left)} left", file=sys.stderr, flush=True)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+                  f"{duration(left)} left", file=sys.stderr, flush=True)
 
 
 @dataclass
