@@ -19,7 +19,7 @@ install:  ## GPU=cuda12 or GPU=cuda13 adds jax's CUDA plugin (a GPU box)
 test:
 	$(BIN)/python -m pytest -q
 
-test-fast:  ## the suite without the tests marked slow (end-to-end runs and the heaviest checks): under 1.5 minutes on 2 cores
+test-fast:  ## the suite without the tests marked slow (end-to-end runs and the heaviest checks): about 2 minutes on 2 cores
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint:
