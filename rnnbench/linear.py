@@ -23,7 +23,9 @@ solution, under-converged.)
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
+import signal
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -112,7 +114,8 @@ class LinearBaseline:
             for m in {p["min_df"] for p in todo}:
                 shared[m] = SharedCSR(features[m][2])
                 features[m] = (*features[m][:2], None, features[m][3])  # the shared copy is the only one
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
                 futures: dict[Future, dict] = {
                     pool.submit(_fit_point_in_worker, self.cfg, self.task, p, shared[p["min_df"]].handle,
                                 features[p["min_df"]][3], y_tr, y_va): p for p in todo}
@@ -217,6 +220,19 @@ class LinearBaseline:
         for k, v in state.items():
             setattr(obj, k, v)
         return obj
+
+
+def _die_with_parent(parent: int) -> None:
+    """A grid worker ends with the process that started it: a killed ``compare`` leaves no worker
+    behind (Linux: the kernel sends SIGKILL when the parent dies; elsewhere, nothing is set)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(1)
 
 
 def _fit_point_in_worker(cfg: LinearConfig, task: Task, params: dict, x_tr_handle, x_va, y_tr, y_va) -> dict:

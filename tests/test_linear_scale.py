@@ -107,3 +107,58 @@ def test_tfidf_in_place_is_the_transformers_transform(data, monkeypatch, subline
     assert out.data is data_array  # in place
     for attr in ("indptr", "indices", "data"):
         np.testing.assert_array_equal(getattr(out, attr), getattr(expected, attr))  # bit for bit
+
+
+GRID_IN_WORKERS = """
+import sys, numpy as np
+import rnnbench.linear as L
+from rnnbench.config import LinearConfig
+from rnnbench.data import Split, Task, generate
+L.PROCESS_MIN_NNZ = 0
+texts, y = generate(4000, seed=3)
+model = L.LinearBaseline(LinearConfig(min_df=[1, 2], C=[0.1, 1.0, 10.0, 100.0], max_iter=100000), Task("s", "binary", 2),
+                         n_jobs=2)
+model.fit(Split(texts[:3500], y[:3500]), Split(texts[3500:], y[3500:]))
+"""
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_a_killed_fit_leaves_no_grid_worker_behind(tmp_path):
+    """SIGKILL the process fitting the grid while its workers run: the workers go with it (they were
+    left running, orphaned, holding their share of the matrices)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", GRID_IN_WORKERS])
+    deadline = time.monotonic() + 120
+    workers: set[int] = set()
+    while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
+        workers = {p for p in _children(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")}
+        time.sleep(0.2)
+    assert len(workers) >= 2, "the grid never started its workers"
+    time.sleep(1.0)  # past their initializer
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() and
+                                              "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1][:3]
+                                              for p in workers):
+        time.sleep(0.2)
+    alive = [p for p in workers if Path(f"/proc/{p}").exists()
+             and "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1][:3]]
+    assert not alive, f"grid workers outlived their parent: {alive}"
