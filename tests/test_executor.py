@@ -197,13 +197,19 @@ def test_a_run_whose_done_is_not_visible_here_says_the_folder_is_not_shared(tmp_
     assert "the output folder is not shared between the nodes" in str(e.value)
 
 
-def test_force_on_a_run_claimed_elsewhere_says_by_whom_and_leaves_it(tmp_path, capsys):
+def claimed_by_node7(tmp_path):
+    """A tiny experiment whose linear n100 run is held by a live process on another host."""
     cfg = load_config(tiny_compare(tmp_path, "c.yaml", tmp_path / "out"))
     path = run_path(cfg, "linear", 100, 0)
     lp = lease.lease_path(path)
     lp.parent.mkdir(parents=True)
     now = time.time()
     lp.write_text(json.dumps({"host": "node7", "pid": 4242, "started": now, "heartbeat": now, "token": "x"}))
+    return cfg, path
+
+
+def test_force_on_a_run_claimed_elsewhere_says_by_whom_and_leaves_it(tmp_path, capsys):
+    cfg, path = claimed_by_node7(tmp_path)
     job = Job(cfg=cfg.to_dict(), model="linear", size=100, seed=0, force=True, path=str(path), label="linear n100")
     (out,) = execute([job], ExecutorSpec(), progress=True)
     assert out.result.status == "claimed" and "claimed by node7 pid 4242" in out.result.reason
@@ -212,18 +218,13 @@ def test_force_on_a_run_claimed_elsewhere_says_by_whom_and_leaves_it(tmp_path, c
 
 def test_a_claimed_run_is_waited_for_then_read(tmp_path, monkeypatch):
     """Another process holds the run: the driver does the others, waits, and takes the result it wrote."""
-    cfg = load_config(tiny_compare(tmp_path, "c.yaml", tmp_path / "out"))
-    path = run_path(cfg, "linear", 100, 0)
-    lp = lease.lease_path(path)
-    lp.parent.mkdir(parents=True)
-    now = time.time()
-    lp.write_text(json.dumps({"host": "node7", "pid": 4242, "started": now, "heartbeat": now, "token": "x"}))
+    cfg, path = claimed_by_node7(tmp_path)
     monkeypatch.setattr(executor, "WAIT_POLL_S", 0.05)
 
     def other_finishes():  # while the driver waits, the holder finishes the run and lets it go
         Run(path).path.mkdir(parents=True)
         Run(path).finish(RunResult(model="linear", size=100, seed=0, metrics={"accuracy": 0.75}))
-        lp.unlink()
+        lease.lease_path(path).unlink()
 
     timer = threading.Timer(0.5, other_finishes)
     timer.start()
