@@ -8,17 +8,59 @@ arrays into shared memory (one array at a time, so the peak grows by one array, 
 using it, and workers map the same pages.
 
 Segments are registered with multiprocessing's resource tracker, which removes them if the parent is
-killed; :meth:`SharedCSR.close` removes them otherwise.
+killed; :meth:`SharedCSR.close` removes them otherwise. When the tracker dies too (the whole process
+group killed, as when a session or a container ends), they would stay in memory until the next boot:
+so each segment's name carries the pid of the process that made it (``rnnbench-<pid>-<random>``), and
+the next :class:`SharedCSR` removes those whose process is gone (:func:`remove_stale_segments`).
 """
 
 from __future__ import annotations
 
+import os
+import re
+import secrets
+import sys
 from multiprocessing import shared_memory
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 _PARTS = ("data", "indices", "indptr")
+SHM_DIR = Path("/dev/shm")  # where Linux keeps POSIX shared memory (elsewhere: no sweep)
+_NAME = re.compile(r"rnnbench-(\d+)-[0-9a-f]+")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def remove_stale_segments() -> int:
+    """Removes the segments left by processes that no longer exist; returns the bytes freed."""
+    if not SHM_DIR.is_dir():
+        return 0
+    freed, owners = 0, set()
+    for path in SHM_DIR.iterdir():
+        m = _NAME.fullmatch(path.name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except OSError:  # removed meanwhile, or not ours to remove
+            continue
+        freed += size
+        owners.add(int(m.group(1)))
+    if freed:
+        print(f"rnnbench: removed {freed / 1e9:.2f} GB of shared memory left by interrupted fits "
+              f"(process {', '.join(map(str, sorted(owners)))})", file=sys.stderr, flush=True)
+    return freed
 
 
 class SharedCSR:
@@ -28,10 +70,12 @@ class SharedCSR:
     def __init__(self, x: sp.csr_matrix):
         self._segments: list[shared_memory.SharedMemory] = []
         parts = {}
+        remove_stale_segments()
         try:
             for name in _PARTS:
                 a = getattr(x, name)
-                shm = shared_memory.SharedMemory(create=True, size=max(a.nbytes, 1))
+                shm = shared_memory.SharedMemory(f"rnnbench-{os.getpid()}-{secrets.token_hex(6)}", create=True,
+                                                 size=max(a.nbytes, 1))
                 self._segments.append(shm)
                 view = np.ndarray(a.shape, a.dtype, buffer=shm.buf)
                 view[...] = a

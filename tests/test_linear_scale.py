@@ -32,7 +32,8 @@ def reference(train, min_df: int, C: float):
 
 
 def shared_segments() -> set[str]:
-    return {p.name for p in Path("/dev/shm").glob("psm_*")} if Path("/dev/shm").is_dir() else set()
+    shm = Path("/dev/shm")
+    return {p.name for p in [*shm.glob("psm_*"), *shm.glob("rnnbench-*")]} if shm.is_dir() else set()
 
 
 @pytest.mark.parametrize("where", ["here", "workers"])
@@ -162,3 +163,52 @@ def test_a_killed_fit_leaves_no_grid_worker_behind(tmp_path):
     alive = [p for p in workers if Path(f"/proc/{p}").exists()
              and "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1][:3]]
     assert not alive, f"grid workers outlived their parent: {alive}"
+
+
+HOLD_A_MATRIX = """
+import sys, time, numpy as np, scipy.sparse as sp
+from rnnbench.shared_csr import SharedCSR
+held = SharedCSR(sp.random(200, 50, density=0.1, format="csr", random_state=0))
+print(" ".join(part[0] for part in held.handle[1].values()), flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="POSIX shared memory in /dev/shm (Linux)")
+def test_segments_of_a_killed_process_group_are_removed_by_the_next_fit(capfd):
+    """Kill a process holding shared matrices together with its resource tracker (as the end of a session
+    or a container does): its segments stay in /dev/shm, in memory, until the next SharedCSR removes
+    them; the segments of a process still running are left alone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import scipy.sparse as sp
+
+    from rnnbench.shared_csr import SharedCSR
+
+    def holder():
+        proc = subprocess.Popen([sys.executable, "-c", HOLD_A_MATRIX], stdout=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        return proc, proc.stdout.readline().split()
+
+    dead, dead_names = holder()
+    alive, alive_names = holder()
+    try:
+        assert len(dead_names) == 3 and all(n.startswith(f"rnnbench-{dead.pid}-") for n in dead_names)
+        os.killpg(dead.pid, signal.SIGKILL)  # the holder and its resource tracker
+        dead.wait()
+        assert {*dead_names, *alive_names} <= shared_segments()  # nobody removed them
+        with SharedCSR(sp.random(10, 5, density=0.5, format="csr", random_state=1)):
+            left = shared_segments()
+        assert not left & set(dead_names)
+        assert set(alive_names) <= left
+        assert f"left by interrupted fits (process {dead.pid})" in capfd.readouterr().err
+    finally:
+        for proc in (dead, alive):
+            if proc.poll() is None:
+                proc.kill()  # the holder alone: its resource tracker removes its segments
+                proc.wait()
+        for name in (*dead_names, *alive_names):
+            Path("/dev/shm", name).unlink(missing_ok=True)
