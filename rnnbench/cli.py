@@ -331,18 +331,22 @@ def _executor_spec(cfg, executor, workers, gpus_per_run, address):
 @_executor_options
 @click.option("--models", help="The models to run now, comma-separated (default: experiment.models). "
               "The tables use every finished run of either model.")
-def compare(config_file, overrides, force, smoke, executor, workers, gpus_per_run, address, models):
+@click.option("--tables-only", is_flag=True, help="Run nothing: write the tables and plots from the runs "
+              "already finished (here, on other machines, or by an earlier command).")
+def compare(config_file, overrides, force, smoke, executor, workers, gpus_per_run, address, models, tables_only):
     """Linear vs RNN on the same nested subsets for every size and seed: curves, crossover, plots."""
     from .compare import run_compare
     from .config import load_config
 
+    if tables_only and force:
+        raise RnnbenchError("--tables-only runs nothing, so --force has nothing to rerun: use one of them")
     cfg = load_config(config_file, overrides)
     if smoke:
         cfg = cfg.with_smoke()
     if models is not None:
         cfg = cfg.replace(**{"experiment.models": [m.strip() for m in models.split(",") if m.strip()]})
     spec = _executor_spec(cfg, executor, workers, gpus_per_run, address)
-    out = run_compare(cfg, force=force, executor=spec)
+    out = run_compare(cfg, force=force, executor=spec, run=not tables_only)
     click.echo()
     click.echo(out["markdown"])
     click.echo(f"plots: {out['dir'] / 'learning_curve.png'}, {out['dir'] / 'timing.png'}")

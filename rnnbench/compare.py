@@ -64,9 +64,10 @@ def check_sizes_fit(cfg: Config, pool_size: int) -> None:
         raise RnnbenchError(f"data.sizes: {cfg.data.sizes[-1]} is larger than the {pool_size} training examples available")
 
 
-def run_compare(cfg: Config, force: bool = False, progress: bool = True, executor=None) -> dict:
+def run_compare(cfg: Config, force: bool = False, progress: bool = True, executor=None, run: bool = True) -> dict:
     """Every (size, seed, model) run through the executor (``executor``: an
-    :class:`rnnbench.executor.ExecutorSpec`; default: the config's ``compute`` settings), then the tables."""
+    :class:`rnnbench.executor.ExecutorSpec`; default: the config's ``compute`` settings), then the tables
+    (``run=False``: the tables of the runs already finished, running none)."""
     from .executor import ExecutorSpec, Job, execute
 
     spec = executor or ExecutorSpec.resolve(cfg.compute)
@@ -80,7 +81,8 @@ def run_compare(cfg: Config, force: bool = False, progress: bool = True, executo
     jobs = [Job(cfg=cfg.to_dict(), model=m, size=n, seed=s, force=force, path=str(Run.for_config(cfg, m, n, s).path),
                 label=f"{m} size {n} seed {s}")
             for n in cfg.data.sizes for s in cfg.experiment.seeds for m in models]
-    execute(jobs, spec, device=cfg.compute.device, progress=progress, desc="compare")
+    if run:
+        execute(jobs, spec, device=cfg.compute.device, progress=progress, desc="compare")
     return write_outputs(cfg, corpus.task, finished_rows(cfg))
 
 

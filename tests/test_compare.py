@@ -126,6 +126,25 @@ def test_compare_runs_the_models_listed_and_tables_every_finished_run(tmp_path):
     assert all("finished earlier" in x for x in both.stderr.splitlines() if x.startswith("["))
 
 
+def test_compare_tables_only_runs_nothing_and_tables_what_is_finished(tmp_path):
+    """`--tables-only` writes the tables from the finished runs (here the linear side at seed 0) and runs
+    none of the missing ones; with --force it is a one-line error."""
+    out = tmp_path / "runs" / "t"
+    r = compare(compare_config(tmp_path, experiment={"seeds": [0]}), "--models", "linear")
+    assert r.exit_code == 0, r.output
+    finished = {p.name: (p / "DONE").stat().st_mtime_ns for p in (out / "runs").iterdir()}
+    (out / "curves.csv").unlink()
+    wider = compare_config(tmp_path, experiment={"seeds": [0, 1]})  # seed 1 and the rnn never run
+    r = compare(wider, "--tables-only")
+    assert r.exit_code == 0, r.output
+    assert {p.name: (p / "DONE").stat().st_mtime_ns for p in (out / "runs").iterdir()} == finished
+    rows = list(csv.DictReader(open(out / "curves.csv")))
+    assert sorted((int(x["size"]), int(x["seed"]), x["model"]) for x in rows) == [(100, 0, "linear"), (300, 0, "linear")]
+    assert "| size | linear | rnn |" in r.output
+    r = compare(wider, "--tables-only", "--force")
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and "--tables-only" in r.output
+
+
 def test_plots_leave_matplotlib_backend_alone(tmp_path):
     """Importing rnnbench and drawing its figures never switches the global backend (a notebook's stays)."""
     import subprocess
