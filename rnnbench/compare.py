@@ -188,6 +188,7 @@ def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
         refs = [r[f"reference_{metric}"] for r in rows if r["size"] == n and f"reference_{metric}" in r]
         table.append({"size": n, "metric": metric, "linear_mean": lm, "linear_std": ls, "rnn_mean": rm,
                       "rnn_std": rs, "rel_error_reduction": red, "winner": winner,
+                      "linear_n": int(np.sum(~np.isnan(lin))), "rnn_n": int(np.sum(~np.isnan(rnn))),
                       "reference": float(np.mean(refs)) if refs else float("nan"),
                       "failed": "; ".join(f"{r['model']} seed {r['seed']}: {r['reason']}" for r in failed)})
     write_csv(out_dir / "crossover.csv", ["size", "metric", "linear_mean", "linear_std", "rnn_mean", "rnn_std",
@@ -242,6 +243,15 @@ def _timing_table(rows: list[dict], sizes: list[int]) -> list[dict]:
     return out
 
 
+def _cell(row: dict, model: str, n_seeds: int) -> str:
+    """``mean ± std``; a lone run says so (its spread is unknown, not 0), fewer seeds than the rest too."""
+    n = row.get(f"{model}_n", n_seeds)
+    if n == 1 and n_seeds > 1:
+        return f"{fmt(row[f'{model}_mean'])} (1 seed)"
+    text = pm(row[f"{model}_mean"], row[f"{model}_std"])
+    return text if n in (0, n_seeds) else f"{text} ({n} seeds)"
+
+
 def _crossover_markdown(cfg: Config, metric: str, table, cross, timing, n_seeds: int, missing: list[str],
                         fc: dict | None = None, task: Task | None = None, higher: bool = True,
                         lacking: list[str] = ()) -> str:
@@ -249,7 +259,7 @@ def _crossover_markdown(cfg: Config, metric: str, table, cross, timing, n_seeds:
     blind = "mean predictor" if task is not None and task.is_regression else "majority class"
     lines = [f"# {cfg.experiment.name}: linear vs RNN ({cfg.data.dataset}, {metric}, {seeds})", ""]
     lines += markdown_table(["size", "linear", "rnn", "rel. error reduction", "winner", blind],
-                            [(f"{r['size']:,}", pm(r["linear_mean"], r["linear_std"]), pm(r["rnn_mean"], r["rnn_std"]),
+                            [(f"{r['size']:,}", _cell(r, "linear", n_seeds), _cell(r, "rnn", n_seeds),
                               f"{fmt(100 * r['rel_error_reduction'], 1)}%", r["winner"], fmt(r.get("reference"), 4))
                              for r in table], "rrrrlr")
     lines.append("")

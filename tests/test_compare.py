@@ -141,6 +141,7 @@ def test_compare_tables_only_runs_nothing_and_tables_what_is_finished(tmp_path):
     rows = list(csv.DictReader(open(out / "curves.csv")))
     assert sorted((int(x["size"]), int(x["seed"]), x["model"]) for x in rows) == [(100, 0, "linear"), (300, 0, "linear")]
     assert "| size | linear | rnn |" in r.output
+    assert r.output.count("(1 seed) | — ± — |") == 2  # one run of two seeds: no spread shown as 0
     r = compare(wider, "--tables-only", "--force")
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "--tables-only" in r.output
 
