@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -43,11 +44,13 @@ from .fileio import atomic_write_bytes
 from .metrics import evaluate, is_better, primary
 from .model import cpu_device
 from .ngrams import NgramCounter
+from .outputs import duration
 from .shared_csr import SharedCSR, open_shared
 
 FEATURE_DTYPE = np.float64  # float32 features change what lbfgs converges to (see above)
 TFIDF_BLOCK = 1 << 22  # non-zeros per step of the in-place tf-idf
 PROCESS_MIN_NNZ = 2_000_000  # smaller training matrices are fitted in this process (~10k blog posts)
+GRID_QUIET_S = 10.0  # grids done sooner print nothing as they go (each point is still in the run's log)
 
 if TYPE_CHECKING:
     from .runs import Run
@@ -99,15 +102,16 @@ class LinearBaseline:
         return {"params": params, "validation": evaluate(self.task, y_va, self._scores(est, x_va)),
                 "fit_seconds": fit_s, "model": est}
 
-    def _fit_grid(self, todo: list[dict], features: dict, y_tr, y_va) -> list[dict]:
+    def _fit_grid(self, todo: list[dict], features: dict, y_tr, y_va, done=lambda result: None) -> list[dict]:
         """Every point of ``todo``: in worker processes sharing the matrices when they are large and
-        there are cores for them, else here, one after another."""
+        there are cores for them, else here, one after another. ``done(result)`` as each one finishes."""
         workers = min(self.n_jobs, len(todo))
         largest = max(features[p["min_df"]][2].nnz for p in todo)
         if workers < 2 or largest < PROCESS_MIN_NNZ:
             results = []
             for p in todo:
                 results.append(self._fit_point(p, *features[p["min_df"]][2:], y_tr, y_va))
+                done(results[-1])
             return results
         shared = {}
         try:
@@ -119,14 +123,19 @@ class LinearBaseline:
                 futures: dict[Future, dict] = {
                     pool.submit(_fit_point_in_worker, self.cfg, self.task, p, shared[p["min_df"]].handle,
                                 features[p["min_df"]][3], y_tr, y_va): p for p in todo}
-                return [f.result() for f in as_completed(futures)]
+                results = []
+                for f in as_completed(futures):
+                    results.append(f.result())
+                    done(results[-1])
+                return results
         finally:
             for s in shared.values():
                 s.close()
 
     def fit(self, train: Split, val: Split, *, run: Run | None = None, progress: bool = True) -> LinearBaseline:
-        """Grid over (min_df, C or alpha) scored on ``val``; keeps the best. Logs each grid point to ``run``;
-        no checkpoints, no progress bar."""
+        """Grid over (min_df, C or alpha) scored on ``val``; keeps the best. Logs each grid point to ``run``
+        as it finishes (and, with ``progress``, prints it when the grid takes more than a few seconds); no
+        checkpoints, no progress bar."""
         self.device_, self.training_, self.grid_, self.timings_ = cpu_device(), {}, [], {}
         points = grid_points(self.cfg, self.task)
         t0 = time.perf_counter()
@@ -152,12 +161,28 @@ class LinearBaseline:
         # min_df (more features).
         todo = sorted((p for p in points if p["min_df"] in features),
                       key=lambda p: (p[name] if self.task.is_regression else -p[name], p["min_df"]))
-        results = self._fit_grid(todo, features, train.y, val.y)
+        metric, _ = primary(self.task)
+        if run is not None:
+            run.log({"event": "grid_start", "points": len(todo)})
+
+        def done(result: dict) -> None:  # as each point finishes: the run's log (`rnnbench status`), stderr
+            finished.append(result)
+            value = result["validation"][metric]
+            if run is not None:
+                run.log({"event": "grid_point", **result["params"], f"val_{metric}": value,
+                         "fit_seconds": round(result["fit_seconds"], 1)})
+            if progress and len(todo) > 1 and time.perf_counter() - t0 > GRID_QUIET_S:
+                print(f"  linear grid {len(finished)}/{len(todo)}: "
+                      + ", ".join(f"{k} {v:g}" for k, v in result["params"].items())
+                      + f": validation {metric} {value:.4f} ({duration(result['fit_seconds'])}; "
+                      f"{duration(time.perf_counter() - t0)} into the grid)", file=sys.stderr, flush=True)
+
+        finished: list[dict] = []
+        results = self._fit_grid(todo, features, train.y, val.y, done)
         for m in features:
             features[m] = features[m][:2]  # drop the matrices
         self.timings_["grid_fit"] = time.perf_counter() - t0
 
-        metric, _ = primary(self.task)
         best = None
         # Ties go to the stronger regularisation, then the smaller min_df: a fixed rule, and the
         # order in which scikit-learn's GridSearchCV walks this grid.
@@ -165,8 +190,6 @@ class LinearBaseline:
                                     r["params"]["min_df"]))
         for result in results:
             self.grid_.append({"params": result["params"], "validation": result["validation"]})
-            if run is not None:
-                run.log({"event": "grid_point", **result["params"], f"val_{metric}": result["validation"][metric]})
             if best is None or is_better(self.task, result["validation"][metric], best["validation"][metric]):
                 best = result
         if best is None:

@@ -92,6 +92,8 @@ def progress_of(run_path: Path) -> dict:
             out["wall_seconds"] = r["wall_seconds"]
         if ev == "eval" and "val_metric" in r:
             out["val_metric"] = r["val_metric"]
+        if ev == "grid_start":
+            out["grid_points"], out["grid_total"] = 0, r.get("points")
         if ev == "grid_point":
             out["grid_points"] = out.get("grid_points", 0) + 1
         if ev == "resumed":
@@ -111,6 +113,8 @@ def progress_text(p: dict) -> str:
         parts.append(f"epoch {p['epoch']:.2f}" + (f"/{p['epochs']}" if p.get("epochs") else ""))
     if "step" in p:
         parts.append(f"step {p['step']:,}")
+    if p.get("grid_total"):
+        parts.append(f"grid {p.get('grid_points', 0)}/{p['grid_total']}")
     if p.get("val_metric") is not None:
         parts.append(f"val {p['val_metric']:.4f}")
     if p.get("tokens_per_s"):

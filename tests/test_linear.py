@@ -91,3 +91,35 @@ def test_save_load_roundtrip(tmp_path, data):
     model.save(tmp_path)
     back = LinearBaseline.load(tmp_path)
     np.testing.assert_array_equal(back.predict_scores(test.texts), model.predict_scores(test.texts))
+
+
+def test_each_grid_point_is_logged_and_shown_as_it_finishes(data, tmp_path, monkeypatch, capsys):
+    """A long grid tells where it is: the run's log gets `grid_start` and then each point as it finishes
+    (so `rnnbench status` reads "grid k/n" of a running fit), and stderr one line per point."""
+    import json
+
+    import rnnbench.linear
+    from rnnbench.runs import Run
+    from rnnbench.status import progress_of, progress_text
+
+    train, val, _ = data
+    run = Run(tmp_path / "linear-n1000-s0-x")
+    run.path.mkdir()
+    seen = []
+    log = run.log
+
+    def spy(row):  # what `rnnbench status` would read at each moment
+        log(row)
+        seen.append(progress_text(progress_of(run.path)))
+
+    monkeypatch.setattr(run, "log", spy)
+    monkeypatch.setattr(rnnbench.linear, "GRID_QUIET_S", 0.0)
+    model = LinearBaseline(LinearConfig(min_df=[1, 2], C=[0.5, 4.0]), BINARY, n_jobs=1).fit(train, val, run=run)
+    rows = [json.loads(x) for x in (run.path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in rows] == ["grid_start"] + ["grid_point"] * 4 and rows[0]["points"] == 4
+    assert seen == ["grid 0/4", "grid 1/4", "grid 2/4", "grid 3/4", "grid 4/4"]
+    by_point = {(r["min_df"], r["C"]): r["val_accuracy"] for r in rows[1:]}
+    assert by_point == {(g["params"]["min_df"], g["params"]["C"]): g["validation"]["accuracy"] for g in model.grid_}
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip().startswith("linear grid")]
+    assert [x.split(":")[0].strip() for x in err] == [f"linear grid {k}/4" for k in range(1, 5)]
+    assert all("validation accuracy 0." in x for x in err)
