@@ -59,6 +59,7 @@ def learning_curve_plot(path: Path, curve, metric: str, crossover: float | None,
     model's fitted curve dashed out to its horizon, its interval shaded, and the forecast crossover dotted."""
     fig = figure()
     ax = fig.subplots()
+    uneven = False  # some sizes have fewer finished seeds than others
     for model, scores in curve.scores.items():
         if np.all(np.isnan(scores)):  # no finished run of this model: no line
             continue
@@ -68,6 +69,10 @@ def learning_curve_plot(path: Path, curve, metric: str, crossover: float | None,
             std = np.nanstd(scores, axis=1, ddof=1) if scores.shape[1] > 1 else np.zeros(len(mean))
         std = np.nan_to_num(std)
         ax.plot(curve.sizes, mean, "o-", color=COLORS[model], label=LABELS[model])
+        counts = np.sum(~np.isnan(scores), axis=1)
+        uneven |= bool(np.any((counts > 0) & (counts < scores.shape[1])))
+        lone = (counts == 1) & (scores.shape[1] > 1)  # one run where there are several seeds: hollow
+        ax.plot(curve.sizes[lone], mean[lone], "o", color=COLORS[model], markerfacecolor="white")
         ax.fill_between(curve.sizes, mean - std, mean + std, color=COLORS[model], alpha=0.18)
     for model, fm in (forecast or {}).get("models", {}).items():
         if not fm.get("trustworthy") or model not in COLORS:
@@ -92,7 +97,8 @@ def learning_curve_plot(path: Path, curve, metric: str, crossover: float | None,
     ax.set_xlabel("training examples (log scale)")
     ax.set_ylabel(f"test {metric}")
     n_seeds = next(iter(curve.scores.values())).shape[1] if curve.scores else 0
-    ax.set_title(f"{title}: learning curves ({seeds_label(n_seeds)})" + (", forecast dashed" if any(
+    seeds = f"mean ± std over up to {n_seeds} seeds, hollow: one run" if uneven else seeds_label(n_seeds)
+    ax.set_title(f"{title}: learning curves ({seeds})" + (", forecast dashed" if any(
         fm.get("trustworthy") for fm in (forecast or {}).get("models", {}).values()) else ""))
     ax.grid(alpha=0.3, which="both")
     with warnings.catch_warnings():
