@@ -53,6 +53,7 @@ STUDIES = {  # name: (largest fitted size, held-out sizes; None = the largest si
     "imdb": (5_000, [10_000, 22_500]),
     "blog": (100_000, None),
 }
+TARGET_FACTORS = (2.0, 5.0)  # the target is the mean |error| at 2-5x the largest fitted size
 
 
 def rows_from_csv(path: Path) -> tuple[list[dict], str, bool]:
@@ -232,18 +233,24 @@ def main():
     for name, why in skipped.items():
         print(f"{name}: skipped: {why}")
 
-    def summary(fam):
-        pts = [p["abs_error"] for r in results[fam].values() for p in r["points"]]
+    def summary(fam, within=(0.0, math.inf)):
+        pts = [p["abs_error"] for r in results[fam].values() for p in r["points"]
+               if within[0] <= p["factor"] <= within[1]]
         return (float(np.mean(pts)) if pts else None), len(pts)
 
-    print("family            mean |error|  points forecast")
+    def fmt(mae):
+        return "—" if mae is None else f"{mae:.2f}"
+
+    print("family            mean |error|  points   at 2-5x  points")
     for fam in families:
-        mae, n = summary(fam)
-        print(f"  {fam:14s}  {'—' if mae is None else f'{mae:.2f}':>11s}  {n}")
+        (mae, n), (mae_t, n_t) = summary(fam), summary(fam, TARGET_FACTORS)
+        print(f"  {fam:14s}  {fmt(mae):>11s}  {n:6d}  {fmt(mae_t):>8s}  {n_t:6d}")
     main_res = results[DEFAULT_FAMILY]
     mae, n = summary(DEFAULT_FAMILY)
+    mae_t, n_t = summary(DEFAULT_FAMILY, TARGET_FACTORS)
     emit({"studies": sorted(main_res), "skipped": skipped, "family": DEFAULT_FAMILY,
           "mean_abs_error_points": None if mae is None else round(mae, 3), "points_forecast": n,
+          "mean_abs_error_points_2_5x": None if mae_t is None else round(mae_t, 3), "points_2_5x": n_t,
           "points_withheld": {s: r["withheld"] for s, r in main_res.items() if r["withheld"]},
           "per_study_mae_points": {s: None if r["mae"] is None else round(r["mae"], 3) for s, r in main_res.items()},
           "crossover_in_interval": {s: r["crossover_in_interval"] for s, r in main_res.items()},
