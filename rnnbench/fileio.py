@@ -31,8 +31,10 @@ _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs: another user's counts as running, an unknown
+    pid (0 or less) too; a zombie (killed, not yet reaped by its parent) does not: it holds nothing."""
+    if pid <= 0 or pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
@@ -40,7 +42,11 @@ def _alive(pid: int) -> bool:
         return False
     except OSError:  # another user's process: alive
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def stale_temps(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
@@ -53,7 +59,7 @@ def stale_temps(folder: str | os.PathLike, name: str | None = None) -> list[Path
         return out
     for entry in entries:
         m = _TEMP.match(entry.name)
-        if m and (name is None or m["name"] == name) and m["host"] == _HOST and not _alive(int(m["pid"])):
+        if m and (name is None or m["name"] == name) and m["host"] == _HOST and not pid_alive(int(m["pid"])):
             out.append(Path(entry.path))
     return out
 

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import RnnbenchError
-from .fileio import append_jsonl, atomic_write_text
+from .fileio import append_jsonl, atomic_write_text, pid_alive
 
 DEFAULT_TIMEOUT = 300.0  # seconds without a heartbeat after which a lease counts as abandoned
 LOG = "log.jsonl"
@@ -59,7 +59,7 @@ class Holder:
         now = time.time() if now is None else now
         if now - self.heartbeat > self.timeout:
             return True
-        return self.host == HOST and not _pid_alive(self.pid)
+        return self.host == HOST and not pid_alive(self.pid)
 
     @classmethod
     def from_dict(cls, d: dict) -> Holder:
@@ -305,27 +305,6 @@ def beat() -> None:
                 _replace(path, mine)
             except OSError:
                 pass
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return True  # unknown: rely on the heartbeat
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return _not_zombie(pid)
-
-
-def _not_zombie(pid: int) -> bool:
-    """A killed child that its parent has not reaped yet still has a pid: it holds nothing."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def _ago(seconds: float) -> str:

@@ -26,19 +26,11 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from .fileio import pid_alive
+
 _PARTS = ("data", "indices", "indptr")
 SHM_DIR = Path("/dev/shm")  # where Linux keeps POSIX shared memory (elsewhere: no sweep)
 _NAME = re.compile(r"rnnbench-(\d+)-[0-9a-f]+")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        return True
-    return True
 
 
 def remove_stale_segments() -> int:
@@ -48,7 +40,7 @@ def remove_stale_segments() -> int:
     freed, owners = 0, set()
     for path in SHM_DIR.iterdir():
         m = _NAME.fullmatch(path.name)
-        if m is None or _alive(int(m.group(1))):
+        if m is None or pid_alive(int(m.group(1))):
             continue
         try:
             size = path.stat().st_size
