@@ -165,19 +165,21 @@ class LinearBaseline:
         if run is not None:
             run.log({"event": "grid_start", "points": len(todo)})
 
+        finished = 0
+
         def done(result: dict) -> None:  # as each point finishes: the run's log (`rnnbench status`), stderr
-            finished.append(result)
+            nonlocal finished
+            finished += 1
             value = result["validation"][metric]
             if run is not None:
                 run.log({"event": "grid_point", **result["params"], f"val_{metric}": value,
                          "fit_seconds": round(result["fit_seconds"], 1)})
             if progress and len(todo) > 1 and time.perf_counter() - t0 > GRID_QUIET_S:
-                print(f"  linear grid {len(finished)}/{len(todo)}: "
+                print(f"  linear grid {finished}/{len(todo)}: "
                       + ", ".join(f"{k} {v:g}" for k, v in result["params"].items())
                       + f": validation {metric} {value:.4f} ({duration(result['fit_seconds'])}; "
                       f"{duration(time.perf_counter() - t0)} into the grid)", file=sys.stderr, flush=True)
 
-        finished: list[dict] = []
         results = self._fit_grid(todo, features, train.y, val.y, done)
         for m in features:
             features[m] = features[m][:2]  # drop the matrices
