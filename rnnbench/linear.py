@@ -6,10 +6,12 @@ split only. The final model is the grid's model at the chosen point: fit on the 
 
 Tokens follow Passage's rules (punctuation kept as tokens), as for the RNN.
 
-Fast, and identical in result to refitting ``TfidfVectorizer(min_df=m)`` per grid point: n-grams are
+Fast, and the same features as refitting ``TfidfVectorizer(min_df=m)`` per grid point: n-grams are
 counted once, vectorised and in chunks of documents (:mod:`rnnbench.ngrams`), over one vocabulary for
-the smallest ``min_df``; each larger ``min_df`` gets a column copy of those counts (same columns, same
-idf), taken before the smallest's counts are turned into tf-idf in place; int32 indices throughout.
+the smallest ``min_df``, turned into tf-idf in place; int32 indices throughout. Each larger ``min_df``'s
+matrix is its columns of the previous one's, rows normalised again (the same idf; the values equal
+scikit-learn's to rounding), derived only when its points start: the grid runs one ``min_df`` at a
+time and drops each one's matrices when its points are done, so one ``min_df``'s matrix is held, not all.
 Values stay float64 and the solver stays lbfgs, because that is the model scikit-learn fits (measured:
 lbfgs on float32 features stops at a different iterate; liblinear, saga and newton-cg land nearer the
 exact optimum than lbfgs's default tolerance does, so they differ from it). The grid points are fitted
@@ -22,6 +24,7 @@ solution, under-converged.)
 
 from __future__ import annotations
 
+import copy
 import multiprocessing
 import os
 import pickle
@@ -68,6 +71,24 @@ def tfidf_in_place(tfidf: TfidfTransformer, x):
     return normalize(x, norm=tfidf.norm, copy=False) if tfidf.norm is not None else x
 
 
+def tfidf_of_columns(tfidf: TfidfTransformer, columns: np.ndarray) -> TfidfTransformer:
+    """The transformer ``TfidfTransformer().fit(counts[:, columns])`` would be: the same document
+    frequencies of those columns, so the same idf values, bit for bit."""
+    out = copy.copy(tfidf)
+    if tfidf.use_idf:
+        out.idf_ = tfidf.idf_[columns]
+    out.n_features_in_ = len(columns)
+    return out
+
+
+def narrow_columns(x, at: np.ndarray, norm: str | None = "l2"):
+    """Columns ``at`` (sorted) of a tf-idf matrix whose rows were normalised: the tf-idf of those columns
+    alone, rows normalised again (a row's scale cancels in its normalisation, so this equals computing
+    them from the counts, to rounding: a few ulp, 7 at most in the tests)."""
+    y = x[:, at]
+    return normalize(y, norm=norm, copy=False) if norm is not None else y
+
+
 def grid_points(cfg: LinearConfig, task: Task) -> list[dict]:
     strengths = ("alpha", cfg.alpha) if task.is_regression else ("C", cfg.C)
     if not cfg.min_df or not strengths[1]:
@@ -102,35 +123,60 @@ class LinearBaseline:
         return {"params": params, "validation": evaluate(self.task, y_va, self._scores(est, x_va)),
                 "fit_seconds": fit_s, "model": est}
 
-    def _fit_grid(self, todo: list[dict], features: dict, y_tr, y_va, done=lambda result: None) -> list[dict]:
-        """Every point of ``todo``: in worker processes sharing the matrices when they are large and
-        there are cores for them, else here, one after another. ``done(result)`` as each one finishes."""
-        workers = min(self.n_jobs, len(todo))
-        largest = max(features[p["min_df"]][2].nnz for p in todo)
-        if workers < 2 or largest < PROCESS_MIN_NNZ:
-            results = []
-            for p in todo:
-                results.append(self._fit_point(p, *features[p["min_df"]][2:], y_tr, y_va))
-                done(results[-1])
-            return results
-        shared = {}
+    def _fit_grid(self, phases: list[list[dict]], smallest: list, at: dict[int, np.ndarray], norm: str | None,
+                  y_tr, y_va, done=lambda result: None) -> list[dict]:
+        """Every point of ``phases`` (lists of grid points, smallest ``min_df`` first), in worker processes
+        sharing the training matrix when it is large and there are cores for it, else here, one after
+        another; ``done(result)`` as each one finishes.
+
+        ``smallest`` is ``[x_tr, x_va]`` of the smallest ``min_df``, emptied here (the caller keeps no
+        reference, so that they can be freed). Each larger ``min_df``'s matrices are derived from the
+        previous one's when the first phase that needs them starts (``at[m]``: their columns among the
+        previous one's; rows normalised by ``norm``), and dropped when the next phase starts: one
+        phase's matrices are held at a time (and the next one's while they are derived)."""
+        x_tr, x_va = smallest
+        smallest.clear()
+        workers = min(self.n_jobs, max(len(points) for points in phases))
+        pool = None
+        if workers >= 2 and x_tr.nnz >= PROCESS_MIN_NNZ:
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_die_with_parent, initargs=(os.getpid(),))
+        mats: dict[int, tuple] = {}  # min_df -> (x_tr, x_va, its SharedCSR or None): this phase's
+        derived_from = None  # the min_df of x_tr / x_va
+        results = []
         try:
-            for m in {p["min_df"] for p in todo}:
-                shared[m] = SharedCSR(features[m][2])
-                features[m] = (*features[m][:2], None, features[m][3])  # the shared copy is the only one
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+            for points in phases:
+                needed = sorted({p["min_df"] for p in points})
+                for m in needed:
+                    if m not in mats:
+                        if derived_from is not None:
+                            x_tr, x_va = narrow_columns(x_tr, at[m], norm), narrow_columns(x_va, at[m], norm)
+                        mats[m] = (x_tr, x_va, SharedCSR(x_tr) if pool is not None else None)
+                        derived_from = m
+                for m in [m for m in mats if m not in needed]:  # the previous phase's
+                    shared = mats.pop(m)[2]
+                    if shared is not None:
+                        shared.close()
+                if pool is None:
+                    for p in points:
+                        results.append(self._fit_point(p, *mats[p["min_df"]][:2], y_tr, y_va))
+                        done(results[-1])
+                    continue
                 futures: dict[Future, dict] = {
-                    pool.submit(_fit_point_in_worker, self.cfg, self.task, p, shared[p["min_df"]].handle,
-                                features[p["min_df"]][3], y_tr, y_va): p for p in todo}
-                results = []
+                    pool.submit(_fit_point_in_worker, self.cfg, self.task, p, mats[p["min_df"]][2].handle,
+                                mats[p["min_df"]][1], y_tr, y_va): p for p in points}
                 for f in as_completed(futures):
                     results.append(f.result())
                     done(results[-1])
-                return results
+            return results
         finally:
-            for s in shared.values():
-                s.close()
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+            x_tr = x_va = None
+            for _, _, shared in mats.values():
+                if shared is not None:
+                    shared.close()
+            mats.clear()
 
     def fit(self, train: Split, val: Split, *, run: Run | None = None, progress: bool = True) -> LinearBaseline:
         """Grid over (min_df, C or alpha) scored on ``val``; keeps the best. Logs each grid point to ``run``
@@ -140,19 +186,19 @@ class LinearBaseline:
         points = grid_points(self.cfg, self.task)
         t0 = time.perf_counter()
         min_dfs = sorted({p["min_df"] for p in points})
-        # one count matrix, for the smallest min_df: int32 indices, counted in chunks, most frequent
-        # n-grams first (so that the larger min_dfs' columns are a prefix)
+        # one count matrix, for the smallest min_df: int32 indices, counted in chunks, turned tf-idf in
+        # place; the larger min_dfs' columns are subsets of it, with the same idf
         self.counter_ = NgramCounter(tuple(self.cfg.ngram_range), min_df=min_dfs[0], dtype=FEATURE_DTYPE)
-        counts_tr = self.counter_.fit_transform(train.texts)
-        counts_va = self.counter_.transform(val.texts)
-        features, x_tr, x_va = {}, None, None
-        for m in reversed(min_dfs):  # larger min_df first: column copies of the counts, before the
-            cols = np.flatnonzero(self.counter_.df_ >= m)  # smallest's counts turn tf-idf in place
-            if len(cols):
-                x_tr, x_va = (counts_tr, counts_va) if m == min_dfs[0] else (counts_tr[:, cols], counts_va[:, cols])
-                tfidf = TfidfTransformer(sublinear_tf=self.cfg.sublinear_tf).fit(x_tr)
-                features[m] = (cols, tfidf, tfidf_in_place(tfidf, x_tr), tfidf_in_place(tfidf, x_va))
-        del counts_tr, counts_va, x_tr, x_va  # the matrices live in `features` alone
+        x_tr = self.counter_.fit_transform(train.texts)
+        x_va = self.counter_.transform(val.texts)
+        tfidf = TfidfTransformer(sublinear_tf=self.cfg.sublinear_tf).fit(x_tr)
+        x_tr, x_va = tfidf_in_place(tfidf, x_tr), tfidf_in_place(tfidf, x_va)
+        columns = {m: np.flatnonzero(self.counter_.df_ >= m) for m in min_dfs}
+        kept = [m for m in min_dfs if len(columns[m])]
+        if not kept:
+            raise RnnbenchError("linear: no grid point left any feature (min_df too high for this training size)")
+        features = {m: (columns[m], tfidf_of_columns(tfidf, columns[m])) for m in kept}
+        at = {m: np.searchsorted(columns[p], columns[m]) for p, m in zip(kept, kept[1:])}
         self.timings_["vectorize"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -180,9 +226,14 @@ class LinearBaseline:
                       + f": validation {metric} {value:.4f} ({duration(result['fit_seconds'])}; "
                       f"{duration(time.perf_counter() - t0)} into the grid)", file=sys.stderr, flush=True)
 
-        results = self._fit_grid(todo, features, train.y, val.y, done)
-        for m in features:
-            features[m] = features[m][:2]  # drop the matrices
+        # One min_df at a time (its matrices derived when it starts, dropped when it ends) where that
+        # keeps the workers busy: every min_df has at least as many points as there are workers (the
+        # talk's grid, and any with several C). Else all at once, every min_df's matrices held together.
+        by_m = [[p for p in todo if p["min_df"] == m] for m in kept]
+        one_at_a_time = min(map(len, by_m)) >= min(self.n_jobs, len(todo))
+        smallest = [x_tr, x_va]
+        del x_tr, x_va  # _fit_grid owns them now
+        results = self._fit_grid(by_m if one_at_a_time else [todo], smallest, at, tfidf.norm, train.y, val.y, done)
         self.timings_["grid_fit"] = time.perf_counter() - t0
 
         best = None
@@ -194,8 +245,6 @@ class LinearBaseline:
             self.grid_.append({"params": result["params"], "validation": result["validation"]})
             if best is None or is_better(self.task, result["validation"][metric], best["validation"][metric]):
                 best = result
-        if best is None:
-            raise RnnbenchError("linear: no grid point left any feature (min_df too high for this training size)")
         self.chosen_ = dict(best["params"])
         self.validation_ = best["validation"]
         self.columns_, self.tfidf_ = features[best["params"]["min_df"]][:2]
@@ -262,4 +311,7 @@ def _die_with_parent(parent: int) -> None:
 
 def _fit_point_in_worker(cfg: LinearConfig, task: Task, params: dict, x_tr_handle, x_va, y_tr, y_va) -> dict:
     """A grid point in a worker process: the training matrix mapped from shared memory."""
-    return LinearBaseline(cfg, task, n_jobs=1)._fit_point(params, open_shared(x_tr_handle), x_va, y_tr, y_va)
+    with open_shared(x_tr_handle) as x_tr:
+        result = LinearBaseline(cfg, task, n_jobs=1)._fit_point(params, x_tr, x_va, y_tr, y_va)
+        del x_tr  # no reference left: the mapping closes with the block
+    return result

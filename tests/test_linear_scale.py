@@ -1,5 +1,6 @@
-"""The linear baseline's large-scale path (chunked counts, one vocabulary for the smallest min_df, column
-copies for the others, tf-idf in place) gives scikit-learn's TfidfVectorizer + LogisticRegression."""
+"""The linear baseline's large-scale path (chunked counts, one vocabulary for the smallest min_df, tf-idf in
+place, the larger min_dfs' matrices derived from it one at a time) gives scikit-learn's TfidfVectorizer +
+LogisticRegression."""
 
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from rnnbench.config import LinearConfig
 from rnnbench.data import Split, Task, Tokenizer, generate
 from rnnbench.linear import LinearBaseline
 from rnnbench.ngrams import NgramCounter
+from rnnbench.shared_csr import SharedCSR, open_shared
 
 BINARY = Task("sentiment", "binary", 2)
 
@@ -95,6 +97,86 @@ def test_features_of_every_min_df_and_their_dtypes(data, monkeypatch, min_dfs):
     counter = model.counter_
     assert counter.min_df == min(min_dfs)  # one vocabulary, for the smallest min_df
     assert counter.tokenizer_.vocab_ == Tokenizer(min_df=min(min_dfs)).fit(train.texts).vocab_
+
+
+@pytest.mark.parametrize("norm", ["l2", "l1", None])
+def test_narrowed_columns_are_the_tfidf_of_those_columns(data, norm):
+    """A larger min_df's matrix, derived from the smaller one's tf-idf (columns kept, rows normalised
+    again), is the tf-idf scikit-learn computes from those columns' counts: same idf bit for bit, values
+    within a few ulp."""
+    counts = NgramCounter((1, 2), dtype=np.float64).fit_transform(data[0].texts)
+    tfidf = TfidfTransformer(sublinear_tf=True, norm=norm).fit(counts)
+    cols = np.flatnonzero(np.bincount(counts.indices, minlength=counts.shape[1]) >= 3)
+    assert 0 < len(cols) < counts.shape[1]
+    theirs_tfidf = TfidfTransformer(sublinear_tf=True, norm=norm).fit(counts[:, cols])
+    ours_tfidf = rnnbench.linear.tfidf_of_columns(tfidf, cols)
+    np.testing.assert_array_equal(ours_tfidf.idf_, theirs_tfidf.idf_)
+    theirs = theirs_tfidf.transform(counts[:, cols])
+    ours = rnnbench.linear.narrow_columns(rnnbench.linear.tfidf_in_place(tfidf, counts.copy()), cols, norm)
+    assert ours.indices.dtype == np.int32
+    for attr in ("indptr", "indices"):
+        np.testing.assert_array_equal(getattr(ours, attr), getattr(theirs, attr))
+    np.testing.assert_array_max_ulp(ours.data, theirs.data, maxulp=16)  # 7 measured
+    np.testing.assert_array_equal(ours_tfidf.transform(counts[:, cols]).data, theirs.data)  # prediction: exact
+
+
+@pytest.mark.parametrize("C,expected", [
+    # two points per min_df, two workers: one min_df at a time, the first one's matrix gone before the
+    # second one's points start
+    ([0.5, 4.0], ["make 2", "point 2", "point 2", "make 4", "drop 2", "point 4", "point 4", "drop 4"]),
+    # one point per min_df: all at once (one at a time would leave a worker idle)
+    ([1.0], ["make 2", "make 4", "point", "point", "drop 2", "drop 4"]),
+])
+def test_the_grid_holds_one_min_dfs_matrix_at_a_time(data, monkeypatch, C, expected):
+    train, val, _ = data
+    events, made = [], {}
+
+    class Spy(SharedCSR):
+        def __init__(self, x):
+            super().__init__(x)
+            made[id(self)] = x.shape[1]
+            events.append(f"make {x.shape[1]}")
+
+        def close(self):
+            if self._segments:
+                events.append(f"drop {made[id(self)]}")
+            super().close()
+
+    class Log:
+        def log(self, row):
+            if row["event"] == "grid_point":
+                events.append(f"point {row['min_df']}")
+
+    monkeypatch.setattr(rnnbench.linear, "SharedCSR", Spy)
+    monkeypatch.setattr(rnnbench.linear, "PROCESS_MIN_NNZ", 0)
+    model = LinearBaseline(LinearConfig(min_df=[2, 4], C=C), BINARY, n_jobs=2).fit(train, val, run=Log())
+    widths = {2: model.counter_.df_.size, 4: int((model.counter_.df_ >= 4).sum())}
+    names = {f"make {w}": f"make {m}" for m, w in widths.items()} | {f"drop {w}": f"drop {m}" for m, w in widths.items()}
+    seen = [names.get(e, e) for e in events]
+    if len(C) == 1:  # both points run together: which finishes first is not fixed
+        seen = [e.split()[0] if e.startswith("point") else e for e in seen]
+    assert seen == expected
+
+
+def test_a_worker_unmaps_the_matrix_when_its_point_is_done():
+    """Pages the parent has removed stay in memory while any process maps them: a worker maps a matrix
+    for one point and lets go of it after."""
+    import os
+
+    import scipy.sparse as sp
+
+    def mapped() -> int:
+        return sum("rnnbench-" in line for line in Path(f"/proc/{os.getpid()}/maps").read_text().splitlines())
+
+    x = sp.random(200, 50, density=0.1, format="csr", random_state=0)
+    expected = x.toarray()
+    with SharedCSR(x) as shared:
+        before = mapped()  # the parent's own mappings
+        with open_shared(shared.handle) as y:
+            np.testing.assert_array_equal(y.toarray(), expected)
+            assert mapped() == before + 3
+            del y
+        assert mapped() == before
 
 
 @pytest.mark.parametrize("sublinear_tf,norm", [(True, "l2"), (False, "l2"), (True, None), (True, "l1")])
