@@ -236,6 +236,23 @@ class Config:
     sweep: SweepConfig | None = _opt(None, doc="what `rnnbench sweep` runs; absent: the config is not a sweep")
     plot: list[PlotConfig] = _opt([], doc="figures `rnnbench sweep` draws")
     smoke: dict[str, Any] = _opt({}, doc="dotted overrides for a tiny run (`--smoke`: tests and CI)")
+    at_size: dict[str, dict[str, Any]] = _opt(
+        {}, doc="training size -> dotted rnn.* / linear.* overrides for the runs of that size alone (e.g. a larger "
+                "batch at the full set); they win over the sections' values there, and runs of other sizes keep "
+                "their keys")
+
+    def __post_init__(self) -> None:
+        for size, overrides in self.at_size.items():
+            if not str(size).isdigit() or int(size) < 1:
+                raise RnnbenchError(f"at_size: keys are training sizes (positive integers), got {size!r}")
+            for key in overrides:
+                if not key.startswith(("rnn.", "linear.")):
+                    raise RnnbenchError(f"at_size.{size}.{key}: only rnn.* and linear.* keys can differ by size "
+                                        "(the data and the vocabulary are the same for every model of a size)")
+            try:
+                self.for_size(int(size))
+            except RnnbenchError as e:
+                raise RnnbenchError(f"at_size.{size}: {e}") from None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -248,6 +265,19 @@ class Config:
         if not self.smoke:
             raise RnnbenchError("--smoke: this config has no smoke section")
         return self.replace(**self.smoke)
+
+    def for_size(self, size: int | None) -> Config:
+        """The config of the runs of training size ``size``: ``at_size``'s overrides for it applied."""
+        overrides = self.at_size.get(str(size)) if size is not None else None
+        if not overrides:
+            return self
+        raw = self.to_dict()
+        raw["at_size"] = {}
+        for key, value in overrides.items():
+            _set_dotted(raw, key, value)
+        out = from_dict(raw)
+        out.at_size = self.at_size
+        return out
 
     def replace(self, **overrides: Any) -> Config:
         """A copy with dotted-key overrides applied and validated: ``cfg.replace(**{"rnn.cell": "lstm"})``."""

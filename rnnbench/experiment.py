@@ -102,6 +102,7 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
     if progress:
         announce(corpus)
     size = len(subsets.train)
+    cfg = cfg.for_size(size)  # the settings of runs of this size (at_size), stored in the run's config.yaml
     run = Run.for_config(cfg, kind, size, seed, adopt=True)
     if run.done and not force:
         return Outcome(run, run.result(), skipped=True)

@@ -55,6 +55,7 @@ def run_spec(cfg: Config, model: str, size: int, seed: int, by_content: bool = T
     from .data.generic import quoting_for_hash
     from .data.sources import path_key_files
 
+    cfg = cfg.for_size(size)  # a size's own rnn / linear settings (at_size)
     data = cfg.to_dict()["data"]
     data.pop("sizes")
     data["quoting"] = quoting_for_hash(data)  # None where files are read CSV-quoted, as before the option

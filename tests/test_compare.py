@@ -2,6 +2,7 @@ import csv
 import json
 
 import numpy as np
+import yaml
 import pytest
 from click.testing import CliRunner
 
@@ -197,3 +198,27 @@ def test_a_size_missing_one_side_claims_no_crossover(tmp_path):
     md = write_outputs(cfg, Task("sentiment", "binary", 2), rows)["markdown"]
     assert "**No crossover claimed:** one model has no finished run at 300 examples" in md
     assert "overtake" not in md
+
+
+def test_at_size_sets_one_sizes_runs_apart_and_leaves_the_others_keys(tmp_path):
+    """`at_size` changes the runs of one training size alone: those train with (and store) its settings, and
+    the other sizes' runs keep their keys, so runs made before it are still found and not redone."""
+    out = tmp_path / "runs" / "t"
+    cfg = compare_config(tmp_path, experiment={"seeds": [0], "models": ["rnn"]})
+    r = compare(cfg)
+    assert r.exit_code == 0, r.output
+    before = {p.name: (p / "DONE").stat().st_mtime_ns for p in (out / "runs").iterdir()}
+    wider = compare_config(tmp_path, experiment={"seeds": [0], "models": ["rnn"]},
+                           at_size={300: {"rnn.batch_size": 64, "rnn.epochs": 1}})
+    r = compare(wider)
+    assert r.exit_code == 0, r.output
+    after = {p.name: p for p in (out / "runs").iterdir()}
+    small = [n for n in before if "-n100-" in n]
+    assert all(before[n] == (after[n] / "DONE").stat().st_mtime_ns for n in small)  # size 100: the same run
+    (new,) = set(after) - set(before)
+    assert "-n300-" in new
+    stored = yaml.safe_load((after[new] / "config.yaml").read_text())
+    assert stored["rnn"]["batch_size"] == 64 and stored["rnn"]["epochs"] == 1
+    metrics = [json.loads(x) for x in (after[new] / "metrics.jsonl").read_text().splitlines()]
+    assert max(m.get("epoch", 0) for m in metrics if m["event"] == "epoch") == 1
+    assert [int(x["size"]) for x in csv.DictReader(open(out / "curves.csv"))] == [100, 300]

@@ -74,6 +74,32 @@ def test_replace_and_hash():
         cfg.replace(**{"rnn.cell": "nope"})
 
 
+def test_at_size_overrides_one_sizes_rnn_and_linear_settings():
+    from rnnbench.runs import run_spec
+
+    cfg = load_config(None, ["at_size={600000: {rnn.batch_size: 256, linear.C: [1.0]}}"])
+    big, small = cfg.for_size(600000), cfg.for_size(100000)
+    assert (big.rnn.batch_size, big.linear.C) == (256, [1.0])
+    assert small is cfg and small.rnn.batch_size == 64 and cfg.for_size(None) is cfg
+    plain = Config()
+    assert run_spec(cfg, "rnn", 100000, 0) == run_spec(plain, "rnn", 100000, 0)  # other sizes: the same key
+    assert run_spec(cfg, "rnn", 600000, 0) == run_spec(plain.replace(**{"rnn.batch_size": 256}), "rnn", 600000, 0)
+    assert run_spec(cfg, "rnn", 600000, 0) != run_spec(plain, "rnn", 600000, 0)
+
+
+@pytest.mark.parametrize("override, match", [
+    ("at_size={big: {rnn.batch_size: 2}}", r"at_size: keys are training sizes \(positive integers\), got 'big'"),
+    ("at_size={0: {rnn.batch_size: 2}}", r"at_size: keys are training sizes"),
+    ("at_size={1000: {data.max_len: 64}}", r"at_size\.1000\.data\.max_len: only rnn\.\* and linear\.\* keys"),
+    ("at_size={1000: {rnn.batch_size: 0}}", r"at_size\.1000: rnn\.batch_size: must be >= 1, got 0"),
+    ("at_size={1000: {rnn.batchsize: 2}}", r"at_size\.1000: unknown config key 'rnn\.batchsize' \(did you mean"),
+    ("at_size={1000: 5}", r"at_size\.1000: expected a mapping"),
+])
+def test_at_size_errors_name_the_key(override, match):
+    with pytest.raises(RnnbenchError, match=match):
+        load_config(None, [override])
+
+
 @pytest.mark.skipif(shutil.which("taskset") is None or not hasattr(os, "sched_getaffinity"),
                     reason="needs Linux's taskset")
 def test_cores_are_counted_from_the_cpu_affinity():
