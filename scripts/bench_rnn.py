@@ -46,14 +46,14 @@ def flops_per_token(cell: str, e: int, h: int) -> float:
     return 3 * 2 * (e * g * h + h * g * h)  # forward + backward (2x) of both matmuls
 
 
-def ours_timer(cell, e, h, b, t, dtype, unroll, chunk):
+def ours_timer(cell, e, h, b, t, dtype, unroll, chunk, vocab=VOCAB):
     """A function ``steps -> tokens/s`` that runs that many train steps of ours (compiled and warm)."""
     cfg = RnnConfig(cell=cell, embed_dim=e, hidden_dim=h, batch_size=b, dtype=dtype, unroll=unroll, chunk=chunk)
     task = Task("s", "binary", 2)
-    s = Steps(SequenceModel(VOCAB, 1, cfg, rngs=nnx.Rngs(0)), cfg, task, 0)
+    s = Steps(SequenceModel(vocab, 1, cfg, rngs=nnx.Rngs(0)), cfg, task, 0)
     state = [s.params, s.tx.init(s.params), 0]
     rng = np.random.default_rng(0)
-    tokens = rng.integers(2, VOCAB, (b, t)).astype(np.int32)
+    tokens = rng.integers(2, vocab, (b, t)).astype(np.int32)
     lengths = np.full(b, t, np.int32)
     y, w = rng.integers(0, 2, b).astype(np.int64), np.ones(b, np.float32)
 
@@ -70,7 +70,7 @@ def ours_timer(cell, e, h, b, t, dtype, unroll, chunk):
     return run
 
 
-def torch_timer(cell, e, h, b, t, dtype, on_gpu):
+def torch_timer(cell, e, h, b, t, dtype, on_gpu, vocab=VOCAB):
     """The same for PyTorch's ``nn.GRU``/``nn.LSTM``/``nn.RNN`` + Adam; None without torch."""
     try:
         import torch
@@ -83,10 +83,10 @@ def torch_timer(cell, e, h, b, t, dtype, on_gpu):
     torch.set_num_threads(usable_cores())
     torch.manual_seed(0)
     rnn = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM, "simple": torch.nn.RNN}[cell](e, h, batch_first=True)
-    emb, head = torch.nn.Embedding(VOCAB, e), torch.nn.Linear(h, 1)
+    emb, head = torch.nn.Embedding(vocab, e), torch.nn.Linear(h, 1)
     modules = torch.nn.ModuleList([emb, rnn, head]).to(dev)
     opt = torch.optim.Adam(modules.parameters(), lr=1e-3)
-    tokens = torch.randint(2, VOCAB, (b, t), device=dev)
+    tokens = torch.randint(2, vocab, (b, t), device=dev)
     y = torch.randint(0, 2, (b,), device=dev).float()
     amp = torch.autocast(dev, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
@@ -154,6 +154,9 @@ def main():
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--tokens", type=int, default=200)
+    ap.add_argument("--vocab", type=int, default=VOCAB,
+                    help="embedding rows: Adam updates all of them every step, a cost per step that a larger "
+                         "batch spreads over more tokens (the blog study's vocabulary is 100000)")
     ap.add_argument("--steps", type=int, default=10, help="train steps per round")
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds of ours, PyTorch and the matmul")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
@@ -168,13 +171,13 @@ def main():
     device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}, {cores_label()})"
     fpt = flops_per_token(args.cell, args.embed, args.hidden)
     matmul = matmul_timer(on_gpu=on_gpu)
-    print(f"device {device}; {args.cell} E={args.embed} H={args.hidden} T={args.tokens}; "
+    print(f"device {device}; {args.cell} E={args.embed} H={args.hidden} T={args.tokens} V={args.vocab}; "
           f"{args.rounds} alternating rounds of {args.steps} steps; medians over rounds")
     for batch, dtype, unroll in configs:
-        ours = ours_timer(args.cell, args.embed, args.hidden, batch, args.tokens, dtype, unroll, args.chunk)
+        ours = ours_timer(args.cell, args.embed, args.hidden, batch, args.tokens, dtype, unroll, args.chunk, args.vocab)
         timers = {"ours": partial(ours, args.steps)}
         torch_run = None if args.no_torch else torch_timer(args.cell, args.embed, args.hidden, batch, args.tokens,
-                                                           dtype, on_gpu)
+                                                           dtype, on_gpu, args.vocab)
         if torch_run:
             timers["torch"] = partial(torch_run, args.steps)
         timers["matmul"] = lambda: matmul() / fpt
@@ -200,6 +203,8 @@ def main():
             figures["kernels"] = "native" if fused_kernels(jnp.dtype(dtype)) else "xla"
         if len(configs) > 1:
             figures.update(batch=batch, dtype=dtype, unroll=unroll, chunk=args.chunk)
+        if args.vocab != VOCAB:
+            figures["vocab"] = args.vocab
         emit(figures)
 
 
