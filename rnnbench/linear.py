@@ -15,10 +15,11 @@ time and drops each one's matrices when its points are done, so one ``min_df``'s
 Values stay float64 and the solver stays lbfgs, because that is the model scikit-learn fits (measured:
 lbfgs on float32 features stops at a different iterate; liblinear, saga and newton-cg land nearer the
 exact optimum than lbfgs's default tolerance does, so they differ from it). The grid points are fitted
-in worker processes that map the feature matrices from shared memory (:mod:`rnnbench.shared_csr`):
-scipy's L-BFGS-B holds the GIL for much of each iteration, so threads ran the fits one core at a time;
-small grids (under ``PROCESS_MIN_NNZ`` non-zeros) stay in this process, where starting workers would cost
-more than it saves. (No warm starts across ``C``: scikit-learn's lbfgs stops at once from a previous
+side by side, one in a thread of this process and the others in worker processes that map the feature
+matrices from shared memory (:mod:`rnnbench.shared_csr`): scipy's L-BFGS-B holds the GIL for much of
+each iteration, so threads alone ran the fits one core at a time. Small grids (under
+``PROCESS_MIN_NNZ`` non-zeros) stay in this process, where starting workers would cost more than it
+saves. (No warm starts across ``C``: scikit-learn's lbfgs stops at once from a previous
 solution, under-converged.)
 """
 
@@ -30,8 +31,10 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,6 +72,17 @@ def tfidf_in_place(tfidf: TfidfTransformer, x):
         for at in range(0, x.nnz, TFIDF_BLOCK):
             x.data[at:at + TFIDF_BLOCK] *= tfidf.idf_[x.indices[at:at + TFIDF_BLOCK]]
     return normalize(x, norm=tfidf.norm, copy=False) if tfidf.norm is not None else x
+
+
+def release_free_memory() -> None:
+    """Hands the heap memory freed so far back to the OS (glibc's ``malloc_trim``; elsewhere nothing):
+    counting n-grams frees a great deal that glibc would otherwise keep for this process."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def tfidf_of_columns(tfidf: TfidfTransformer, columns: np.ndarray) -> TfidfTransformer:
@@ -137,9 +151,9 @@ class LinearBaseline:
         x_tr, x_va = smallest
         smallest.clear()
         workers = min(self.n_jobs, max(len(points) for points in phases))
-        pool = None
-        if workers >= 2 and x_tr.nnz >= PROCESS_MIN_NNZ:
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+        pool = None  # the other workers' processes; one fit at a time also runs here, in a thread (a worker
+        if workers >= 2 and x_tr.nnz >= PROCESS_MIN_NNZ:  # process costs ~0.1 GB of its own)
+            pool = ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_die_with_parent, initargs=(os.getpid(),))
         mats: dict[int, tuple] = {}  # min_df -> (x_tr, x_va, its SharedCSR or None): this phase's
         derived_from = None  # the min_df of x_tr / x_va
@@ -162,12 +176,7 @@ class LinearBaseline:
                         results.append(self._fit_point(p, *mats[p["min_df"]][:2], y_tr, y_va))
                         done(results[-1])
                     continue
-                futures: dict[Future, dict] = {
-                    pool.submit(_fit_point_in_worker, self.cfg, self.task, p, mats[p["min_df"]][2].handle,
-                                mats[p["min_df"]][1], y_tr, y_va): p for p in points}
-                for f in as_completed(futures):
-                    results.append(f.result())
-                    done(results[-1])
+                results += self._fit_beside_workers(points, mats, pool, workers, y_tr, y_va, done)
             return results
         finally:
             if pool is not None:
@@ -177,6 +186,32 @@ class LinearBaseline:
                 if shared is not None:
                     shared.close()
             mats.clear()
+
+    def _fit_beside_workers(self, points: list[dict], mats: dict, pool: ProcessPoolExecutor, workers: int,
+                            y_tr, y_va, done) -> list[dict]:
+        """``points`` on ``workers`` at once: one in a thread here, the others in ``pool``'s processes
+        (mapping the training matrices from shared memory); each freed one takes the next point."""
+        pending, running, results = deque(points), {}, []  # running: future -> whether it runs here
+
+        def start(here: bool) -> None:
+            p = pending.popleft()
+            x_tr, x_va, shared = mats[p["min_df"]]
+            future = _in_thread(self._fit_point, p, x_tr, x_va, y_tr, y_va) if here else pool.submit(
+                _fit_point_in_worker, self.cfg, self.task, p, shared.handle, x_va, y_tr, y_va)
+            running[future] = here
+
+        for here in [True] + [False] * (workers - 1):
+            if pending:
+                start(here)
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                here = running.pop(future)
+                results.append(future.result())
+                done(results[-1])
+                if pending:
+                    start(here)
+        return results
 
     def fit(self, train: Split, val: Split, *, run: Run | None = None, progress: bool = True) -> LinearBaseline:
         """Grid over (min_df, C or alpha) scored on ``val``; keeps the best. Logs each grid point to ``run``
@@ -199,6 +234,7 @@ class LinearBaseline:
             raise RnnbenchError("linear: no grid point left any feature (min_df too high for this training size)")
         features = {m: (columns[m], tfidf_of_columns(tfidf, columns[m])) for m in kept}
         at = {m: np.searchsorted(columns[p], columns[m]) for p, m in zip(kept, kept[1:])}
+        release_free_memory()  # counting's freed heap, before the grid's workers add theirs
         self.timings_["vectorize"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -294,6 +330,23 @@ class LinearBaseline:
         for k, v in state.items():
             setattr(obj, k, v)
         return obj
+
+
+def _in_thread(fn, *args) -> Future:
+    """``fn(*args)`` in a daemon thread: a grid point fitted in this process beside the workers' while
+    the main thread only waits. Not a ThreadPoolExecutor: its threads are joined at exit, so an
+    interrupted grid would wait for the fit to end."""
+    future: Future = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as e:  # noqa: BLE001 (handed to the waiting thread)
+                future.set_exception(e)
+
+    threading.Thread(target=run, daemon=True, name="rnnbench-grid-point").start()
+    return future
 
 
 def _die_with_parent(parent: int) -> None:

@@ -2,6 +2,7 @@
 place, the larger min_dfs' matrices derived from it one at a time) gives scikit-learn's TfidfVectorizer +
 LogisticRegression."""
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +53,29 @@ def test_every_grid_point_and_the_chosen_model_are_scikit_learns(data, monkeypat
             shared.append(self.handle)
 
     monkeypatch.setattr(rnnbench.linear, "SharedCSR", Spy)
+    pools, here = [], []
+
+    class Pool(rnnbench.linear.ProcessPoolExecutor):
+        def __init__(self, max_workers, **kw):
+            pools.append(max_workers)
+            super().__init__(max_workers, **kw)
+
+    fit_point = LinearBaseline._fit_point
+
+    def spy(self, params, *args):  # in this process only (workers import their own)
+        here.append(threading.current_thread().name)
+        return fit_point(self, params, *args)
+
+    monkeypatch.setattr(rnnbench.linear, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(LinearBaseline, "_fit_point", spy)
     if where == "workers":
         monkeypatch.setattr(rnnbench.linear, "PROCESS_MIN_NNZ", 0)
     before = shared_segments()
     model = LinearBaseline(LinearConfig(min_df=[2, 4], C=[0.5, 4.0]), BINARY, n_jobs=2).fit(train, val)
+    if where == "workers":  # two at once: one in a thread here, one in a worker process
+        assert pools == [1] and 1 <= len(here) < 4 and set(here) == {"rnnbench-grid-point"}
+    else:
+        assert pools == [] and len(here) == 4
     assert model.counter_.chunk_docs == 64
     assert len(model.grid_) == 4
     for point in model.grid_:
@@ -200,7 +220,7 @@ from rnnbench.data import Split, Task, generate
 L.PROCESS_MIN_NNZ = 0
 texts, y = generate(4000, seed=3)
 model = L.LinearBaseline(LinearConfig(min_df=[1, 2], C=[0.1, 1.0, 10.0, 100.0], max_iter=100000), Task("s", "binary", 2),
-                         n_jobs=2)
+                         n_jobs=3)  # one fit in a thread here, two in worker processes
 model.fit(Split(texts[:3500], y[:3500]), Split(texts[3500:], y[3500:]))
 """
 
