@@ -57,6 +57,27 @@ def remove_stale_segments() -> int:
     return freed
 
 
+_LINGERING: list[shared_memory.SharedMemory] = []  # segments closed while arrays still read them
+
+
+def _close_lingering() -> None:
+    """Closes the segments whose arrays have gone since (kept referenced until then: a segment object
+    that is garbage-collected closes itself, and would complain)."""
+    for shm in list(_LINGERING):
+        try:
+            shm.close()
+        except BufferError:
+            continue
+        _LINGERING.remove(shm)
+
+
+def _view(shm: shared_memory.SharedMemory, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """An array over a segment that holds a buffer export on it, so that closing the segment while the
+    array lives raises ``BufferError`` instead of unmapping the memory under it (``np.ndarray(...,
+    buffer=shm.buf)`` keeps only the mmap object: a close would leave it reading unmapped pages)."""
+    return np.frombuffer(shm.buf, dtype, count=int(np.prod(shape))).reshape(shape)
+
+
 class SharedCSR:
     """Moves a CSR matrix's arrays into shared memory (the matrix object stays valid and now reads them
     there); :attr:`handle` (picklable, small) maps it in another process with :func:`open_shared`."""
@@ -71,7 +92,7 @@ class SharedCSR:
                 shm = shared_memory.SharedMemory(f"rnnbench-{os.getpid()}-{secrets.token_hex(6)}", create=True,
                                                  size=max(a.nbytes, 1))
                 self._segments.append(shm)
-                view = np.ndarray(a.shape, a.dtype, buffer=shm.buf)
+                view = _view(shm, a.shape, a.dtype)
                 view[...] = a
                 setattr(x, name, view)  # the private array is freed here
                 parts[name] = (shm.name, a.shape, a.dtype.str)
@@ -81,12 +102,14 @@ class SharedCSR:
         self.handle = (x.shape, parts)
 
     def close(self) -> None:
-        """Removes the segments (the parent's matrix must not be used afterwards)."""
+        """Removes the segments. Their memory goes once nothing maps it: a matrix this process still
+        reads (a fit in a thread, on an error path) keeps its pages, readable, until it is gone."""
+        _close_lingering()
         for shm in self._segments:
             try:
                 shm.close()
-            except BufferError:  # views still alive in this process: the mapping goes with them
-                pass
+            except BufferError:  # arrays still read it: closed later (see _close_lingering)
+                _LINGERING.append(shm)
             try:
                 shm.unlink()
             except FileNotFoundError:
@@ -110,7 +133,7 @@ def open_shared(handle) -> Iterator[sp.csr_matrix]:
     segments = [shared_memory.SharedMemory(name=parts[name][0]) for name in _PARTS]
     try:
         x = sp.csr_matrix(shape, dtype=np.dtype(parts["data"][2]))
-        x.data, x.indices, x.indptr = (np.ndarray(parts[name][1], np.dtype(parts[name][2]), buffer=shm.buf)
+        x.data, x.indices, x.indptr = (_view(shm, parts[name][1], np.dtype(parts[name][2]))
                                        for name, shm in zip(_PARTS, segments))
         yield x
     finally:
