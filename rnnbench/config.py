@@ -238,10 +238,11 @@ class Config:
     smoke: dict[str, Any] = _opt({}, doc="dotted overrides for a tiny run (`--smoke`: tests and CI)")
     at_size: dict[str, dict[str, Any]] = _opt(
         {}, doc="training size -> dotted rnn.* / linear.* overrides for the runs of that size alone (e.g. a larger "
-                "batch at the full set); they win over the sections' values there, and runs of other sizes keep "
-                "their keys")
+                "batch at the full set); they win over the sections' values in the file, a --set or sweep axis "
+                "of the same key wins over them; runs of other sizes keep their keys")
 
     def __post_init__(self) -> None:
+        self.at_size = {str(size): overrides for size, overrides in self.at_size.items()}  # as YAML gives them
         for size, overrides in self.at_size.items():
             if not str(size).isdigit() or int(size) < 1:
                 raise RnnbenchError(f"at_size: keys are training sizes (positive integers), got {size!r}")
@@ -280,11 +281,21 @@ class Config:
         return out
 
     def replace(self, **overrides: Any) -> Config:
-        """A copy with dotted-key overrides applied and validated: ``cfg.replace(**{"rnn.cell": "lstm"})``."""
+        """A copy with dotted-key overrides applied and validated: ``cfg.replace(**{"rnn.cell": "lstm"})``.
+        They win over ``at_size``'s for the same keys (a sweep's axis, an explicit ``--set``)."""
         raw = self.to_dict()
         for key, value in overrides.items():
             _set_dotted(raw, key, value)
+        _explicit_over_at_size(raw, overrides)
         return from_dict(raw)
+
+
+def _explicit_over_at_size(raw: dict, keys) -> None:
+    """Drops ``keys`` from every ``at_size`` entry of ``raw``: a value set explicitly holds at every size."""
+    for overrides in (raw.get("at_size") or {}).values():
+        if isinstance(overrides, dict):
+            for key in keys:
+                overrides.pop(key, None)
 
 
 def config_hash(obj: dict, n: int = 12) -> str:
@@ -325,6 +336,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         except yaml.YAMLError:
             value = text
         _set_dotted(raw, key.strip(), value)
+    _explicit_over_at_size(raw, [item.partition("=")[0].strip() for item in overrides])
     return from_dict(raw)
 
 

@@ -2,8 +2,8 @@ import csv
 import json
 
 import numpy as np
-import yaml
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from rnnbench.cli import main

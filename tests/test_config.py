@@ -87,6 +87,17 @@ def test_at_size_overrides_one_sizes_rnn_and_linear_settings():
     assert run_spec(cfg, "rnn", 600000, 0) != run_spec(plain, "rnn", 600000, 0)
 
 
+def test_an_explicit_value_wins_over_at_size(tmp_path):
+    """--set, a sweep's axis (replace) and smoke hold at every size; keys given as ints in Python work too."""
+    p = write(tmp_path, "at_size: {600000: {rnn.batch_size: 256, rnn.epochs: 2}}\n")
+    assert load_config(p).for_size(600000).rnn.batch_size == 256
+    cli = load_config(p, ["rnn.batch_size=32"])
+    assert (cli.for_size(600000).rnn.batch_size, cli.for_size(600000).rnn.epochs) == (32, 2)
+    swept = load_config(p).replace(**{"rnn.batch_size": 16})
+    assert (swept.for_size(600000).rnn.batch_size, swept.for_size(600000).rnn.epochs) == (16, 2)
+    assert Config(at_size={600000: {"rnn.epochs": 3}}).for_size(600000).rnn.epochs == 3
+
+
 @pytest.mark.parametrize("override, match", [
     ("at_size={big: {rnn.batch_size: 2}}", r"at_size: keys are training sizes \(positive integers\), got 'big'"),
     ("at_size={0: {rnn.batch_size: 2}}", r"at_size: keys are training sizes"),
