@@ -11,7 +11,8 @@ counted once, vectorised and in chunks of documents (:mod:`rnnbench.ngrams`), ov
 the smallest ``min_df``, turned into tf-idf in place; int32 indices throughout. Each larger ``min_df``'s
 matrix is its columns of the previous one's, rows normalised again (the same idf; the values equal
 scikit-learn's to rounding), derived only when its points start: the grid runs one ``min_df`` at a
-time and drops each one's matrices when its points are done, so one ``min_df``'s matrix is held, not all.
+time and drops each one's matrices when its points are done, so one ``min_df``'s matrix is held, not all
+(unless some ``min_df`` has fewer grid points than there are workers: then all at once).
 Values stay float64 and the solver stays lbfgs, because that is the model scikit-learn fits (measured:
 lbfgs on float32 features stops at a different iterate; liblinear, saga and newton-cg land nearer the
 exact optimum than lbfgs's default tolerance does, so they differ from it). The grid points are fitted
@@ -98,7 +99,7 @@ def tfidf_of_columns(tfidf: TfidfTransformer, columns: np.ndarray) -> TfidfTrans
 def narrow_columns(x, at: np.ndarray, norm: str | None = "l2"):
     """Columns ``at`` (sorted) of a tf-idf matrix whose rows were normalised: the tf-idf of those columns
     alone, rows normalised again (a row's scale cancels in its normalisation, so this equals computing
-    them from the counts, to rounding: a few ulp, 7 at most in the tests)."""
+    them from the counts, to rounding: a few ulp; 7 at most in the tests, 17 after two steps)."""
     y = x[:, at]
     return normalize(y, norm=norm, copy=False) if norm is not None else y
 
@@ -139,9 +140,10 @@ class LinearBaseline:
 
     def _fit_grid(self, phases: list[list[dict]], smallest: list, at: dict[int, np.ndarray], norm: str | None,
                   y_tr, y_va, done=lambda result: None) -> list[dict]:
-        """Every point of ``phases`` (lists of grid points, smallest ``min_df`` first), in worker processes
-        sharing the training matrix when it is large and there are cores for it, else here, one after
-        another; ``done(result)`` as each one finishes.
+        """Every point of ``phases`` (lists of grid points, smallest ``min_df`` first): when the training
+        matrix is large and there are cores for it, several at once (one in a thread here, the others in
+        worker processes that map the matrix from shared memory), else here one after another;
+        ``done(result)`` as each one finishes.
 
         ``smallest`` is ``[x_tr, x_va]`` of the smallest ``min_df``, emptied here (the caller keeps no
         reference, so that they can be freed). Each larger ``min_df``'s matrices are derived from the
@@ -151,8 +153,10 @@ class LinearBaseline:
         x_tr, x_va = smallest
         smallest.clear()
         workers = min(self.n_jobs, max(len(points) for points in phases))
-        pool = None  # the other workers' processes; one fit at a time also runs here, in a thread (a worker
-        if workers >= 2 and x_tr.nnz >= PROCESS_MIN_NNZ:  # process costs ~0.1 GB of its own)
+        # One fit at a time runs here, in a thread; the others in worker processes (each costs ~0.1 GB
+        # of its own, so the thread saves one).
+        pool = None
+        if workers >= 2 and x_tr.nnz >= PROCESS_MIN_NNZ:
             pool = ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_die_with_parent, initargs=(os.getpid(),))
         mats: dict[int, tuple] = {}  # min_df -> (x_tr, x_va, its SharedCSR or None): this phase's
@@ -262,9 +266,10 @@ class LinearBaseline:
                       + f": validation {metric} {value:.4f} ({duration(result['fit_seconds'])}; "
                       f"{duration(time.perf_counter() - t0)} into the grid)", file=sys.stderr, flush=True)
 
-        # One min_df at a time (its matrices derived when it starts, dropped when it ends) where that
-        # keeps the workers busy: every min_df has at least as many points as there are workers (the
-        # talk's grid, and any with several C). Else all at once, every min_df's matrices held together.
+        # One min_df at a time (its matrices derived when it starts, dropped when it ends) where each
+        # min_df has at least as many points as there are workers, so that none starts idle (the talk's
+        # grid on a few cores; a phase's last points still leave some idle while they finish). Else all
+        # at once, every min_df's matrices held together.
         by_m = [[p for p in todo if p["min_df"] == m] for m in kept]
         one_at_a_time = min(map(len, by_m)) >= min(self.n_jobs, len(todo))
         smallest = [x_tr, x_va]
