@@ -27,6 +27,7 @@ solution, under-converged.)
 from __future__ import annotations
 
 import copy
+import gc
 import multiprocessing
 import os
 import pickle
@@ -131,12 +132,15 @@ class LinearBaseline:
         return LogisticRegression(C=strength, max_iter=self.cfg.max_iter)
 
     def _fit_point(self, params: dict, x_tr, x_va, y_tr, y_va) -> dict:
+        """One grid point, scored on ``x_va`` when it is given (a worker's is scored where it was sent from:
+        the validation matrix never travels)."""
         strength = params["alpha" if self.task.is_regression else "C"]
         t = time.perf_counter()
         est = self._estimator(strength).fit(x_tr, y_tr)
-        fit_s = time.perf_counter() - t
-        return {"params": params, "validation": evaluate(self.task, y_va, self._scores(est, x_va)),
-                "fit_seconds": fit_s, "model": est}
+        result = {"params": params, "fit_seconds": time.perf_counter() - t, "model": est}
+        if x_va is not None:
+            result["validation"] = evaluate(self.task, y_va, self._scores(est, x_va))
+        return result
 
     def _fit_grid(self, phases: list[list[dict]], smallest: list, at: dict[int, np.ndarray], norm: str | None,
                   y_tr, y_va, done=lambda result: None) -> list[dict]:
@@ -201,7 +205,7 @@ class LinearBaseline:
             p = pending.popleft()
             x_tr, x_va, shared = mats[p["min_df"]]
             future = _in_thread(self._fit_point, p, x_tr, x_va, y_tr, y_va) if here else pool.submit(
-                _fit_point_in_worker, self.cfg, self.task, p, shared.handle, x_va, y_tr, y_va)
+                _fit_point_in_worker, self.cfg, self.task, p, shared.handle, y_tr)
             running[future] = here
 
         for here in [True] + [False] * (workers - 1):
@@ -211,7 +215,10 @@ class LinearBaseline:
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 here = running.pop(future)
-                results.append(future.result())
+                results.append(result := future.result())
+                if "validation" not in result:
+                    scores = self._scores(result["model"], mats[result["params"]["min_df"]][1])
+                    result["validation"] = evaluate(self.task, y_va, scores)
                 done(results[-1])
                 if pending:
                     start(here)
@@ -238,6 +245,7 @@ class LinearBaseline:
             raise RnnbenchError("linear: no grid point left any feature (min_df too high for this training size)")
         features = {m: (columns[m], tfidf_of_columns(tfidf, columns[m])) for m in kept}
         at = {m: np.searchsorted(columns[p], columns[m]) for p, m in zip(kept, kept[1:])}
+        gc.collect()
         release_free_memory()  # counting's freed heap, before the grid's workers add theirs
         self.timings_["vectorize"] = time.perf_counter() - t0
 
@@ -367,9 +375,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _fit_point_in_worker(cfg: LinearConfig, task: Task, params: dict, x_tr_handle, x_va, y_tr, y_va) -> dict:
-    """A grid point in a worker process: the training matrix mapped from shared memory."""
+def _fit_point_in_worker(cfg: LinearConfig, task: Task, params: dict, x_tr_handle, y_tr) -> dict:
+    """A grid point in a worker process, unscored: the training matrix mapped from shared memory."""
     with open_shared(x_tr_handle) as x_tr:
-        result = LinearBaseline(cfg, task, n_jobs=1)._fit_point(params, x_tr, x_va, y_tr, y_va)
+        result = LinearBaseline(cfg, task, n_jobs=1)._fit_point(params, x_tr, None, y_tr, None)
         del x_tr  # no reference left: the mapping closes with the block
     return result
