@@ -164,17 +164,15 @@ class LinearBaseline:
             pool = ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_die_with_parent, initargs=(os.getpid(),))
         mats: dict[int, tuple] = {}  # min_df -> (x_tr, x_va, its SharedCSR or None): this phase's
-        derived_from = None  # the min_df of x_tr / x_va
         results = []
         try:
             for points in phases:
                 needed = sorted({p["min_df"] for p in points})
                 for m in needed:
                     if m not in mats:
-                        if derived_from is not None:
+                        if m in at:  # every min_df but the smallest: from the last one made (x_tr, x_va)
                             x_tr, x_va = narrow_columns(x_tr, at[m], norm), narrow_columns(x_va, at[m], norm)
                         mats[m] = (x_tr, x_va, SharedCSR(x_tr) if pool is not None else None)
-                        derived_from = m
                 for m in [m for m in mats if m not in needed]:  # the previous phase's
                     shared = mats.pop(m)[2]
                     if shared is not None:
