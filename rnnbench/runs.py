@@ -233,10 +233,16 @@ class Run:
         return self.path / CHECKPOINTS
 
     @property
-    def resumable(self) -> bool:
-        """Has a checkpoint to resume from (orbax names each by its step)."""
+    def checkpoint_step(self) -> int | None:
+        """The step of the newest checkpoint (orbax names each by its step); None without one."""
         d = self.checkpoint_dir
-        return d.is_dir() and any(p.is_dir() and p.name.isdigit() for p in d.iterdir())
+        return max((int(p.name) for p in d.iterdir() if p.is_dir() and p.name.isdigit()), default=None) \
+            if d.is_dir() else None
+
+    @property
+    def resumable(self) -> bool:
+        """Has a checkpoint to resume from."""
+        return self.checkpoint_step is not None
 
     def result(self) -> RunResult:
         f = self.path / RESULT

@@ -3,7 +3,7 @@
 A run is *done* (``DONE``, a result), *failed* (``DONE``, a failed result and its reason), *running* (a
 live lease: host, pid, GPUs, and from its ``metrics.jsonl`` the epoch, step, last validation score,
 tokens/s and an ETA), *stale* (a lease whose heartbeat stopped: the next compare or sweep takes it over)
-or *to do* (a folder with no lease: interrupted, resumes from its checkpoint; or, given a config, a run
+or *to do* (a folder with no lease: interrupted, resumes at its checkpoint's step; or, given a config, a run
 not started yet). Nothing here writes; it works on any node that sees the output folder.
 """
 
@@ -30,6 +30,7 @@ class RunStatus:
     where: str = ""  # host and pid of the claim, GPUs
     progress: str = ""  # epoch, step, validation, tokens/s, ETA; or the checkpoint a rerun resumes from
     result: str = ""  # the test score, or why it failed
+    variant: str = ""  # beside runs of the same model, size and seed: the settings that tell it apart
     info: dict = field(default_factory=dict)
 
 
@@ -161,12 +162,23 @@ def run_status(run_path: Path, now: float | None = None) -> RunStatus:
         return st
     from .runs import Run
 
-    if run_path.is_dir() and Run(run_path).resumable:
-        p = progress_of(run_path)
-        st.progress = f"resumes from epoch {int(p['epoch'])}" if p.get("epoch") else "resumes from its checkpoint"
+    step = Run(run_path).checkpoint_step if run_path.is_dir() else None
+    if step is not None:
+        st.progress = f"resumes at {_step_text(run_path, step)}"
     elif run_path.is_dir():
         st.progress = "interrupted: starts again"
     return st
+
+
+def _step_text(run_path: Path, step: int) -> str:
+    """"step 3,036 (epoch 0.32/6)": a step, with its epoch where the metrics log gives the steps an epoch."""
+    per_step = next((r["epoch"] / r["step"] for r in reversed(tail_rows(run_path / "metrics.jsonl"))
+                     if r.get("event") == "train" and isinstance(r.get("step"), int) and r["step"] > 0
+                     and isinstance(r.get("epoch"), (int, float))), None)
+    if per_step is None:
+        return f"step {step:,}"
+    epochs = _planned_epochs(run_path)
+    return f"step {step:,} (epoch {step * per_step:.2f}" + (f"/{epochs})" if epochs else ")")
 
 
 def progress_line(run_path: Path) -> str:
@@ -207,7 +219,48 @@ def collect(target: Path, planned: list[Path] | None = None) -> list[RunStatus]:
     """The status of every run found in ``target``, and of ``planned`` runs (from a config) not found."""
     now = time.time()
     paths = run_folders(target) if planned is None else planned
-    return [run_status(p, now) for p in paths]
+    states = [run_status(p, now) for p in paths]
+    _name_variants(states)
+    return states
+
+
+def _settings(run_path: Path) -> dict:
+    """A run's result-determining settings from its config.yaml, flat (``data.max_len``: 512); paths left
+    out (the same data may lie elsewhere on another machine), and options that never change a result."""
+    import yaml
+
+    from .runs import UNHASHED_OPTIONS
+
+    try:
+        cfg = yaml.safe_load((run_path / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    if not isinstance(cfg, dict):
+        return {}
+    flat = {}
+    for section in ("data", "tokenizer", "linear", "rnn"):
+        for key, value in (cfg.get(section) or {}).items():
+            if key not in ("path", "test_path", "sizes") and key not in UNHASHED_OPTIONS.get(section, ()):
+                flat[f"{section}.{key}"] = value
+    return flat
+
+
+def _name_variants(states: list[RunStatus], shown: int = 3) -> None:
+    """Runs of one model, size and seed with different settings (a sweep's, or a config changed since):
+    each gets the settings in which they differ."""
+    groups: dict[tuple, list[RunStatus]] = {}
+    for st in states:
+        groups.setdefault(_order(st.path)[:3], []).append(st)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        settings = {st.name: _settings(st.path) for st in group}
+        known = [f for f in settings.values() if f]
+        keys = sorted({k for f in known for k in f if len({repr(g.get(k)) for g in known}) > 1})
+        for st in group:
+            if settings[st.name] and keys:
+                parts = [f"{k}={settings[st.name].get(k)}" for k in keys[:shown]]
+                st.variant = ", ".join(parts + ([f"+{len(keys) - shown} more"] if len(keys) > shown else []))
 
 
 def planned_runs(cfg) -> list[Path]:
@@ -231,7 +284,8 @@ def planned_runs(cfg) -> list[Path]:
 
 def render(states: list[RunStatus]) -> list[str]:
     header = ["run", "state", "where", "progress", "result"]
-    rows = [[s.name, s.state, s.where or "-", s.progress or "-", s.result or "-"] for s in states]
+    rows = [[s.name + (f" ({s.variant})" if s.variant else ""), s.state, s.where or "-", s.progress or "-",
+             s.result or "-"] for s in states]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip(),
              "  ".join("-" * w for w in widths)]

@@ -80,7 +80,26 @@ def test_status_lists_every_state_with_where_and_progress(experiment):
     assert run.info["progress"]["eta_seconds"] == pytest.approx(150.0)
     assert run.progress == "epoch 1.50/4, step 60, val 0.7100, 22,000 tok/s, ETA <= 2 min"
     assert "heartbeat 20 min ago" in by_name["rnn-n300-s1-ddd"].progress
-    assert by_name["rnn-n1000-s0-eee"].progress == "resumes from epoch 1"
+    # its newest checkpoint, step 40 (the log's train row: 20 steps make half an epoch)
+    assert by_name["rnn-n1000-s0-eee"].progress == "resumes at step 40 (epoch 1.00/4)"
+    assert all(not s.variant for s in by_name.values())  # no two runs share a model, size and seed
+
+
+def test_status_says_at_which_step_a_run_resumes_and_what_tells_runs_of_one_seed_apart(tmp_path):
+    exp = tmp_path / "runs" / "t"
+    short = make_run(exp, "rnn-n500-s0-aaa", TRAINING[:1], rnn={"hidden_dim": 16})
+    for step in ("20", "60", "8", "60.orbax-checkpoint-tmp-1"):  # the newest complete one counts
+        (short / "checkpoints" / step).mkdir(parents=True, exist_ok=True)
+    long = make_run(exp, "rnn-n500-s0-bbb", rnn={"hidden_dim": 32, "checkpoint_every_s": 60})
+    other_seed = make_run(exp, "rnn-n500-s1-ccc", rnn={"hidden_dim": 64})
+    by_name = {s.name: s for s in collect(exp)}
+    assert by_name[short.name].progress == "resumes at step 60 (epoch 1.50/4)"
+    assert by_name[long.name].progress == "interrupted: starts again"
+    # how often a run checkpoints never changes its result: not a difference worth naming
+    assert (by_name[short.name].variant, by_name[long.name].variant) == ("rnn.hidden_dim=16", "rnn.hidden_dim=32")
+    assert by_name[other_seed.name].variant == ""
+    out = cli("status", exp).output
+    assert "rnn-n500-s0-aaa (rnn.hidden_dim=16)" in out and "rnn-n500-s0-bbb (rnn.hidden_dim=32)" in out
 
 
 def test_status_command_prints_a_table_and_counts(experiment):
