@@ -235,9 +235,11 @@ class Run:
     @property
     def checkpoint_step(self) -> int | None:
         """The step of the newest checkpoint (orbax names each by its step); None without one."""
-        d = self.checkpoint_dir
-        return max((int(p.name) for p in d.iterdir() if p.is_dir() and p.name.isdigit()), default=None) \
-            if d.is_dir() else None
+        try:
+            return max((int(p.name) for p in self.checkpoint_dir.iterdir()
+                        if p.name.isascii() and p.name.isdecimal() and p.is_dir()), default=None)
+        except OSError:  # no checkpoints (yet), or the folder went while being read
+            return None
 
     @property
     def resumable(self) -> bool:

@@ -173,8 +173,8 @@ def run_status(run_path: Path, now: float | None = None) -> RunStatus:
 def _step_text(run_path: Path, step: int) -> str:
     """"step 3,036 (epoch 0.32/6)": a step, with its epoch where the metrics log gives the steps an epoch."""
     per_step = next((r["epoch"] / r["step"] for r in reversed(tail_rows(run_path / "metrics.jsonl"))
-                     if r.get("event") == "train" and isinstance(r.get("step"), int) and r["step"] > 0
-                     and isinstance(r.get("epoch"), (int, float))), None)
+                     if r.get("event") == "train" and type(r.get("step")) is int and r["step"] > 0
+                     and type(r.get("epoch")) in (int, float)), None)
     if per_step is None:
         return f"step {step:,}"
     epochs = _planned_epochs(run_path)
@@ -224,24 +224,36 @@ def collect(target: Path, planned: list[Path] | None = None) -> list[RunStatus]:
     return states
 
 
-def _settings(run_path: Path) -> dict:
-    """A run's result-determining settings from its config.yaml, flat (``data.max_len``: 512); paths left
-    out (the same data may lie elsewhere on another machine), and options that never change a result."""
+def _settings(run_path: Path, model: str) -> dict:
+    """A run's result-determining settings from its config.yaml, flat (``data.max_len``: 512): the
+    sections its model reads, options at their neutral value as if absent (runs stored before an option
+    existed have none), paths left out (the same data may lie elsewhere on another machine), and options
+    that never change a result."""
     import yaml
 
-    from .runs import UNHASHED_OPTIONS
+    from .runs import NEUTRAL_OPTIONS, RNN_ONLY_DATA_KEYS, UNHASHED_OPTIONS
 
     try:
-        cfg = yaml.safe_load((run_path / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+        cfg = yaml.load((run_path / "config.yaml").read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, ValueError, yaml.YAMLError):
         return {}
     if not isinstance(cfg, dict):
         return {}
+    sections = ("data", "linear") if model == "linear" else ("data", "tokenizer", "rnn")
+    skip = {"data.path", "data.test_path", "data.sizes", *(f"{sec}.{k}" for sec, ks in UNHASHED_OPTIONS.items()
+                                                          for k in ks)}
+    if model == "linear":
+        skip |= {f"data.{k}" for k in RNN_ONLY_DATA_KEYS}
     flat = {}
-    for section in ("data", "tokenizer", "linear", "rnn"):
-        for key, value in (cfg.get(section) or {}).items():
-            if key not in ("path", "test_path", "sizes") and key not in UNHASHED_OPTIONS.get(section, ()):
-                flat[f"{section}.{key}"] = value
+    for section in sections:
+        values = cfg.get(section)
+        if not isinstance(values, dict):
+            continue
+        neutral = NEUTRAL_OPTIONS.get(section, {})
+        for key, value in values.items():
+            name = f"{section}.{key}"
+            if name not in skip and not (key in neutral and value == neutral[key]):
+                flat[name] = value
     return flat
 
 
@@ -251,12 +263,12 @@ def _name_variants(states: list[RunStatus], shown: int = 3) -> None:
     groups: dict[tuple, list[RunStatus]] = {}
     for st in states:
         groups.setdefault(_order(st.path)[:3], []).append(st)
-    for group in groups.values():
+    for (model, _, _), group in groups.items():
         if len(group) < 2:
             continue
-        settings = {st.name: _settings(st.path) for st in group}
+        settings = {st.name: _settings(st.path, model) for st in group}
         known = [f for f in settings.values() if f]
-        keys = sorted({k for f in known for k in f if len({repr(g.get(k)) for g in known}) > 1})
+        keys = sorted(k for k in set().union(*known) if len({repr(f.get(k)) for f in known}) > 1)
         for st in group:
             if settings[st.name] and keys:
                 parts = [f"{k}={settings[st.name].get(k)}" for k in keys[:shown]]

@@ -88,18 +88,37 @@ def test_status_lists_every_state_with_where_and_progress(experiment):
 def test_status_says_at_which_step_a_run_resumes_and_what_tells_runs_of_one_seed_apart(tmp_path):
     exp = tmp_path / "runs" / "t"
     short = make_run(exp, "rnn-n500-s0-aaa", TRAINING[:1], rnn={"hidden_dim": 16})
-    for step in ("20", "60", "8", "60.orbax-checkpoint-tmp-1"):  # the newest complete one counts
+    for step in ("20", "60", "8", "80.orbax-checkpoint-tmp-1", "²"):  # the newest complete one counts
         (short / "checkpoints" / step).mkdir(parents=True, exist_ok=True)
     long = make_run(exp, "rnn-n500-s0-bbb", rnn={"hidden_dim": 32, "checkpoint_every_s": 60})
     other_seed = make_run(exp, "rnn-n500-s1-ccc", rnn={"hidden_dim": 64})
+    garbled = make_run(exp, "rnn-n500-s0-ddd")
+    (garbled / "config.yaml").write_bytes(b"rnn: gru\ndata: [1]\n\xff\xfe")
     by_name = {s.name: s for s in collect(exp)}
     assert by_name[short.name].progress == "resumes at step 60 (epoch 1.50/4)"
     assert by_name[long.name].progress == "interrupted: starts again"
-    # how often a run checkpoints never changes its result: not a difference worth naming
+    # how often a run checkpoints never changes its result: not a difference worth naming; a config.yaml
+    # that cannot be read names nothing and hides nothing
     assert (by_name[short.name].variant, by_name[long.name].variant) == ("rnn.hidden_dim=16", "rnn.hidden_dim=32")
-    assert by_name[other_seed.name].variant == ""
+    assert by_name[other_seed.name].variant == by_name[garbled.name].variant == ""
     out = cli("status", exp).output
     assert "rnn-n500-s0-aaa (rnn.hidden_dim=16)" in out and "rnn-n500-s0-bbb (rnn.hidden_dim=32)" in out
+
+
+def test_status_names_only_the_settings_a_model_reads(tmp_path):
+    exp = tmp_path / "runs" / "t"
+    # the baseline reads every text whole and has no GRU: max_len and rnn.* tell its runs apart in nothing
+    make_run(exp, "linear-n500-s0-aaa", rnn={"hidden_dim": 16})
+    make_run(exp, "linear-n500-s0-bbb", rnn={"hidden_dim": 32})
+    # the GRU: a neutral option written out (a newer run) equals its absence (an older run's config.yaml)
+    make_run(exp, "rnn-n500-s0-ccc", rnn={"lr_decay": 1.0, "hidden_dim": 16})
+    old = make_run(exp, "rnn-n500-s0-ddd", rnn={"hidden_dim": 24, "embed_dim": 8, "cell": "lstm", "epochs": 3})
+    text = (old / "config.yaml").read_text()
+    (old / "config.yaml").write_text("\n".join(x for x in text.splitlines() if "lr_decay" not in x) + "\n")
+    by_name = {s.name: s for s in collect(exp)}
+    assert by_name["linear-n500-s0-aaa"].variant == by_name["linear-n500-s0-bbb"].variant == ""
+    assert by_name["rnn-n500-s0-ccc"].variant == "rnn.cell=gru, rnn.embed_dim=256, rnn.epochs=4, +1 more"
+    assert by_name["rnn-n500-s0-ddd"].variant == "rnn.cell=lstm, rnn.embed_dim=8, rnn.epochs=3, +1 more"
 
 
 def test_status_command_prints_a_table_and_counts(experiment):
