@@ -11,11 +11,16 @@ Segments are registered with multiprocessing's resource tracker, which removes t
 killed; :meth:`SharedCSR.close` removes them otherwise. When the tracker dies too (the whole process
 group killed, as when a session or a container ends), they would stay in memory until the next boot:
 so each segment's name carries the pid of the process that made it (``rnnbench-<pid>-<random>``), and
-the next :class:`SharedCSR` removes those whose process is gone (:func:`remove_stale_segments`).
+the next :class:`SharedCSR` removes those whose process is gone (:func:`remove_stale_segments`). A pid
+alone cannot say so where ``/dev/shm`` is shared between PID namespaces (containers on one host): there
+another process's pid names nothing, or someone else. So the owner also holds a shared ``flock`` on each
+segment for as long as it lives (the kernel drops it with the process), and a segment still locked is
+never removed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
@@ -45,10 +50,17 @@ def remove_stale_segments() -> int:
         if m is None or pid_alive(int(m.group(1))):
             continue
         try:
-            size = path.stat().st_size
-            path.unlink()
-        except OSError:  # removed meanwhile, or not ours to remove
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:  # removed meanwhile, or not ours to read
             continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while its owner lives, in any namespace
+            size = os.fstat(fd).st_size
+            path.unlink()
+        except OSError:  # owned by a live process, removed meanwhile, or not ours to remove
+            continue
+        finally:
+            os.close(fd)
         freed += size
         owners.add(int(m.group(1)))
     if freed:
@@ -78,12 +90,23 @@ def _view(shm: shared_memory.SharedMemory, shape: tuple, dtype: np.dtype) -> np.
     return np.frombuffer(shm.buf, dtype, count=int(np.prod(shape))).reshape(shape)
 
 
+def _hold(name: str) -> int:
+    """A descriptor holding a shared lock on segment ``name`` (-1 where segments are not files)."""
+    try:
+        fd = os.open(SHM_DIR / name, os.O_RDONLY)
+    except OSError:
+        return -1
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
 class SharedCSR:
     """Moves a CSR matrix's arrays into shared memory (the matrix object stays valid and now reads them
     there); :attr:`handle` (picklable, small) maps it in another process with :func:`open_shared`."""
 
     def __init__(self, x: sp.csr_matrix):
         self._segments: list[shared_memory.SharedMemory] = []
+        self._locks: list[int] = []  # one shared flock per segment: "its owner lives" (see the module)
         parts = {}
         remove_stale_segments()
         try:
@@ -92,6 +115,7 @@ class SharedCSR:
                 shm = shared_memory.SharedMemory(f"rnnbench-{os.getpid()}-{secrets.token_hex(6)}", create=True,
                                                  size=max(a.nbytes, 1))
                 self._segments.append(shm)
+                self._locks.append(_hold(shm.name))
                 view = _view(shm, a.shape, a.dtype)
                 view[...] = a
                 setattr(x, name, view)  # the private array is freed here
@@ -114,7 +138,10 @@ class SharedCSR:
                 shm.unlink()
             except FileNotFoundError:
                 pass
-        self._segments = []
+        for fd in self._locks:
+            if fd >= 0:
+                os.close(fd)
+        self._segments, self._locks = [], []
 
     def __enter__(self) -> SharedCSR:
         return self

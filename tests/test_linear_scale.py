@@ -2,6 +2,7 @@
 place, the larger min_dfs' matrices derived from it one at a time) gives scikit-learn's TfidfVectorizer +
 LogisticRegression."""
 
+import os
 import threading
 from pathlib import Path
 
@@ -34,9 +35,14 @@ def reference(train, min_df: int, C: float):
     return vec, LogisticRegression(C=C, max_iter=1000).fit(vec.transform(train.texts), train.y)
 
 
-def shared_segments() -> set[str]:
+def shared_segments(pid: int | None = None) -> set[str]:
+    """Segments in /dev/shm: all of them, or those process ``pid`` made (another fit on this machine, or
+    one killed earlier, may come and go meanwhile)."""
     shm = Path("/dev/shm")
-    return {p.name for p in [*shm.glob("psm_*"), *shm.glob("rnnbench-*")]} if shm.is_dir() else set()
+    if not shm.is_dir():
+        return set()
+    return {p.name for p in shm.glob(f"rnnbench-{pid}-*" if pid else "rnnbench-*")} | \
+        ({p.name for p in shm.glob("psm_*")} if pid is None else set())
 
 
 @pytest.mark.parametrize("where", ["here", "workers"])
@@ -70,7 +76,6 @@ def test_every_grid_point_and_the_chosen_model_are_scikit_learns(data, monkeypat
     monkeypatch.setattr(LinearBaseline, "_fit_point", spy)
     if where == "workers":
         monkeypatch.setattr(rnnbench.linear, "PROCESS_MIN_NNZ", 0)
-    before = shared_segments()
     model = LinearBaseline(LinearConfig(min_df=[2, 4], C=[0.5, 4.0]), BINARY, n_jobs=2).fit(train, val)
     if where == "workers":  # two at once: one in a thread here, one in a worker process
         assert pools == [1] and 1 <= len(here) < 4 and set(here) == {"rnnbench-grid-point"}
@@ -87,7 +92,7 @@ def test_every_grid_point_and_the_chosen_model_are_scikit_learns(data, monkeypat
     np.testing.assert_allclose(model.predict_scores(test.texts), lr.predict_proba(vec.transform(test.texts)),
                                atol=1e-6, rtol=0)
     assert model.model_.coef_.shape[1] == len(vec.vocabulary_)
-    assert shared_segments() == before
+    assert not shared_segments(os.getpid())
     assert len(shared) == (2 if where == "workers" else 0)  # one training matrix per min_df, shared
 
 
@@ -229,11 +234,11 @@ def test_a_grid_that_fails_while_its_thread_fits_ends_cleanly():
     import subprocess
     import sys
 
-    before = shared_segments()
     out = subprocess.run([sys.executable, "-c", FAILING_GRID], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().splitlines()[-1] == "BrokenProcessPool", out.stdout
-    assert shared_segments() == before
+    pid, *_, last = out.stdout.split()
+    assert last == "BrokenProcessPool", out.stdout
+    assert not shared_segments(int(pid))
 
 
 FAILING_GRID = """
@@ -266,6 +271,7 @@ def slow(self, params, x_tr, *args):  # the thread here: kills the worker, then 
     return out, float(x_tr.data.sum())
 
 L.LinearBaseline._fit_point = slow
+print(os.getpid(), flush=True)
 texts, y = generate(800, seed=3)
 try:
     L.LinearBaseline(LinearConfig(min_df=[1, 2], C=[1.0, 10.0]), Task("s", "binary", 2), n_jobs=2).fit(
@@ -391,3 +397,54 @@ def test_segments_of_a_killed_process_group_are_removed_by_the_next_fit(capfd):
                 proc.wait()
         for name in (*dead_names, *alive_names):
             Path("/dev/shm", name).unlink(missing_ok=True)
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="POSIX shared memory in /dev/shm (Linux)")
+def test_a_segment_whose_owner_lives_in_another_pid_namespace_is_kept():
+    """Containers on one host can share /dev/shm but not their pids: a segment whose pid names no process
+    here is still kept while its owner holds its lock, and removed once the lock has gone."""
+    import fcntl
+    import subprocess
+    import sys
+
+    from rnnbench.shared_csr import remove_stale_segments
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    path = Path("/dev/shm", f"rnnbench-{int(gone.stdout)}-0123456789ab")
+    path.write_bytes(bytes(4096))
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_SH)  # as SharedCSR's owner holds it (another descriptor: a lock apart)
+        try:
+            remove_stale_segments()
+            assert path.exists()
+        finally:
+            os.close(fd)
+        assert remove_stale_segments() >= 4096
+        assert not path.exists()
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="POSIX shared memory in /dev/shm (Linux)")
+def test_a_shared_matrix_holds_its_segments_locks_until_closed():
+    import fcntl
+
+    import scipy.sparse as sp
+
+    def locked(name):
+        fd = os.open(Path("/dev/shm", name), os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
+    shared = SharedCSR(sp.random(20, 5, density=0.5, format="csr", random_state=2))
+    names = [part[0] for part in shared.handle[1].values()]
+    assert len(names) == 3 and all(locked(n) for n in names)
+    shared.close()
+    assert not any(Path("/dev/shm", n).exists() for n in names) and not shared._locks
