@@ -40,6 +40,25 @@ NEUTRAL_OPTIONS = {"rnn": {"input_dropout": 0.0, "lr_decay": 1.0, "ema": 0.0},
                             "label_map": None, "label_from_path": None}}
 # Options that never change a result (how often to checkpoint): never hashed, whatever their value.
 UNHASHED_OPTIONS = {"rnn": ("checkpoint_every_s",)}
+# The config sections each model reads: only these enter its runs' keys.
+MODEL_SECTIONS = {"linear": ("data", "linear"), "rnn": ("data", "tokenizer", "rnn")}
+
+
+def hashed_settings(sections: dict, model: str) -> dict:
+    """Of a config's sections (plain dicts), those ``model`` reads as they enter its run key: options
+    the model ignores, options at their neutral value and options that never change a result left out.
+    The one rule behind :func:`run_spec` and ``rnnbench status``' naming of variants."""
+    out = {}
+    for section in MODEL_SECTIONS["linear" if model == "linear" else "rnn"]:
+        if not isinstance(sections.get(section), dict):
+            continue
+        neutral = NEUTRAL_OPTIONS.get(section, {})
+        skip = set(UNHASHED_OPTIONS.get(section, ()))
+        if section == "data" and model == "linear":
+            skip.update(RNN_ONLY_DATA_KEYS)  # the baseline reads every text whole
+        out[section] = {k: v for k, v in sections[section].items()
+                        if k not in skip and not (k in neutral and v == neutral[k])}
+    return out
 
 
 def experiment_dir(cfg: Config) -> Path:
@@ -67,21 +86,7 @@ def run_spec(cfg: Config, model: str, size: int, seed: int, by_content: bool = T
         elif data[key]:
             where = Path(data[key]).expanduser().resolve()
             data[key] = f"sha256:{data_digest(where)}" if by_content and where.exists() else str(where)
-    spec = {"model": model, "size": size, "seed": seed, "data": data}
-    if model == "linear":
-        for key in RNN_ONLY_DATA_KEYS:  # the baseline reads every text whole
-            data.pop(key)
-        spec["linear"] = cfg.to_dict()["linear"]
-    else:
-        spec["rnn"] = cfg.to_dict()["rnn"]
-        spec["tokenizer"] = cfg.to_dict()["tokenizer"]
-    for section, neutral in NEUTRAL_OPTIONS.items():
-        if section in spec:
-            spec[section] = {k: v for k, v in spec[section].items() if k not in neutral or v != neutral[k]}
-    for section, keys in UNHASHED_OPTIONS.items():
-        for key in keys:
-            spec.get(section, {}).pop(key, None)
-    return spec
+    return {"model": model, "size": size, "seed": seed, **hashed_settings({**cfg.to_dict(), "data": data}, model)}
 
 
 def run_path(cfg: Config, model: str, size: int, seed: int, by_content: bool = True) -> Path:

@@ -225,13 +225,12 @@ def collect(target: Path, planned: list[Path] | None = None) -> list[RunStatus]:
 
 
 def _settings(run_path: Path, model: str) -> dict:
-    """A run's result-determining settings from its config.yaml, flat (``data.max_len``: 512): the
-    sections its model reads, options at their neutral value as if absent (runs stored before an option
-    existed have none), paths left out (the same data may lie elsewhere on another machine), and options
-    that never change a result."""
+    """A run's result-determining settings from its config.yaml, flat (``data.max_len``: 512), by the rule
+    of its run key (:func:`~rnnbench.runs.hashed_settings`), paths left out (the same data may lie
+    elsewhere on another machine)."""
     import yaml
 
-    from .runs import NEUTRAL_OPTIONS, RNN_ONLY_DATA_KEYS, UNHASHED_OPTIONS
+    from .runs import hashed_settings
 
     try:
         cfg = yaml.load((run_path / "config.yaml").read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
@@ -239,22 +238,9 @@ def _settings(run_path: Path, model: str) -> dict:
         return {}
     if not isinstance(cfg, dict):
         return {}
-    sections = ("data", "linear") if model == "linear" else ("data", "tokenizer", "rnn")
-    skip = {"data.path", "data.test_path", "data.sizes", *(f"{sec}.{k}" for sec, ks in UNHASHED_OPTIONS.items()
-                                                          for k in ks)}
-    if model == "linear":
-        skip |= {f"data.{k}" for k in RNN_ONLY_DATA_KEYS}
-    flat = {}
-    for section in sections:
-        values = cfg.get(section)
-        if not isinstance(values, dict):
-            continue
-        neutral = NEUTRAL_OPTIONS.get(section, {})
-        for key, value in values.items():
-            name = f"{section}.{key}"
-            if name not in skip and not (key in neutral and value == neutral[key]):
-                flat[name] = value
-    return flat
+    skip = {"data.path", "data.test_path", "data.sizes"}
+    return {f"{section}.{key}": value for section, values in hashed_settings(cfg, model).items()
+            for key, value in values.items() if f"{section}.{key}" not in skip}
 
 
 def _name_variants(states: list[RunStatus], shown: int = 3) -> None:
