@@ -15,7 +15,7 @@ the next :class:`SharedCSR` removes those whose process is gone (:func:`remove_s
 alone cannot say so where ``/dev/shm`` is shared between PID namespaces (containers on one host): there
 another process's pid names nothing, or someone else. So the owner also holds a shared ``flock`` on each
 segment for as long as it lives (the kernel drops it with the process), and a segment still locked is
-never removed.
+never removed, nor one made in the last minute (its owner may not have locked it yet).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing import shared_memory
@@ -38,6 +39,7 @@ from .fileio import pid_alive
 _PARTS = ("data", "indices", "indptr")
 SHM_DIR = Path("/dev/shm")  # where Linux keeps POSIX shared memory (elsewhere: no sweep)
 _NAME = re.compile(r"rnnbench-(\d+)-[0-9a-f]+")
+_FRESH_S = 60  # a segment younger than this is never removed: its owner may be about to lock it
 
 
 def remove_stale_segments() -> int:
@@ -55,7 +57,10 @@ def remove_stale_segments() -> int:
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while its owner lives, in any namespace
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if time.time() - st.st_mtime < _FRESH_S:  # made (sized) this last minute
+                continue
+            size = st.st_size
             path.unlink()
         except OSError:  # owned by a live process, removed meanwhile, or not ours to remove
             continue
@@ -92,11 +97,14 @@ def _view(shm: shared_memory.SharedMemory, shape: tuple, dtype: np.dtype) -> np.
 
 def _hold(name: str) -> int:
     """A descriptor holding a shared lock on segment ``name`` (-1 where segments are not files)."""
-    try:
-        fd = os.open(SHM_DIR / name, os.O_RDONLY)
-    except OSError:
+    if not SHM_DIR.is_dir():
         return -1
-    fcntl.flock(fd, fcntl.LOCK_SH)
+    fd = os.open(SHM_DIR / name, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except BaseException:
+        os.close(fd)
+        raise
     return fd
 
 
@@ -129,19 +137,21 @@ class SharedCSR:
         """Removes the segments. Their memory goes once nothing maps it: a matrix this process still
         reads (a fit in a thread, on an error path) keeps its pages, readable, until it is gone."""
         _close_lingering()
-        for shm in self._segments:
-            try:
-                shm.close()
-            except BufferError:  # arrays still read it: closed later (see _close_lingering)
-                _LINGERING.append(shm)
-            try:
-                shm.unlink()
-            except FileNotFoundError:
-                pass
-        for fd in self._locks:
-            if fd >= 0:
-                os.close(fd)
-        self._segments, self._locks = [], []
+        try:
+            for shm in self._segments:
+                try:
+                    shm.close()
+                except BufferError:  # arrays still read it: closed later (see _close_lingering)
+                    _LINGERING.append(shm)
+                try:
+                    shm.unlink()
+                except FileNotFoundError:
+                    pass
+        finally:
+            for fd in self._locks:
+                if fd >= 0:
+                    os.close(fd)
+            self._segments, self._locks = [], []
 
     def __enter__(self) -> SharedCSR:
         return self

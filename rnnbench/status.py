@@ -227,7 +227,8 @@ def collect(target: Path, planned: list[Path] | None = None) -> list[RunStatus]:
 def _settings(run_path: Path, model: str) -> dict:
     """A run's result-determining settings from its config.yaml, flat (``data.max_len``: 512), by the rule
     of its run key (:func:`~rnnbench.runs.hashed_settings`), paths left out (the same data may lie
-    elsewhere on another machine)."""
+    elsewhere on another machine) and ``data.quoting`` as written (the key resolves an absent one from
+    the files)."""
     import yaml
 
     from .runs import hashed_settings

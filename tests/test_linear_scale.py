@@ -3,7 +3,9 @@ place, the larger min_dfs' matrices derived from it one at a time) gives scikit-
 LogisticRegression."""
 
 import os
+import re
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +37,15 @@ def reference(train, min_df: int, C: float):
     return vec, LogisticRegression(C=C, max_iter=1000).fit(vec.transform(train.texts), train.y)
 
 
-def shared_segments(pid: int | None = None) -> set[str]:
-    """Segments in /dev/shm: all of them, or those process ``pid`` made (another fit on this machine, or
-    one killed earlier, may come and go meanwhile)."""
+def shared_segments() -> set[str]:
+    """The segments in /dev/shm (another fit on this machine, or one killed earlier, may add some: tests
+    check the names their own fits made)."""
     shm = Path("/dev/shm")
-    if not shm.is_dir():
-        return set()
-    return {p.name for p in shm.glob(f"rnnbench-{pid}-*" if pid else "rnnbench-*")} | \
-        ({p.name for p in shm.glob("psm_*")} if pid is None else set())
+    return {p.name for p in [*shm.glob("psm_*"), *shm.glob("rnnbench-*")]} if shm.is_dir() else set()
+
+
+def segment_names(handle) -> list[str]:
+    return [part[0] for part in handle[1].values()]
 
 
 @pytest.mark.parametrize("where", ["here", "workers"])
@@ -92,7 +95,7 @@ def test_every_grid_point_and_the_chosen_model_are_scikit_learns(data, monkeypat
     np.testing.assert_allclose(model.predict_scores(test.texts), lr.predict_proba(vec.transform(test.texts)),
                                atol=1e-6, rtol=0)
     assert model.model_.coef_.shape[1] == len(vec.vocabulary_)
-    assert not shared_segments(os.getpid())
+    assert not {n for h in shared for n in segment_names(h)} & shared_segments()
     assert len(shared) == (2 if where == "workers" else 0)  # one training matrix per min_df, shared
 
 
@@ -236,9 +239,9 @@ def test_a_grid_that_fails_while_its_thread_fits_ends_cleanly():
 
     out = subprocess.run([sys.executable, "-c", FAILING_GRID], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    pid, *_, last = out.stdout.split()
+    *_, made, left, last = out.stdout.strip().splitlines()
     assert last == "BrokenProcessPool", out.stdout
-    assert not shared_segments(int(pid))
+    assert int(made.split()[1]) >= 3 and left == "left:", out.stdout  # checked before its resource tracker cleans up
 
 
 FAILING_GRID = """
@@ -271,13 +274,22 @@ def slow(self, params, x_tr, *args):  # the thread here: kills the worker, then 
     return out, float(x_tr.data.sum())
 
 L.LinearBaseline._fit_point = slow
-print(os.getpid(), flush=True)
+names = []
+
+class Recorded(L.SharedCSR):
+    def __init__(self, x):
+        super().__init__(x)
+        names.extend(part[0] for part in self.handle[1].values())
+
+L.SharedCSR = Recorded
 texts, y = generate(800, seed=3)
 try:
     L.LinearBaseline(LinearConfig(min_df=[1, 2], C=[1.0, 10.0]), Task("s", "binary", 2), n_jobs=2).fit(
         Split(texts[:600], y[:600]), Split(texts[600:], y[600:]))
 except BrokenProcessPool:
     time.sleep(5)  # the thread reads its matrix meanwhile
+    print("made", len(names))
+    print(" ".join(["left:", *(n for n in names if Path("/dev/shm", n).exists())]))
     print("BrokenProcessPool")
 """
 
@@ -385,11 +397,15 @@ def test_segments_of_a_killed_process_group_are_removed_by_the_next_fit(capfd):
         os.killpg(dead.pid, signal.SIGKILL)  # the holder and its resource tracker
         dead.wait()
         assert {*dead_names, *alive_names} <= shared_segments()  # nobody removed them
+        old = time.time() - 120  # older than a segment whose owner may not have locked it yet
+        for name in (*dead_names, *alive_names):
+            os.utime(Path("/dev/shm", name), (old, old))
         with SharedCSR(sp.random(10, 5, density=0.5, format="csr", random_state=1)):
             left = shared_segments()
         assert not left & set(dead_names)
         assert set(alive_names) <= left
-        assert f"left by interrupted fits (process {dead.pid})" in capfd.readouterr().err
+        owners = re.search(r"left by interrupted fits \(process ([\d, ]+)\)", capfd.readouterr().err)
+        assert owners and str(dead.pid) in owners.group(1).split(", ")  # (others' leftovers may go too)
     finally:
         for proc in (dead, alive):
             if proc.poll() is None:
@@ -400,31 +416,28 @@ def test_segments_of_a_killed_process_group_are_removed_by_the_next_fit(capfd):
 
 
 @pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="POSIX shared memory in /dev/shm (Linux)")
-def test_a_segment_whose_owner_lives_in_another_pid_namespace_is_kept():
+def test_a_segment_whose_owner_lives_in_another_pid_namespace_is_kept(tmp_path, monkeypatch):
     """Containers on one host can share /dev/shm but not their pids: a segment whose pid names no process
-    here is still kept while its owner holds its lock, and removed once the lock has gone."""
+    here is kept while its owner holds its lock, and while it is new (its owner may not have locked it
+    yet); once neither holds, it is removed."""
     import fcntl
-    import subprocess
-    import sys
 
-    from rnnbench.shared_csr import remove_stale_segments
+    import rnnbench.shared_csr as shared_csr
 
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
-    path = Path("/dev/shm", f"rnnbench-{int(gone.stdout)}-0123456789ab")
+    monkeypatch.setattr(shared_csr, "SHM_DIR", tmp_path)  # a folder of its own: other fits sweep /dev/shm
+    no_such_pid = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+    path = tmp_path / f"rnnbench-{no_such_pid}-0123456789ab"
     path.write_bytes(bytes(4096))
+    assert shared_csr.remove_stale_segments() == 0 and path.exists()  # new: kept
+    old = time.time() - 120
+    os.utime(path, (old, old))
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # as SharedCSR's owner holds it (another descriptor: a lock apart)
     try:
-        fd = os.open(path, os.O_RDONLY)
-        fcntl.flock(fd, fcntl.LOCK_SH)  # as SharedCSR's owner holds it (another descriptor: a lock apart)
-        try:
-            remove_stale_segments()
-            assert path.exists()
-        finally:
-            os.close(fd)
-        assert remove_stale_segments() >= 4096
-        assert not path.exists()
+        assert shared_csr.remove_stale_segments() == 0 and path.exists()  # locked: kept
     finally:
-        path.unlink(missing_ok=True)
+        os.close(fd)
+    assert shared_csr.remove_stale_segments() == 4096 and not path.exists()
 
 
 @pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="POSIX shared memory in /dev/shm (Linux)")
@@ -444,7 +457,12 @@ def test_a_shared_matrix_holds_its_segments_locks_until_closed():
             os.close(fd)
 
     shared = SharedCSR(sp.random(20, 5, density=0.5, format="csr", random_state=2))
-    names = [part[0] for part in shared.handle[1].values()]
-    assert len(names) == 3 and all(locked(n) for n in names)
-    shared.close()
-    assert not any(Path("/dev/shm", n).exists() for n in names) and not shared._locks
+    try:
+        names, fds = segment_names(shared.handle), list(shared._locks)
+        assert len(names) == 3 and all(locked(n) for n in names)
+    finally:
+        shared.close()
+    assert not any(Path("/dev/shm", n).exists() for n in names)
+    for fd in fds:  # the lock descriptors are closed
+        with pytest.raises(OSError):
+            os.fstat(fd)
