@@ -20,7 +20,6 @@ never removed, nor one made in the last minute (its owner may not have locked it
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import secrets
@@ -36,6 +35,11 @@ import scipy.sparse as sp
 
 from .fileio import pid_alive
 
+try:
+    import fcntl
+except ImportError:  # Windows: no /dev/shm either, so neither locks nor a sweep
+    fcntl = None
+
 _PARTS = ("data", "indices", "indptr")
 SHM_DIR = Path("/dev/shm")  # where Linux keeps POSIX shared memory (elsewhere: no sweep)
 _NAME = re.compile(r"rnnbench-(\d+)-[0-9a-f]+")
@@ -44,7 +48,7 @@ _FRESH_S = 60  # a segment younger than this is never removed: its owner may be 
 
 def remove_stale_segments() -> int:
     """Removes the segments left by processes that no longer exist; returns the bytes freed."""
-    if not SHM_DIR.is_dir():
+    if fcntl is None or not SHM_DIR.is_dir():
         return 0
     freed, owners = 0, set()
     for path in SHM_DIR.iterdir():
@@ -97,7 +101,7 @@ def _view(shm: shared_memory.SharedMemory, shape: tuple, dtype: np.dtype) -> np.
 
 def _hold(name: str) -> int:
     """A descriptor holding a shared lock on segment ``name`` (-1 where segments are not files)."""
-    if not SHM_DIR.is_dir():
+    if fcntl is None or not SHM_DIR.is_dir():
         return -1
     fd = os.open(SHM_DIR / name, os.O_RDONLY)
     try:

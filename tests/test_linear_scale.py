@@ -466,3 +466,24 @@ def test_a_shared_matrix_holds_its_segments_locks_until_closed():
     for fd in fds:  # the lock descriptors are closed
         with pytest.raises(OSError):
             os.fstat(fd)
+
+
+def test_without_file_locks_a_shared_matrix_still_works_and_nothing_is_swept(monkeypatch, tmp_path):
+    """Where fcntl is missing (Windows), segments are neither locked nor swept."""
+    import scipy.sparse as sp
+
+    import rnnbench.shared_csr as shared_csr
+
+    monkeypatch.setattr(shared_csr, "fcntl", None)
+    stale = tmp_path / "rnnbench-1-0123456789ab"
+    stale.write_bytes(bytes(16))
+    monkeypatch.setattr(shared_csr, "SHM_DIR", tmp_path)
+    assert shared_csr.remove_stale_segments() == 0 and stale.exists()
+    x = sp.random(20, 5, density=0.5, format="csr", random_state=3)
+    expected = x.toarray()
+    with SharedCSR(x) as shared:
+        assert shared._locks == [-1, -1, -1]
+        with open_shared(shared.handle) as y:
+            got = y.toarray()
+            del y  # the mapping closes when the block ends
+    np.testing.assert_array_equal(got, expected)
