@@ -61,15 +61,22 @@ def tail_rows(path: Path, nbytes: int = 1 << 16) -> list[dict]:
     return rows
 
 
+def _run_config(run_path: Path) -> dict:
+    """A run's config.yaml as a dict; {} where it is missing or cannot be read (status shows less, and
+    nothing else is lost)."""
+    import yaml
+
+    try:
+        cfg = yaml.load((run_path / "config.yaml").read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
 def _planned_epochs(run_path: Path) -> int | None:
     try:
-        import yaml
-
-        cfg = yaml.safe_load((run_path / "config.yaml").read_text())
-        return int(cfg["rnn"]["epochs"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    except Exception:  # noqa: BLE001 - a malformed config.yaml: no ETA, nothing else lost
+        return int(_run_config(run_path)["rnn"]["epochs"])
+    except (KeyError, TypeError, ValueError):
         return None
 
 
@@ -229,18 +236,10 @@ def _settings(run_path: Path, model: str) -> dict:
     of its run key (:func:`~rnnbench.runs.hashed_settings`), paths left out (the same data may lie
     elsewhere on another machine) and ``data.quoting`` as written (the key resolves an absent one from
     the files)."""
-    import yaml
-
     from .runs import hashed_settings
 
-    try:
-        cfg = yaml.load((run_path / "config.yaml").read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (OSError, ValueError, yaml.YAMLError):
-        return {}
-    if not isinstance(cfg, dict):
-        return {}
     skip = {"data.path", "data.test_path", "data.sizes"}
-    return {f"{section}.{key}": value for section, values in hashed_settings(cfg, model).items()
+    return {f"{section}.{key}": value for section, values in hashed_settings(_run_config(run_path), model).items()
             for key, value in values.items() if f"{section}.{key}" not in skip}
 
 
