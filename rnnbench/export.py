@@ -21,7 +21,6 @@ from .errors import RnnbenchError
 from .fileio import read_jsonl
 
 TB_HINT = "pip install -e '.[tensorboard]'"
-HASHED_SECTIONS = ("data", "tokenizer", "linear", "rnn")  # what makes runs differ (as in the run hash)
 
 
 def _writer_class():
@@ -30,26 +29,6 @@ def _writer_class():
     except ImportError:
         raise RnnbenchError(f"export tensorboard needs tensorboardX, which is not installed: {TB_HINT}") from None
     return SummaryWriter
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _settings(run: Path) -> dict:
-    import yaml
-
-    try:
-        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
-    return _flat({k: cfg.get(k) or {} for k in HASHED_SECTIONS})
 
 
 def _value(v) -> str:
@@ -62,16 +41,18 @@ def _value(v) -> str:
 
 def run_names(runs: list[Path]) -> dict[Path, str]:
     """A readable, unique name per run: ``<model>-n<size>-s<seed>`` and the settings that vary among the
-    runs of its model."""
-    settings = {r: _settings(r) for r in runs}
+    runs of its model (of those the model reads, by the rule of its run key, as ``rnnbench status``
+    names variants)."""
+    from .status import run_settings
+
+    settings = {r: run_settings(r, r.name.partition("-n")[0]) for r in runs}
     names = {}
     for r in runs:
         model, _, rest = r.name.partition("-n")
         size, _, rest = rest.partition("-s")
         seed = rest.partition("-")[0]
         peers = [settings[p] for p in runs if p.name.partition("-n")[0] == model]
-        varying = sorted(k for k in set().union(*peers) if len({repr(p.get(k)) for p in peers}) > 1
-                         and k != "data.sizes")
+        varying = sorted(k for k in set().union(*peers) if len({repr(p.get(k)) for p in peers}) > 1)
         parts = [f"{k}={_value(settings[r].get(k))}" for k in varying]
         names[r] = re.sub(r"[^A-Za-z0-9_.=,+-]", "_", "-".join([f"{model}-n{size}-s{seed}", *parts]))
     seen: dict[str, int] = {}

@@ -231,16 +231,22 @@ def collect(target: Path, planned: list[Path] | None = None) -> list[RunStatus]:
     return states
 
 
-def _settings(run_path: Path, model: str) -> dict:
-    """A run's result-determining settings from its config.yaml, flat (``data.max_len``: 512), by the rule
-    of its run key (:func:`~rnnbench.runs.hashed_settings`), paths left out (the same data may lie
-    elsewhere on another machine) and ``data.quoting`` as written (the key resolves an absent one from
-    the files)."""
+def run_settings(run_path: Path, model: str) -> dict:
+    """A run's result-determining settings from its config.yaml, flat (``data.max_len``: 512,
+    ``data.synthetic.noise``: 0.1), by the rule of its run key (:func:`~rnnbench.runs.hashed_settings`),
+    paths left out (the same data may lie elsewhere on another machine) and ``data.quoting`` as written
+    (the key resolves an absent one from the files). Status and ``export tensorboard`` name runs by it."""
     from .runs import hashed_settings
 
+    def flat(d: dict, prefix: str) -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
+        return out
+
     skip = {"data.path", "data.test_path", "data.sizes"}
-    return {f"{section}.{key}": value for section, values in hashed_settings(_run_config(run_path), model).items()
-            for key, value in values.items() if f"{section}.{key}" not in skip}
+    settings = flat(hashed_settings(_run_config(run_path), model), "")
+    return {k: v for k, v in settings.items() if k not in skip}
 
 
 def _name_variants(states: list[RunStatus], shown: int = 3) -> None:
@@ -252,7 +258,7 @@ def _name_variants(states: list[RunStatus], shown: int = 3) -> None:
     for (model, _, _), group in groups.items():
         if len(group) < 2:
             continue
-        settings = {st.name: _settings(st.path, model) for st in group}
+        settings = {st.name: run_settings(st.path, model) for st in group}
         known = [f for f in settings.values() if f]
         keys = sorted(k for k in set().union(*known) if len({repr(f.get(k)) for f in known}) > 1)
         for st in group:

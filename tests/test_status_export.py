@@ -19,11 +19,12 @@ def cli(*args):
     return CliRunner().invoke(main, [*map(str, args)])
 
 
-def make_run(exp: Path, name: str, rows=(), result=None, rnn=None, epochs=4) -> Path:
-    """A run folder as a run leaves it: config.yaml, metrics.jsonl, and when finished result.json + DONE."""
+def make_run(exp: Path, name: str, rows=(), result=None, rnn=None, epochs=4, **sections) -> Path:
+    """A run folder as a run leaves it: config.yaml, metrics.jsonl, and when finished result.json + DONE.
+    ``sections``: other config sections' settings (``data={...}``), as in :func:`write_config`."""
     path = exp / "runs" / name
     path.mkdir(parents=True)
-    cfg = load_config(write_config(exp.parent / "c.yaml", rnn={"epochs": epochs, **(rnn or {})}))
+    cfg = load_config(write_config(exp.parent / "c.yaml", rnn={"epochs": epochs, **(rnn or {})}, **sections))
     (path / "config.yaml").write_text(cfg.to_yaml())
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     if result is not None:
@@ -193,6 +194,24 @@ def test_export_tensorboard_one_named_run_per_run(tmp_path):
     assert read_events(exp / "tensorboard" / "rnn-n300-s0-rnn.cell=gru") == gru
     assert len(list((exp / "tensorboard" / "linear-n300-s0").iterdir())) == 1
     assert not [p for p in (exp / "tensorboard").iterdir() if p.name.startswith(".")]
+
+
+def test_export_names_runs_by_the_settings_their_model_reads(tmp_path):
+    pytest.importorskip("tensorboardX")
+    exp = tmp_path / "runs" / "t"
+    synthetic = {"dataset": "synthetic", "synthetic": {"train_size": 1200, "test_size": 400}}
+    # a GRU run made before the config's baseline grid changed: the grid tells GRU runs apart in nothing;
+    # a nested setting (the synthetic corpus's noise) is named by its own key
+    make_run(exp, "rnn-n300-s0-a", TRAINING, linear={"C": [1.0]}, data=synthetic)
+    make_run(exp, "rnn-n300-s0-b", TRAINING, linear={"C": [2.0]},
+             data={**synthetic, "synthetic": {**synthetic["synthetic"], "noise": 0.1}})
+    # the baseline reads every text whole: max_len tells its runs apart in nothing, the grid does
+    make_run(exp, "linear-n300-s0-c", linear={"C": [1.0]}, data={"max_len": 64})
+    make_run(exp, "linear-n300-s1-d", linear={"C": [2.0]}, data={"max_len": 128})
+    assert cli("export", "tensorboard", exp).exit_code == 0
+    assert sorted(p.name for p in (exp / "tensorboard").iterdir()) == [
+        "linear-n300-s0-linear.C=1.0", "linear-n300-s1-linear.C=2.0",
+        "rnn-n300-s0-data.synthetic.noise=0.0", "rnn-n300-s0-data.synthetic.noise=0.1"]
 
 
 def test_export_without_tensorboardx_names_the_extra(tmp_path, monkeypatch):
