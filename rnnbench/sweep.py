@@ -225,7 +225,9 @@ def series(run: Run, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mean_band(curves: Iterable[tuple[np.ndarray, np.ndarray]], n: int = 60):
-    """Mean and std of several (x, y) curves on a common x grid (where all of them have data)."""
+    """Mean, lowest and highest of several (x, y) curves (a variant's seeds) on a common x grid (where
+    all of them have data). The band is the seeds' range: with two or three seeds a std band says
+    little more, and it could reach below zero on a loss."""
     curves = [c for c in curves if len(c[0]) > 0]
     if not curves:
         return None
@@ -233,10 +235,10 @@ def mean_band(curves: Iterable[tuple[np.ndarray, np.ndarray]], n: int = 60):
     lo = max(c[0].min() for c in curves)
     if len(curves) == 1 or hi <= lo:
         x, y = curves[0]
-        return x, y, np.zeros_like(y)
+        return x, y, y, y
     grid = np.linspace(lo, hi, n)
     ys = np.array([np.interp(grid, x, y) for x, y in curves])
-    return grid, ys.mean(0), ys.std(0, ddof=1)
+    return grid, ys.mean(0), ys.min(0), ys.max(0)
 
 
 def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list[SweepRun],
@@ -257,10 +259,10 @@ def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list
         band = mean_band(curves)
         if band is None:
             continue
-        gx, mean, std = band
+        gx, mean, low, high = band
         means[name] = (gx, mean)
         line, = ax.plot(gx, mean, label=f"{name} ({len(curves)} seed{'s' if len(curves) > 1 else ''})")
-        ax.fill_between(gx, mean - std, mean + std, color=line.get_color(), alpha=0.18)
+        ax.fill_between(gx, low, high, color=line.get_color(), alpha=0.18)
     if spec.ylog:
         ax.set_yscale("log")
     if spec.xlog:
@@ -272,7 +274,9 @@ def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list
     ax.grid(alpha=0.3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "no artists with labels" when every run failed
-        ax.legend(fontsize=8)
+        several = any(len(curves) > 1 for curves in groups.values())
+        ax.legend(fontsize=8, title="lines: mean over seeds; bands: their range" if several else None,
+                  title_fontsize=7)
     if spec.target is not None:
         ax.axhline(spec.target, color="0.4", ls=":", lw=1)
     path = out_dir / f"plot{i + 1}-{y}-vs-{x}.png"

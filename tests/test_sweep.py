@@ -115,11 +115,16 @@ def test_sigkill_mid_sweep_then_resume_matches_uninterrupted(tmp_path):
     assert metrics(tmp_path / "runs" / "t" / "sweep.csv") == metrics(tmp_path / "clean" / "t" / "sweep.csv")
 
 
-def test_mean_band_interpolates_on_a_common_grid():
+def test_mean_band_interpolates_on_a_common_grid_and_spans_the_seeds():
     import numpy as np
 
-    x, mean, std = mean_band([(np.array([0, 10.0]), np.array([0, 10.0])), (np.array([0, 5, 10.0]), np.array([2, 7, 12.0]))])
-    assert mean[0] == pytest.approx(1.0) and mean[-1] == pytest.approx(11.0) and std[0] > 0
+    x, mean, low, high = mean_band([(np.array([0, 10.0]), np.array([0, 10.0])),
+                                    (np.array([0, 5, 10.0]), np.array([2, 7, 12.0])),
+                                    (np.array([0, 12.0]), np.array([0.5, 0.5]))])  # x beyond the others: cut
+    assert x[0] == 0 and x[-1] == 10
+    assert mean[0] == pytest.approx(2.5 / 3) and mean[-1] == pytest.approx(22.5 / 3)
+    # the band is the seeds' range, never below the lowest seed (a loss band cannot go negative)
+    assert (low[0], high[0]) == (0, 2) and low[-1] == pytest.approx(0.5) and high[-1] == pytest.approx(12.0)
 
 
 FIGURES = sorted(CONFIGS.glob("fig*.yaml"))
