@@ -199,12 +199,14 @@ def write_outputs(cfg: Config, runs: list[SweepRun], outcomes: list[JobOutcome])
         path, reached = plot_series(out_dir, cfg, i, p, runs, outcomes)
         plots.append(path)
         if reached:
-            best = min(reached.values())
-            lines += ["", f"First {p.x} at which the mean {p.y} reaches {p.target} ({path.name}):", ""]
-            lines += markdown_table(["line", p.x, "× slower than the fastest"],
-                                    [(name, "never" if math.isinf(v) else f"{v:,.1f}",
-                                      "—" if math.isinf(v) or not best else f"{v / best:.1f}×")
-                                     for name, v in reached.items()], "-rr")
+            best = min(v for v, _ in reached.values())
+            at = lambda v: "never" if math.isinf(v) else f"{v:,.0f}"  # noqa: E731
+            lines += ["", f"First {p.x} at which {p.y} reaches {p.target}, interpolated between logged points "
+                      f"({path.name}): the seeds' mean line, and each seed:", ""]
+            lines += markdown_table(["line", f"{p.x}, mean line", "× slower than the fastest", "each seed"],
+                                    [(name, at(v), "—" if math.isinf(v) or not best else f"{v / best:.1f}×",
+                                      ", ".join(map(at, seeds)))
+                                     for name, (v, seeds) in reached.items()], "-rrl")
     if plots:
         lines += ["", "Plots: " + ", ".join(p.name for p in plots)]
     md = "\n".join(lines) + "\n"
@@ -225,9 +227,11 @@ def series(run: Run, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mean_band(curves: Iterable[tuple[np.ndarray, np.ndarray]], n: int = 60):
-    """Mean, lowest and highest of several (x, y) curves (a variant's seeds) on a common x grid (where
-    all of them have data). The band is the seeds' range: with two or three seeds a std band says
-    little more, and it could reach below zero on a loss."""
+    """Mean, lowest and highest of several (x, y) curves (a variant's seeds) where all of them have data,
+    and how many curves that is. Curves logged at the same x (steps) are compared at those x; others
+    (wall-clock) are interpolated onto ``n`` points. The band is the seeds' range: with two or three
+    seeds a std band says little more, and it could reach below zero on a loss. Curves whose x ranges
+    do not overlap cannot be averaged: the first is drawn alone."""
     curves = [c for c in curves if len(c[0]) > 0]
     if not curves:
         return None
@@ -235,14 +239,29 @@ def mean_band(curves: Iterable[tuple[np.ndarray, np.ndarray]], n: int = 60):
     lo = max(c[0].min() for c in curves)
     if len(curves) == 1 or hi <= lo:
         x, y = curves[0]
-        return x, y, y, y
-    grid = np.linspace(lo, hi, n)
+        return x, y, y, y, 1
+    common = [x[(x >= lo) & (x <= hi)] for x, _ in curves]
+    grid = common[0] if all(np.array_equal(common[0], c) for c in common) else np.linspace(lo, hi, n)
     ys = np.array([np.interp(grid, x, y) for x, y in curves])
-    return grid, ys.mean(0), ys.min(0), ys.max(0)
+    return grid, ys.mean(0), ys.min(0), ys.max(0), len(curves)
+
+
+def first_reach(x: np.ndarray, y: np.ndarray, target: float) -> float:
+    """The x at which a curve first comes down to ``target``, interpolated between the two points that
+    straddle it; inf if it never does."""
+    hit = np.flatnonzero(y <= target)
+    if not len(hit):
+        return math.inf
+    i = int(hit[0])
+    if i == 0 or y[i - 1] == y[i]:
+        return float(x[i])
+    return float(x[i - 1] + (x[i] - x[i - 1]) * (y[i - 1] - target) / (y[i - 1] - y[i]))
 
 
 def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list[SweepRun],
-                outcomes: list[JobOutcome]) -> tuple[Path, dict[str, float]]:
+                outcomes: list[JobOutcome]) -> tuple[Path, dict[str, tuple[float, list[float]]]]:
+    """One figure of ``spec``: per line (a variant) the mean over its seeds and their range. With a
+    ``target``, also each line's first x at which its mean, and each of its seeds, reaches it."""
     from .plots import figure, save
 
     x, y, by = spec.x, spec.y, spec.by
@@ -254,15 +273,18 @@ def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list
         groups.setdefault(name, []).append(series(out.run, x, y))
     fig = figure()
     ax = fig.subplots()
-    means = {}
+    reached, several = {}, False
     for name, curves in groups.items():
         band = mean_band(curves)
         if band is None:
             continue
-        gx, mean, low, high = band
-        means[name] = (gx, mean)
-        line, = ax.plot(gx, mean, label=f"{name} ({len(curves)} seed{'s' if len(curves) > 1 else ''})")
+        gx, mean, low, high, used = band
+        several |= used > 1
+        line, = ax.plot(gx, mean, label=f"{name} ({used} seed{'s' if used > 1 else ''})")
         ax.fill_between(gx, low, high, color=line.get_color(), alpha=0.18)
+        if spec.target is not None:
+            reached[name] = (first_reach(gx, mean, spec.target),
+                             [first_reach(cx, cy, spec.target) for cx, cy in curves if len(cx)])
     if spec.ylog:
         ax.set_yscale("log")
     if spec.xlog:
@@ -274,21 +296,10 @@ def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list
     ax.grid(alpha=0.3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "no artists with labels" when every run failed
-        several = any(len(curves) > 1 for curves in groups.values())
         ax.legend(fontsize=8, title="lines: mean over seeds; bands: their range" if several else None,
                   title_fontsize=7)
     if spec.target is not None:
         ax.axhline(spec.target, color="0.4", ls=":", lw=1)
     path = out_dir / f"plot{i + 1}-{y}-vs-{x}.png"
     save(fig, path)
-    reached = speedup_to_target(means, float(spec.target)) if spec.target is not None else {}
     return path, reached
-
-
-def speedup_to_target(curves_by_name: dict[str, tuple[np.ndarray, np.ndarray]], target: float) -> dict[str, float]:
-    """x at which each curve first reaches ``target`` (loss): for the ablation's speed-up factors."""
-    out = {}
-    for name, (x, y) in curves_by_name.items():
-        hit = np.flatnonzero(y <= target)
-        out[name] = float(x[hit[0]]) if len(hit) else math.inf
-    return out

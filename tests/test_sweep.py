@@ -1,5 +1,6 @@
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 
 from rnnbench.cli import main
 from rnnbench.config import load_config
-from rnnbench.sweep import expand, mean_band
+from rnnbench.sweep import expand, first_reach, mean_band
 from tests.helpers import write_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -55,7 +56,8 @@ def test_bad_sweep_config(tmp_path, sweep_section, plot, message):
 
 @pytest.mark.slow
 def test_sweep_outputs_dry_run_and_skip(tmp_path):
-    cfg = sweep_config(tmp_path)
+    cfg = sweep_config(tmp_path, plot=[{"x": "step", "y": "train_loss", "by": "rnn.cell"},
+                                       {"x": "step", "y": "train_loss", "by": "rnn.cell", "target": 1e6}])
     dry = sweep(cfg, "--dry-run")
     assert dry.exit_code == 0 and "4 runs: 0 finished, 4 to run" in dry.output
     r = sweep(cfg)
@@ -65,7 +67,12 @@ def test_sweep_outputs_dry_run_and_skip(tmp_path):
     assert len(rows) == 4 and {"rnn.cell", "rnn.learning_rate", "rnn.clip_norm", "seed", "status",
                                "test_accuracy"} <= set(rows[0])
     assert (out / "plot1-train_loss-vs-step.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| rnn.cell |" in (out / "sweep.md").read_text()
+    md = (out / "sweep.md").read_text()
+    assert "| rnn.cell |" in md
+    # every line is under the (huge) target from its first logged step on; so is each of its two runs
+    assert "| line | step, mean line | × slower than the fastest | each seed |" in md
+    for cell in ("gru", "lstm"):
+        assert re.search(rf"\| rnn\.cell={cell} \| (\d+) \| 1\.0× \| \1, \1 \|", md), md
     assert "4 runs: 4 finished, 0 to run" in sweep(cfg, "--dry-run").output
     lines = [x for x in r.stderr.splitlines() if x.startswith("[")]  # no terminal: one line per run
     assert sorted(x[:5] for x in lines) == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
@@ -118,13 +125,26 @@ def test_sigkill_mid_sweep_then_resume_matches_uninterrupted(tmp_path):
 def test_mean_band_interpolates_on_a_common_grid_and_spans_the_seeds():
     import numpy as np
 
-    x, mean, low, high = mean_band([(np.array([0, 10.0]), np.array([0, 10.0])),
-                                    (np.array([0, 5, 10.0]), np.array([2, 7, 12.0])),
-                                    (np.array([0, 12.0]), np.array([0.5, 0.5]))])  # x beyond the others: cut
-    assert x[0] == 0 and x[-1] == 10
+    x, mean, low, high, used = mean_band([(np.array([0, 10.0]), np.array([0, 10.0])),
+                                          (np.array([0, 5, 10.0]), np.array([2, 7, 12.0])),
+                                          (np.array([0, 12.0]), np.array([0.5, 0.5]))])  # x beyond the others: cut
+    assert used == 3 and x[0] == 0 and x[-1] == 10 and len(x) == 60
     assert mean[0] == pytest.approx(2.5 / 3) and mean[-1] == pytest.approx(22.5 / 3)
     # the band is the seeds' range, never below the lowest seed (a loss band cannot go negative)
     assert (low[0], high[0]) == (0, 2) and low[-1] == pytest.approx(0.5) and high[-1] == pytest.approx(12.0)
+    # curves logged at the same steps are compared at those steps, up to the shortest
+    steps = np.array([20, 40, 60, 80.0])
+    x, mean, low, high, used = mean_band([(steps, np.array([4, 3, 2, 1.0])), (steps[:3], np.array([2, 1, 0.0])),
+                                          (np.zeros(0), np.zeros(0))])  # a run with no logged point: not a seed
+    assert used == 2 and list(x) == [20, 40, 60] and list(mean) == [3, 2, 1] and list(low) == [2, 1, 0]
+
+
+def test_first_reach_interpolates_between_the_logged_points_around_the_target():
+    import numpy as np
+
+    x, y = np.array([20, 40, 60.0]), np.array([0.7, 0.5, 0.3])
+    assert first_reach(x, y, 0.4) == pytest.approx(50.0)
+    assert first_reach(x, y, 0.7) == 20.0 and first_reach(x, y, 0.1) == float("inf")
 
 
 FIGURES = sorted(CONFIGS.glob("fig*.yaml"))
