@@ -21,6 +21,7 @@ from .errors import RnnbenchError
 from .fileio import read_jsonl
 
 TB_HINT = "pip install -e '.[tensorboard]'"
+MAX_NAME = 200  # a TensorBoard run is a folder: its name stays well under file systems' 255 bytes
 
 
 def _writer_class():
@@ -51,10 +52,12 @@ def run_names(runs: list[Path]) -> dict[Path, str]:
         model, _, rest = r.name.partition("-n")
         size, _, rest = rest.partition("-s")
         seed = rest.partition("-")[0]
-        peers = [settings[p] for p in runs if p.name.partition("-n")[0] == model]
+        # a run whose config.yaml cannot be read shows no settings and makes none look varying
+        peers = [settings[p] for p in runs if p.name.partition("-n")[0] == model and settings[p]]
         varying = sorted(k for k in set().union(*peers) if len({repr(p.get(k)) for p in peers}) > 1)
-        parts = [f"{k}={_value(settings[r].get(k))}" for k in varying]
-        names[r] = re.sub(r"[^A-Za-z0-9_.=,+-]", "_", "-".join([f"{model}-n{size}-s{seed}", *parts]))
+        parts = [f"{k}={_value(settings[r].get(k))}" for k in varying] if settings[r] else []
+        name = re.sub(r"[^A-Za-z0-9_.=,+-]", "_", "-".join([f"{model}-n{size}-s{seed}", *parts]))
+        names[r] = name if len(name) <= MAX_NAME else f"{name[:MAX_NAME - 11]}-{r.name.rsplit('-', 1)[-1][:10]}"
     seen: dict[str, int] = {}
     for r in runs:  # two runs that differ only where the name does not look: keep both
         n = names[r]

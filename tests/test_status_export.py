@@ -208,10 +208,29 @@ def test_export_names_runs_by_the_settings_their_model_reads(tmp_path):
     # the baseline reads every text whole: max_len tells its runs apart in nothing, the grid does
     make_run(exp, "linear-n300-s0-c", linear={"C": [1.0]}, data={"max_len": 64})
     make_run(exp, "linear-n300-s1-d", linear={"C": [2.0]}, data={"max_len": 128})
+    # a config.yaml that cannot be read names nothing and makes no setting of the others look varying
+    garbled = make_run(exp, "rnn-n300-s1-e", TRAINING)
+    (garbled / "config.yaml").write_bytes(b"rnn: gru\ndata: [1]\n\xff\xfe")
     assert cli("export", "tensorboard", exp).exit_code == 0
     assert sorted(p.name for p in (exp / "tensorboard").iterdir()) == [
         "linear-n300-s0-linear.C=1.0", "linear-n300-s1-linear.C=2.0",
-        "rnn-n300-s0-data.synthetic.noise=0.0", "rnn-n300-s0-data.synthetic.noise=0.1"]
+        "rnn-n300-s0-data.synthetic.noise=0.0", "rnn-n300-s0-data.synthetic.noise=0.1", "rnn-n300-s1"]
+
+
+def test_export_run_names_stay_short_enough_for_a_folder(tmp_path):
+    from rnnbench.export import MAX_NAME, run_names
+
+    exp = tmp_path / "runs" / "t"
+    many = [{"cell": c, "gate": g, "init": i, "optimizer": o, "learning_rate": lr, "batch_size": b, "hidden_dim": h,
+             "embed_dim": e, "clip_norm": cn, "input_dropout": d, "learned_init_state": li, "momentum": m}
+            for c, g, i, o, lr, b, h, e, cn, d, li, m in (("gru", "sigmoid", "gaussian", "adam", 0.1, 16, 8, 8, 1.0, 0.1,
+                                                           True, 0.5),
+                                                          ("lstm", "hard_sigmoid", "uniform", "rmsprop", 0.2, 32, 16,
+                                                           16, 2.0, 0.2, False, 0.6))]
+    runs = [make_run(exp, f"rnn-n300-s0-{h}", rnn=rnn) for h, rnn in zip(("aaa", "bbb"), many)]
+    names = run_names(runs)
+    assert all(len(n) <= MAX_NAME for n in names.values()) and len(set(names.values())) == 2
+    assert names[runs[0]].startswith("rnn-n300-s0-rnn.batch_size=16-rnn.cell=gru") and names[runs[0]].endswith("-aaa")
 
 
 def test_export_without_tensorboardx_names_the_extra(tmp_path, monkeypatch):
