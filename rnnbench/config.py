@@ -208,7 +208,8 @@ class PlotConfig:
     title: str | None = _opt(None, doc="figure title; null: '<experiment>: y vs x'")
     ylog: bool = _opt(False, doc="logarithmic y axis")
     xlog: bool = _opt(False, doc="logarithmic x axis")
-    target: float | None = _opt(None, doc="a loss to reach: the summary gives each line's first x reaching it")
+    target: float | None = _opt(None, doc="a loss to reach: the summary gives the first x at which each line (the mean"
+                                        " of its seeds) and each seed reach it, interpolated between logged points")
 
 
 def usable_cores() -> int:
