@@ -44,18 +44,16 @@ def run_names(runs: list[Path]) -> dict[Path, str]:
     """A readable, unique name per run: ``<model>-n<size>-s<seed>`` and the settings that vary among the
     runs of its model (of those the model reads, by the rule of its run key, as ``rnnbench status``
     names variants)."""
-    from .status import run_settings
+    from .status import run_name_parts, run_settings, varying_keys
 
-    settings = {r: run_settings(r, r.name.partition("-n")[0]) for r in runs}
+    parts_of = {r: run_name_parts(r.name) for r in runs}
+    settings = {r: run_settings(r, parts_of[r][0]) for r in runs}
+    varying = {model: varying_keys(settings[r] for r in runs if parts_of[r][0] == model)
+               for model in {m for m, _, _ in parts_of.values()}}
     names = {}
     for r in runs:
-        model, _, rest = r.name.partition("-n")
-        size, _, rest = rest.partition("-s")
-        seed = rest.partition("-")[0]
-        # a run whose config.yaml cannot be read shows no settings and makes none look varying
-        peers = [settings[p] for p in runs if p.name.partition("-n")[0] == model and settings[p]]
-        varying = sorted(k for k in set().union(*peers) if len({repr(p.get(k)) for p in peers}) > 1)
-        parts = [f"{k}={_value(settings[r].get(k))}" for k in varying] if settings[r] else []
+        model, size, seed = parts_of[r]
+        parts = [f"{k}={_value(settings[r].get(k))}" for k in varying[model]] if settings[r] else []
         name = re.sub(r"[^A-Za-z0-9_.=,+-]", "_", "-".join([f"{model}-n{size}-s{seed}", *parts]))
         names[r] = name if len(name) <= MAX_NAME else f"{name[:MAX_NAME - 11]}-{r.name.rsplit('-', 1)[-1][:10]}"
     seen: dict[str, int] = {}

@@ -215,10 +215,15 @@ def run_folders(target: Path) -> list[Path]:
     return sorted(found, key=_order)
 
 
-def _order(p: Path):
-    model, _, rest = p.name.partition("-n")
+def run_name_parts(name: str) -> tuple[str, str, str]:
+    """The model, size and seed of a run folder's name, ``<model>-n<size>-s<seed>-<hash>``, as written."""
+    model, _, rest = name.partition("-n")
     size, _, rest = rest.partition("-s")
-    seed = rest.partition("-")[0]
+    return model, size, rest.partition("-")[0]
+
+
+def _order(p: Path):
+    model, size, seed = run_name_parts(p.name)
     return (model, int(size) if size.isdigit() else 0, int(seed) if seed.isdigit() else 0, p.name)
 
 
@@ -249,6 +254,13 @@ def run_settings(run_path: Path, model: str) -> dict:
     return {k: v for k, v in settings.items() if k not in skip}
 
 
+def varying_keys(settings) -> list[str]:
+    """The keys whose values differ among several runs' :func:`run_settings`; a run whose config.yaml
+    could not be read (no settings) makes none look varying."""
+    known = [f for f in settings if f]
+    return sorted(k for k in set().union(*known) if len({repr(f.get(k)) for f in known}) > 1)
+
+
 def _name_variants(states: list[RunStatus], shown: int = 3) -> None:
     """Runs of one model, size and seed with different settings (a sweep's, or a config changed since):
     each gets the settings in which they differ."""
@@ -259,8 +271,7 @@ def _name_variants(states: list[RunStatus], shown: int = 3) -> None:
         if len(group) < 2:
             continue
         settings = {st.name: run_settings(st.path, model) for st in group}
-        known = [f for f in settings.values() if f]
-        keys = sorted(k for k in set().union(*known) if len({repr(f.get(k)) for f in known}) > 1)
+        keys = varying_keys(settings.values())
         for st in group:
             if settings[st.name] and keys:
                 parts = [f"{k}={settings[st.name].get(k)}" for k in keys[:shown]]
