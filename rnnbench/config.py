@@ -200,16 +200,18 @@ class SweepConfig:
 
 @dataclass
 class PlotConfig:
-    """One figure of a sweep: ``y`` against ``x``, a line per value of ``by``, mean ± std over seeds."""
+    """One figure of a sweep: ``y`` against ``x``, a line per value of ``by``: the mean over its runs
+    (seeds, and any swept key ``by`` leaves out) and their range."""
 
     x: PlotX = _opt("step", doc="x axis")
     y: PlotY = _opt("train_loss", doc="y axis")
-    by: str | None = _opt(None, doc="a swept key (or label): one line per value; null: one line per point")
+    by: str | None = _opt(None, doc="a swept key (or label): one line per value, pooling the other swept keys' "
+                                    "values with the seeds; null: one line per point of the sweep")
     title: str | None = _opt(None, doc="figure title; null: '<experiment>: y vs x'")
     ylog: bool = _opt(False, doc="logarithmic y axis")
     xlog: bool = _opt(False, doc="logarithmic x axis")
     target: float | None = _opt(None, doc="a loss to reach: the summary gives the first x at which each line (the mean"
-                                        " of its seeds) and each seed reach it, interpolated between logged points")
+                                        " of its runs) and each run reach it, interpolated between logged points")
 
 
 def usable_cores() -> int:

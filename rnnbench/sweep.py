@@ -12,7 +12,7 @@
       labels: [plain, tuned]        # optional names for the zip rows (used in plots and tables)
       seeds: [0, 1, 2]              # default: experiment.seeds
     plot:
-      - {x: step, y: train_loss, by: rnn.cell}   # one line per value of `by`, mean ± std over seeds
+      - {x: step, y: train_loss, by: rnn.cell}   # one line per value of `by`: mean and range over its runs
 
 Every run goes through the run store, so finished runs are skipped and an interrupted sweep resumes.
 Runs execute through :mod:`rnnbench.executor` (this process, N local processes with their own GPUs, or
@@ -196,14 +196,16 @@ def write_outputs(cfg: Config, runs: list[SweepRun], outcomes: list[JobOutcome])
                                         for r in failed]]
     plots = []
     for i, p in enumerate(cfg.plot):
-        path, reached = plot_series(out_dir, cfg, i, p, runs, outcomes)
+        path, reached, pooled = plot_series(out_dir, cfg, i, p, runs, outcomes)
         plots.append(path)
         if reached:
             best = min(v for v, _ in reached.values())
             at = lambda v: "never" if math.isinf(v) else f"{v:,.0f}"  # noqa: E731
+            unit = "run" if pooled else "seed"
+            of = f" (the lines pool the values of {', '.join(pooled)})" if pooled else ""
             lines += ["", f"First {p.x} at which {p.y} reaches {p.target}, interpolated between logged points "
-                      f"({path.name}): the seeds' mean line, and each seed:", ""]
-            lines += markdown_table(["line", f"{p.x}, mean line", "× slower than the fastest", "each seed"],
+                      f"({path.name}): each line's mean, and each {unit}{of}:", ""]
+            lines += markdown_table(["line", f"{p.x}, mean line", "× slower than the fastest", f"each {unit}"],
                                     [(name, at(v), "—" if math.isinf(v) or not best else f"{v / best:.1f}×",
                                       ", ".join(map(at, seeds)))
                                      for name, (v, seeds) in reached.items()], "-rrl")
@@ -259,18 +261,25 @@ def first_reach(x: np.ndarray, y: np.ndarray, target: float) -> float:
 
 
 def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list[SweepRun],
-                outcomes: list[JobOutcome]) -> tuple[Path, dict[str, tuple[float, list[float]]]]:
-    """One figure of ``spec``: per line (a variant) the mean over its seeds and their range. With a
-    ``target``, also each line's first x at which its mean, and each of its seeds, reaches it."""
+                outcomes: list[JobOutcome]) -> tuple[Path, dict[str, tuple[float, list[float]]], list[str]]:
+    """One figure of ``spec``: per line (a value of ``by``, else a variant) the mean over its runs and
+    their range. A line's runs are its seeds, and also the values of any other swept key when ``by``
+    leaves some out (``pooled``, returned: the legend then says "runs", not "seeds"). With a ``target``,
+    also each line's first x at which its mean, and each of its runs, reaches it."""
     from .plots import figure, save
 
     x, y, by = spec.x, spec.y, spec.by
     groups: dict[str, list] = {}
+    values: dict[tuple[str, str], set] = {}  # (line, other swept key) -> its values among the line's runs
     for run, out in zip(runs, outcomes):
         if not out.result.ok or out.run is None:
             continue
         name = (_value(run.label[by]) if by == "label" else f"{by}={_value(run.label[by])}") if by else (", ".join(f"{k}={_value(v)}" for k, v in run.label.items()) or "run")
         groups.setdefault(name, []).append(series(out.run, x, y))
+        for k, v in run.label.items():
+            values.setdefault((name, k), set()).add(repr(v))
+    pooled = sorted({k for (_, k), vs in values.items() if len(vs) > 1})
+    unit = "run" if pooled else "seed"
     fig = figure()
     ax = fig.subplots()
     reached, several = {}, False
@@ -280,7 +289,7 @@ def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list
             continue
         gx, mean, low, high, used = band
         several |= used > 1
-        line, = ax.plot(gx, mean, label=f"{name} ({used} seed{'s' if used > 1 else ''})")
+        line, = ax.plot(gx, mean, label=f"{name} ({used} {unit}{'s' if used > 1 else ''})")
         ax.fill_between(gx, low, high, color=line.get_color(), alpha=0.18)
         if spec.target is not None:
             reached[name] = (first_reach(gx, mean, spec.target),
@@ -296,10 +305,11 @@ def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list
     ax.grid(alpha=0.3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "no artists with labels" when every run failed
-        ax.legend(fontsize=8, title="lines: mean over seeds; bands: their range" if several else None,
+        over = f"runs (seeds × {', '.join(pooled)})" if pooled else "seeds"
+        ax.legend(fontsize=8, title=f"lines: mean over {over}; bands: their range" if several else None,
                   title_fontsize=7)
     if spec.target is not None:
         ax.axhline(spec.target, color="0.4", ls=":", lw=1)
     path = out_dir / f"plot{i + 1}-{y}-vs-{x}.png"
     save(fig, path)
-    return path, reached
+    return path, reached, pooled

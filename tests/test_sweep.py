@@ -57,7 +57,8 @@ def test_bad_sweep_config(tmp_path, sweep_section, plot, message):
 @pytest.mark.slow
 def test_sweep_outputs_dry_run_and_skip(tmp_path):
     cfg = sweep_config(tmp_path, plot=[{"x": "step", "y": "train_loss", "by": "rnn.cell"},
-                                       {"x": "step", "y": "train_loss", "by": "rnn.cell", "target": 1e6}])
+                                       {"x": "step", "y": "train_loss", "by": "rnn.cell", "target": 1e6},
+                                       {"x": "step", "y": "train_loss", "target": 1e6}])
     dry = sweep(cfg, "--dry-run")
     assert dry.exit_code == 0 and "4 runs: 0 finished, 4 to run" in dry.output
     r = sweep(cfg)
@@ -69,10 +70,15 @@ def test_sweep_outputs_dry_run_and_skip(tmp_path):
     assert (out / "plot1-train_loss-vs-step.png").read_bytes()[:4] == b"\x89PNG"
     md = (out / "sweep.md").read_text()
     assert "| rnn.cell |" in md
-    # every line is under the (huge) target from its first logged step on; so is each of its two runs
-    assert "| line | step, mean line | × slower than the fastest | each seed |" in md
+    # every line is under the (huge) target from its first logged step on; so is each of its two runs,
+    # which are not two seeds (one seed here) but the two zip rows a line by rnn.cell pools
+    plot2, plot3 = md.split("(plot2-")[1].split("(plot3-")
+    assert "each run (the lines pool the values of rnn.clip_norm, rnn.learning_rate)" in plot2
+    assert "| line | step, mean line | × slower than the fastest | each run |" in plot2
     for cell in ("gru", "lstm"):
-        assert re.search(rf"\| rnn\.cell={cell} \| (\d+) \| 1\.0× \| \1, \1 \|", md), md
+        assert re.search(rf"\| rnn\.cell={cell} \| (\d+) \| 1\.0× \| \1, \1 \|", plot2), md
+    # without `by` a line is one point of the sweep: its runs are its seeds
+    assert "| line | step, mean line | × slower than the fastest | each seed |" in plot3 and "pool" not in plot3
     assert "4 runs: 4 finished, 0 to run" in sweep(cfg, "--dry-run").output
     lines = [x for x in r.stderr.splitlines() if x.startswith("[")]  # no terminal: one line per run
     assert sorted(x[:5] for x in lines) == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
