@@ -162,6 +162,10 @@ class RnnConfig:
 class ComputeConfig:
     device: Literal["auto", "cpu", "gpu"] = _opt(
         "auto", doc="where the RNN trains: auto uses a GPU when JAX sees one; gpu without one is an error")
+    train_programs: Literal["auto", "per-chunk", "per-batch"] = _opt(
+        "auto", doc="how an RNN training step is compiled: per-chunk (a few programs serve every length, a host "
+                    "call per chunk: fastest on a CPU), per-batch (one call per step, a program per length class: "
+                    "fewer launches on a GPU); auto: per-batch on a GPU, per-chunk on a CPU")
     threads: int | None = _opt(None, min=1, doc="the linear grid's workers; null: the usable cores")
     # how compare and sweep spread their runs (rnnbench/executor.py, docs/distributed.md); never hashed
     executor: Literal["local", "ray"] = _opt(

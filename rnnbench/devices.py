@@ -25,6 +25,12 @@ class Choice:
     device: object  # a jax.Device
     reason: str  # one line: which device and why
 
+    def train_programs(self, setting: str = "auto") -> str:
+        """``compute.train_programs`` resolved: ``auto`` is per-batch on a GPU, per-chunk on a CPU."""
+        if setting != "auto":
+            return setting
+        return "per-chunk" if self.device.platform == "cpu" else "per-batch"
+
     @property
     def label(self) -> str:
         """What a run records as its device: ``cpu (jax, 2 cores)``, ``gpu (NVIDIA H100 80GB HBM3)``."""

@@ -9,6 +9,8 @@
 # CHUNKS="16 32" (the default): the GRU's speed at each rnn.chunk (PyTorch timed at the first only; LSTM
 #   and simple RNN at the first only). GRU_CONFIGS / CONFIGS / CELLS: the BATCH:DTYPE[:UNROLL] shapes of
 #   the GRU, of the other cells, and which other cells ("" for none).
+# PROGRAMS=both (the default): the GRU and the other cells timed with per-chunk and per-batch programs
+#   (compute.train_programs) in the same rounds, at the first chunk; auto: what training uses on the GPU.
 # DRY_RUN=1: tiny shapes and a 300-example IMDB subset, to check the plumbing on a CPU in a minute or two.
 set -u
 OUT=${OUT:-runs/bench/gpu}
@@ -48,13 +50,15 @@ fi
 
 log "speed"
 read -r -a chunks <<<"${CHUNKS:-16 32}"
-[ -z "${SKIP_SPEED:-}" ] && { torch=()
+[ -z "${SKIP_SPEED:-}" ] && { torch=() programs=(--programs "${PROGRAMS:-both}")
   for chunk in "${chunks[@]}"; do
-    timeout 200 $py scripts/bench_rnn.py --cell gru --chunk "$chunk" "${shapes[@]}" --config "${gru_configs[@]}" "${torch[@]}" 2>&1
-    torch=(--no-torch)
+    timeout 240 $py scripts/bench_rnn.py --cell gru --chunk "$chunk" "${shapes[@]}" --config "${gru_configs[@]}" \
+      "${torch[@]}" "${programs[@]}" 2>&1
+    torch=(--no-torch) programs=(--programs per-chunk)  # per-batch programs do not depend on the chunk
   done
   for cell in "${cells[@]}"; do
-    timeout 130 $py scripts/bench_rnn.py --cell $cell --chunk "${chunks[0]}" "${shapes[@]}" --config "${configs[@]}" 2>&1
+    timeout 160 $py scripts/bench_rnn.py --cell $cell --chunk "${chunks[0]}" "${shapes[@]}" --config "${configs[@]}" \
+      --programs "${PROGRAMS:-both}" 2>&1
   done
 } | tee "$OUT/speed.log"
 

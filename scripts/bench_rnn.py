@@ -10,6 +10,10 @@ On a GPU, PyTorch runs on the GPU too (cuDNN), in the same dtype (bf16 through a
 rate is XLA's on the device. ``--config 64:float32 512:bfloat16 ...`` times several batch/dtype pairs in
 one process (one JSON line each; the last line is the last pair's).
 
+``--programs`` picks how our step is compiled (``compute.train_programs``): per-chunk, per-batch, or
+``both``, timed in the same alternating rounds (the JSON line then adds ``per_batch_tok_s`` and the ratio
+``per_batch_vs_per_chunk``); the default, auto, is what training uses on this device.
+
 On a CPU the GRU's steps call the fused kernels of ``rnnbench/rnn/native.py`` where a C++ compiler is at
 hand (``RNNBENCH_NATIVE=0``: XLA's own step, for comparison); the JSON's ``kernels`` says which ran.
 
@@ -35,7 +39,7 @@ from rnnbench.config import RnnConfig, cores_label, usable_cores  # noqa: E402
 from rnnbench.data import Task  # noqa: E402
 from rnnbench.rnn.cells import fused_kernels  # noqa: E402
 from rnnbench.rnn.model import SequenceModel  # noqa: E402
-from rnnbench.rnn.train import Steps  # noqa: E402
+from rnnbench.rnn.train import PROGRAMS, Steps  # noqa: E402
 
 VOCAB = 20000
 GATES = {"gru": 3, "lstm": 4, "simple": 1}
@@ -46,11 +50,11 @@ def flops_per_token(cell: str, e: int, h: int) -> float:
     return 3 * 2 * (e * g * h + h * g * h)  # forward + backward (2x) of both matmuls
 
 
-def ours_timer(cell, e, h, b, t, dtype, unroll, chunk, vocab=VOCAB):
+def ours_timer(cell, e, h, b, t, dtype, unroll, chunk, vocab=VOCAB, programs="per-chunk"):
     """A function ``steps -> tokens/s`` that runs that many train steps of ours (compiled and warm)."""
     cfg = RnnConfig(cell=cell, embed_dim=e, hidden_dim=h, batch_size=b, dtype=dtype, unroll=unroll, chunk=chunk)
     task = Task("s", "binary", 2)
-    s = Steps(SequenceModel(vocab, 1, cfg, rngs=nnx.Rngs(0)), cfg, task, 0)
+    s = Steps(SequenceModel(vocab, 1, cfg, rngs=nnx.Rngs(0)), cfg, task, 0, programs)
     state = [s.params, s.tx.init(s.params), 0]
     rng = np.random.default_rng(0)
     tokens = rng.integers(2, vocab, (b, t)).astype(np.int32)
@@ -164,18 +168,26 @@ def main():
     ap.add_argument("--chunk", type=int, default=RnnConfig().chunk, help="time steps per compiled call")
     ap.add_argument("--config", nargs="+", metavar="BATCH:DTYPE[:UNROLL]",
                     help="several shapes in one process (overrides --batch, --dtype and --unroll)")
+    ap.add_argument("--programs", default="auto", choices=["auto", *PROGRAMS, "both"],
+                    help="how our step is compiled (compute.train_programs); both: each, in the same rounds")
     ap.add_argument("--no-torch", action="store_true")
     args = ap.parse_args()
     configs = [parse_config(c, args.unroll) for c in args.config] if args.config else [(args.batch, args.dtype, args.unroll)]
     on_gpu = jax.devices()[0].platform == "gpu"
     device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}, {cores_label()})"
+    programs = PROGRAMS if args.programs == "both" else [args.programs]
+    if args.programs == "auto":
+        programs = ["per-chunk" if jax.devices()[0].platform == "cpu" else "per-batch"]
     fpt = flops_per_token(args.cell, args.embed, args.hidden)
     matmul = matmul_timer(on_gpu=on_gpu)
     print(f"device {device}; {args.cell} E={args.embed} H={args.hidden} T={args.tokens} V={args.vocab}; "
           f"{args.rounds} alternating rounds of {args.steps} steps; medians over rounds")
     for batch, dtype, unroll in configs:
-        ours = ours_timer(args.cell, args.embed, args.hidden, batch, args.tokens, dtype, unroll, args.chunk, args.vocab)
-        timers = {"ours": partial(ours, args.steps)}
+        timers = {}
+        for name, kind in zip(("ours", "ours_batch"), programs):  # "ours": the first (per-chunk with both)
+            ours = ours_timer(args.cell, args.embed, args.hidden, batch, args.tokens, dtype, unroll, args.chunk,
+                              args.vocab, kind)
+            timers[name] = partial(ours, args.steps)
         torch_run = None if args.no_torch else torch_timer(args.cell, args.embed, args.hidden, batch, args.tokens,
                                                            dtype, on_gpu, args.vocab)
         if torch_run:
@@ -185,8 +197,9 @@ def main():
         med = {k: statistics.median(v) for k, v in per_round.items()}
         print(f"matmul rate: {med['matmul'] * fpt / 1e9:.1f} GFLOP/s = {med['matmul']:,.0f} tok/s at "
               f"{fpt / 1e6:.2f} MFLOP/token")
-        print(f"B={batch} {dtype} unroll {unroll}: rnnbench {med['ours']:,.0f} tok/s "
-              f"(rounds: {', '.join(f'{x:,.0f}' for x in per_round['ours'])})", flush=True)
+        for name, kind in zip(("ours", "ours_batch"), programs):
+            print(f"B={batch} {dtype} unroll {unroll}: rnnbench {kind} {med[name]:,.0f} tok/s "
+                  f"(rounds: {', '.join(f'{x:,.0f}' for x in per_round[name])})", flush=True)
         if torch_run:
             print(f"B={batch} {dtype}: pytorch  {med['torch']:,.0f} tok/s "
                   f"(rounds: {', '.join(f'{x:,.0f}' for x in per_round['torch'])})")
@@ -198,6 +211,14 @@ def main():
             if ref in per_round:
                 ratios = [o / r for o, r in zip(per_round["ours"], per_round[ref])]
                 figures[f"ratio_vs_{ref}_range"] = [round(min(ratios), 3), round(max(ratios), 3)]
+        figures["programs"] = programs[0]
+        if len(programs) > 1:
+            ratios = [b_ / c_ for b_, c_ in zip(per_round["ours_batch"], per_round["ours"])]
+            figures.update(per_batch_tok_s=round(med["ours_batch"]),
+                           per_batch_vs_per_chunk=round(med["ours_batch"] / med["ours"], 3),
+                           per_batch_vs_per_chunk_range=[round(min(ratios), 3), round(max(ratios), 3)])
+            if torch_run:
+                figures["per_batch_vs_torch"] = round(med["ours_batch"] / med["torch"], 3)
         figures["rounds"] = args.rounds
         if args.cell == "gru":
             figures["kernels"] = "native" if fused_kernels(jnp.dtype(dtype)) else "xla"

@@ -24,6 +24,15 @@ def test_cpu_and_auto_choose_the_cpu_and_say_why():
     assert auto.label.startswith("cpu (jax, ")
 
 
+def test_train_programs_auto_is_per_chunk_on_a_cpu_and_per_batch_on_a_gpu():
+    from types import SimpleNamespace
+
+    cpu = devices.choose(ComputeConfig(device="cpu"))
+    gpu = devices.Choice(SimpleNamespace(platform="gpu", device_kind="NVIDIA H200"), "GPU: NVIDIA H200")
+    assert cpu.train_programs() == "per-chunk" and gpu.train_programs("auto") == "per-batch"
+    assert cpu.train_programs("per-batch") == "per-batch" and gpu.train_programs("per-chunk") == "per-chunk"
+
+
 def test_gpu_without_one_is_an_error_naming_the_extra():
     with pytest.raises(RnnbenchError, match=r"JAX sees no GPU: .*\.\[cuda12\]|JAX_PLATFORMS=cpu hides the GPU"):
         devices.choose(ComputeConfig(device="gpu"))

@@ -232,6 +232,40 @@ def test_compiled_programs_are_bounded_by_jax_compile_log(caplog):
     assert all(counts[n] <= 2 for n in names) and len(compiled) <= 8, counts
     assert counts["forward_chunk"] == counts["backward_chunk"] == 2  # these batches use both sizes
     assert len(compiled) == model.training_["compiled_programs"]
+    assert model.training_["train_programs"] == "per-chunk"  # auto, on a CPU
+
+
+@pytest.mark.slow
+def test_per_batch_programs_are_bounded_by_the_length_classes(caplog):
+    """compute.train_programs: per-batch compiles one training program per length class (at most
+    LENGTH_CLASSES, however many buckets), plus evaluation's chunks; none of the chunked trainer's. Its
+    batches padded to the classes' widths, it trains to the chunked trainer's validation scores."""
+    import logging
+
+    from rnnbench.config import Config
+    from rnnbench.data import Split, generate
+    from rnnbench.rnn.model_api import RNNClassifier
+    from rnnbench.rnn.train import LENGTH_CLASSES
+
+    texts, y = generate(900, seed=11, mean_tokens=60)
+    cfg = Config().replace(**{"rnn.embed_dim": 8, "rnn.hidden_dim": 8, "rnn.epochs": 2, "rnn.batch_size": 16,
+                              "compute.train_programs": "per-batch"})
+    model = RNNClassifier(cfg, Task("sentiment", "binary", 2), seed=0)
+    with caplog.at_level(logging.WARNING), jax.log_compiles(True):
+        model.fit(Split(texts[:800], y[:800]), Split(texts[800:], y[800:]), progress=False)
+    compiled = [r.getMessage().split("(")[1].split(")")[0] for r in caplog.records
+                if r.getMessage().startswith("Compiling jit(")]
+    counts = collections.Counter(n for n in compiled if n in ("batch_step", "forward_chunk", "backward_chunk",
+                                                              "head_step", "apply_step", "predict_chunk"))
+    assert len(model.boundaries_) > LENGTH_CLASSES and 2 <= counts["batch_step"] <= LENGTH_CLASSES, counts
+    assert set(counts) == {"batch_step", "predict_chunk"} and counts["predict_chunk"] <= 2, counts
+    assert sum(counts.values()) == model.training_["compiled_programs"]
+    assert model.training_["train_programs"] == "per-batch"
+    chunked = RNNClassifier(cfg.replace(**{"compute.train_programs": "per-chunk"}), Task("sentiment", "binary", 2), seed=0)
+    chunked.fit(Split(texts[:800], y[:800]), Split(texts[800:], y[800:]), progress=False)
+    assert chunked.training_["train_programs"] == "per-chunk" and chunked.training_["steps"] == model.training_["steps"]
+    assert model.validation_["log_loss"] == pytest.approx(chunked.validation_["log_loss"], rel=1e-4)
+    assert model.validation_["roc_auc"] == pytest.approx(chunked.validation_["roc_auc"], abs=0.01)
 
 
 @pytest.mark.slow

@@ -128,8 +128,10 @@ class Batcher:
             plan = [plan[i] for i in order]
         return plan
 
-    def padding_stats(self) -> tuple[int, int]:
-        """(real tokens, processed tokens) of one epoch, filler rows included."""
+    def padding_stats(self, widths: dict[int, int] | None = None) -> tuple[int, int]:
+        """(real tokens, processed tokens) of one epoch, filler rows included; ``widths``: what each
+        bucket's batches are padded to when that is wider than the bucket (per-batch programs)."""
         plan = self.epoch(0, 0, shuffle=False)
-        processed = sum(self.batch_size * int(self.boundaries[b]) for b, _ in plan)
+        widths = widths or {}
+        processed = sum(self.batch_size * widths.get(int(self.boundaries[b]), int(self.boundaries[b])) for b, _ in plan)
         return int(self.lengths.sum()), processed

@@ -61,7 +61,8 @@ class RNNClassifier:
     def fit(self, train: Split, val: Split, *, run: Run | None = None, progress: bool = True) -> RNNClassifier:
         """Train with early stopping on ``val``; with a ``run``, log to it, checkpoint each epoch and resume
         from its last checkpoint."""
-        self.device_ = devices.use(self.cfg.compute, self.cfg.rnn.dtype).label  # before any array is made
+        choice = devices.use(self.cfg.compute, self.cfg.rnn.dtype)  # before any array is made
+        self.device_, programs = choice.label, choice.train_programs(self.cfg.compute.train_programs)
         t0 = time.perf_counter()
         tk = self.cfg.tokenizer
         self.tokenizer_ = Tokenizer(tk.min_df, tk.max_features, tk.lowercase, tk.char_level).fit(train.texts)
@@ -77,7 +78,7 @@ class RNNClassifier:
         timings = {"vectorize": time.perf_counter() - t0}
         self.model_ = self._build(self.tokenizer_.vocab_size)
         out = fit(self.model_, rnn, self.task, train_b, val_seqs, val.y, self.seed, run=run, progress=progress,
-                  y_scale=self.y_scale_)
+                  y_scale=self.y_scale_, programs=programs)
         self.steps_, self.params_ = out.steps, out.best_params
         val_scores = self._unscale(predict(self.steps_, self.params_, val_seqs, self.cfg.data.max_len))  # best
         self.validation_ = evaluate(self.task, val.y, val_scores)
@@ -85,7 +86,7 @@ class RNNClassifier:
         self.training_ = {"epochs_run": out.state.epoch, "steps": out.state.step,
                           "vocab_size": self.tokenizer_.vocab_size, "buckets": [int(b) for b in self.boundaries_],
                           "real_token_fraction": round(out.real_token_fraction, 4),
-                          "compiled_programs": out.compiled_programs,
+                          "compiled_programs": out.compiled_programs, "train_programs": programs,
                           **({"diverged": out.diverged} if out.diverged else {})}
         self.timings_ = {**timings, "fit": time.perf_counter() - t0, "train_loop": out.train_seconds}
         return self

@@ -45,7 +45,7 @@ from ..data import Ragged, Task
 from ..metrics import evaluate, is_better, primary
 from ..outputs import duration
 from . import enable_compilation_cache
-from .batching import Batcher, eval_batches
+from .batching import Batcher, bucket_boundaries, eval_batches
 from .model import SequenceModel
 
 if TYPE_CHECKING:
@@ -103,6 +103,8 @@ def chunk_sizes(chunk: int, longest: int) -> list[int]:
 
 
 HEAD_KEY = 2**31 - 1  # the head's dropout key: after any chunk index
+PROGRAMS = ("per-chunk", "per-batch")  # how a training step is compiled (compute.train_programs, resolved)
+LENGTH_CLASSES = 6  # per-batch programs: at most this many training widths, so at most this many programs
 
 
 def _is_embedding(path) -> bool:
@@ -154,10 +156,19 @@ class Steps:
     evaluation) serve every text length, so length buckets can be as fine as the chunk. A batch's last
     chunk is half as long where half a chunk holds the rest of its longest text (:func:`chunk_sizes`):
     a 200-token batch is read as 12 chunks of 16 steps and one of 8, not padded to 208 steps.
+
+    ``programs="per-batch"`` (``compute.train_programs``; the default on a GPU) trains each batch with
+    one program instead, ``batch_step``: forward, backward and update in one call, the batch padded
+    to one of a few width classes (``widths``, set by :func:`fit`; :data:`LENGTH_CLASSES` at most), each
+    compiled once. Host calls per step: one instead of two per chunk plus two. The gradient is the
+    same (without dropout; with it, each program draws its own masks, from the same distribution).
     """
 
-    def __init__(self, model: SequenceModel, cfg: RnnConfig, task: Task, seed: int):
+    def __init__(self, model: SequenceModel, cfg: RnnConfig, task: Task, seed: int, programs: str = "per-chunk"):
+        if programs not in PROGRAMS:
+            raise ValueError(f"programs: expected one of {', '.join(PROGRAMS)}, got {programs!r}")
         enable_compilation_cache()
+        self.programs = programs
         self.graphdef, self.params = nnx.split(model, nnx.Param)
         self.tx = make_optimizer(cfg)
         self.task, self.chunk = task, cfg.chunk
@@ -210,6 +221,19 @@ class Steps:
             updates, opt_state = self.tx.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, grad_norm
 
+        def batch_step(params, opt_state, batch_tokens, lengths, y, w, base_key, step):
+            """Forward, backward and update of one batch in one program: full backpropagation through
+            time over the batch's width (a width class), states frozen past each text's end."""
+            def objective(p):
+                model = nnx.merge(graphdef, p)
+                states = model.advance(model.embed(batch_tokens.T), lengths, model.initial_states(batch_tokens.shape[0]),
+                                       dropout_key(base_key, step, 0))
+                return loss_fn(task, model.output(states, dropout_key(base_key, step, HEAD_KEY)), y, w)
+
+            loss, grads = jax.value_and_grad(objective)(params)
+            params, opt_state, grad_norm = apply_step(params, opt_state, grads)
+            return params, opt_state, loss, grad_norm
+
         def average(ema_params, params):
             return jax.tree.map(lambda e, p: e + (1.0 - cfg.ema) * (p - e), ema_params, params)
 
@@ -226,10 +250,12 @@ class Steps:
         self.head_step = jax.jit(head_step)
         self.backward_chunk = jax.jit(backward_chunk, donate_argnums=(3,), static_argnames="size")
         self.apply_step = jax.jit(apply_step, donate_argnums=(0, 1))
+        self.batch_step = jax.jit(batch_step, donate_argnums=(0, 1))
         self.average = jax.jit(average, donate_argnums=(0,))  # rnn.ema: the weights' moving average
         self.predict_chunk = jax.jit(predict_chunk, static_argnames="size")
         self.eval_batch = 4 * cfg.batch_size  # no backward pass to hold in memory: wider batches
-        self.width = 0  # training batches are padded to at least this many tokens (fit: the widest bucket)
+        self.width = 0  # per-chunk: training batches are padded to at least this many tokens (fit: the widest bucket)
+        self.widths: dict[int, int] = {}  # per-batch: a bucket's width -> its class's (fit: length_classes)
         self._blank, self._index = {}, []
 
     def blank(self, batch: int):
@@ -272,13 +298,27 @@ class Steps:
 
     def train_step(self, params, opt_state, tokens, lengths, y, w, step, base_key):
         """One update: (params, opt_state, loss, gradient norm). Donates ``params`` and ``opt_state``."""
+        if self.programs == "per-batch":  # one call; a width not in ``widths`` compiles its own program
+            width = self.widths.get(tokens.shape[1], tokens.shape[1])
+            if width != tokens.shape[1]:
+                tokens = np.pad(tokens, ((0, 0), (0, width - tokens.shape[1])))
+            tokens, lengths, step = jax.device_put((tokens, lengths, np.int32(step)))
+            return self.batch_step(params, opt_state, tokens, lengths, y, w, base_key, step)
         loss, grads = self.gradients(params, tokens, lengths, y, w, step, base_key)
         params, opt_state, grad_norm = self.apply_step(params, opt_state, grads)
         return params, opt_state, loss, grad_norm
 
     def compiled_programs(self) -> int:
         return sum(f._cache_size() for f in (self.forward_chunk, self.head_step, self.backward_chunk,
-                                             self.apply_step, self.predict_chunk, self.average))
+                                             self.apply_step, self.batch_step, self.predict_chunk, self.average))
+
+
+def length_classes(train: Batcher, n: int, multiple: int) -> dict[int, int]:
+    """Per-batch programs: each bucket width of ``train`` -> the width its batches are padded to, one of
+    at most ``n`` classes (multiples of ``multiple``) chosen, like the buckets, to minimise padding."""
+    widths = train.boundaries[train.bucket]  # each text's bucket width
+    classes = bucket_boundaries(widths, n, int(train.boundaries[-1]), multiple)
+    return {int(b): int(classes[np.searchsorted(classes, b)]) for b in train.boundaries}
 
 
 def predict(steps: Steps, params, seqs: Ragged, max_len: int) -> np.ndarray:
@@ -372,13 +412,16 @@ class FitResult:
 
 
 def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: Ragged, val_y: np.ndarray,
-        seed: int, run: Run | None = None, progress: bool = True, y_scale=(0.0, 1.0)) -> FitResult:
+        seed: int, run: Run | None = None, progress: bool = True, y_scale=(0.0, 1.0),
+        programs: str = "per-chunk") -> FitResult:
     """Train with early stopping on the validation metric. With a ``run``: log to it, checkpoint after
     every epoch (and every ``cfg.checkpoint_every_s`` seconds within one), and resume from its last
     checkpoint, its metrics log kept up to that checkpoint. A SIGTERM is served between two steps: a
     checkpoint, then :class:`~rnnbench.termination.Terminated`."""
-    steps = Steps(model, cfg, task, seed)
-    steps.width = int(train.boundaries[-1])  # every training batch one shape: one set of programs
+    steps = Steps(model, cfg, task, seed, programs)
+    steps.width = int(train.boundaries[-1])  # per-chunk: every training batch one shape, one set of programs
+    if programs == "per-batch":
+        steps.widths = length_classes(train, LENGTH_CLASSES, cfg.chunk)
     params = steps.params
     opt_state = steps.tx.init(params)
     best_params = jax.device_get(params)
@@ -403,7 +446,7 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
             log({"event": "resumed", "epoch": state.epoch, "step": state.step,
                  **({"batch": state.batch} if state.batch else {})})
 
-    real, processed = train.padding_stats()
+    real, processed = train.padding_stats(steps.widths)
     t_start = time.perf_counter()
     last_save = t_start
     stop = state.bad_evals >= cfg.patience
