@@ -201,7 +201,7 @@ def write_outputs(cfg: Config, runs: list[SweepRun], outcomes: list[JobOutcome])
         if reached:
             best = min(v for v, _ in reached.values())
             at = lambda v: "never" if math.isinf(v) else f"{v:,.0f}"  # noqa: E731
-            unit = "run" if pooled else "seed"
+            unit = _unit(pooled)
             of = f" (the lines pool the values of {', '.join(pooled)})" if pooled else ""
             lines += ["", f"First {p.x} at which {p.y} reaches {p.target}, interpolated between logged points "
                       f"({path.name}): each line's mean, and each {unit}{of}:", ""]
@@ -229,9 +229,9 @@ def series(run: Run, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mean_band(curves: Iterable[tuple[np.ndarray, np.ndarray]], n: int = 60):
-    """Mean, lowest and highest of several (x, y) curves (a variant's seeds) where all of them have data,
-    and how many curves that is. Curves logged at the same x (steps) are compared at those x; others
-    (wall-clock) are interpolated onto ``n`` points. The band is the seeds' range: with two or three
+    """Mean, lowest and highest of several (x, y) curves (a line's runs: its seeds) where all of them have
+    data, and how many curves that is. Curves logged at the same x (steps) are compared at those x; others
+    (wall-clock) are interpolated onto ``n`` points. The band is the runs' range: with two or three
     seeds a std band says little more, and it could reach below zero on a loss. Curves whose x ranges
     do not overlap cannot be averaged: the first is drawn alone."""
     curves = [c for c in curves if len(c[0]) > 0]
@@ -260,6 +260,11 @@ def first_reach(x: np.ndarray, y: np.ndarray, target: float) -> float:
     return float(x[i - 1] + (x[i] - x[i - 1]) * (y[i - 1] - target) / (y[i - 1] - y[i]))
 
 
+def _unit(pooled: list[str]) -> str:
+    """What a line averages over: its seeds, or, where it pools other swept keys' values, its runs."""
+    return "run" if pooled else "seed"
+
+
 def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list[SweepRun],
                 outcomes: list[JobOutcome]) -> tuple[Path, dict[str, tuple[float, list[float]]], list[str]]:
     """One figure of ``spec``: per line (a value of ``by``, else a variant) the mean over its runs and
@@ -279,7 +284,9 @@ def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list
         for k, v in run.label.items():
             values.setdefault((name, k), set()).add(repr(v))
     pooled = sorted({k for (_, k), vs in values.items() if len(vs) > 1})
-    unit = "run" if pooled else "seed"
+    if "label" in pooled:  # the zip rows' names stand for their keys: name them once
+        pooled = [k for k in pooled if k not in sweep_section(cfg).zip]
+    unit = _unit(pooled)
     fig = figure()
     ax = fig.subplots()
     reached, several = {}, False

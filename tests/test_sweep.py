@@ -145,6 +145,40 @@ def test_mean_band_interpolates_on_a_common_grid_and_spans_the_seeds():
     assert used == 2 and list(x) == [20, 40, 60] and list(mean) == [3, 2, 1] and list(low) == [2, 1, 0]
 
 
+@pytest.mark.parametrize("by, pooled, legend", [
+    ("label", ["rnn.cell"], "rnn.cell"),  # each line: one zip row, both cells, two seeds
+    ("rnn.cell", ["label"], "label"),  # each line: both zip rows, named once by their label (not their keys)
+    (None, [], None),  # each line: one point of the sweep, its seeds
+])
+def test_a_line_that_pools_other_swept_keys_says_so(tmp_path, monkeypatch, by, pooled, legend):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from rnnbench import sweep as sweep_module
+
+    section = {"model": "rnn", "size": 200, "grid": {"rnn.cell": ["gru", "lstm"]}, "labels": ["plain", "tuned"],
+               "zip": {"rnn.learning_rate": [0.01, 0.001], "rnn.clip_norm": [1.0, None]}, "seeds": [0, 1]}
+    spec = {"x": "step", "y": "train_loss", **({"by": by} if by else {})}
+    cfg = load_config(sweep_config(tmp_path, sweep=section, plot=[spec]))
+    runs = expand(cfg)
+    ok = SimpleNamespace(result=SimpleNamespace(ok=True), run=object())
+    monkeypatch.setattr(sweep_module, "series", lambda run, x, y: (np.array([20.0, 40.0]), np.array([0.7, 0.3])))
+    texts = []
+    monkeypatch.setattr("matplotlib.axes.Axes.legend", lambda ax, *a, **kw: texts.append(
+        (kw.get("title"), [line.get_label() for line in ax.get_lines()])))
+    _, _, got = sweep_module.plot_series(tmp_path, cfg, 0, cfg.plot[0], runs, [ok] * len(runs))
+    assert got == pooled
+    title, labels = texts[0]
+    per_line = 8 // len(labels)  # 2 cells x 2 zip rows x 2 seeds, shared among the lines
+    if legend:
+        assert title == f"lines: mean over runs (seeds × {legend}); bands: their range"
+        assert all(label.endswith(f"({per_line} runs)") for label in labels), labels
+    else:
+        assert title == "lines: mean over seeds; bands: their range"
+        assert all(label.endswith("(2 seeds)") for label in labels) and len(labels) == 4, labels
+
+
 def test_first_reach_interpolates_between_the_logged_points_around_the_target():
     import numpy as np
 
