@@ -158,11 +158,14 @@ class RnnConfig:
                             "after every step; null: epoch ends only. Never changes a result (not hashed)")
 
 
+TrainPrograms = Literal["auto", "per-chunk", "per-batch"]
+
+
 @dataclass
 class ComputeConfig:
     device: Literal["auto", "cpu", "gpu"] = _opt(
         "auto", doc="where the RNN trains: auto uses a GPU when JAX sees one; gpu without one is an error")
-    train_programs: Literal["auto", "per-chunk", "per-batch"] = _opt(
+    train_programs: TrainPrograms = _opt(
         "auto", doc="how an RNN training step is compiled: per-chunk (a few programs serve every length, a host "
                     "call per chunk: fastest on a CPU), per-batch (one call per step, a program per length class: "
                     "fewer launches on a GPU); auto: per-batch on a GPU, per-chunk on a CPU")

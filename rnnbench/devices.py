@@ -26,10 +26,8 @@ class Choice:
     reason: str  # one line: which device and why
 
     def train_programs(self, setting: str = "auto") -> str:
-        """``compute.train_programs`` resolved: ``auto`` is per-batch on a GPU, per-chunk on a CPU."""
-        if setting != "auto":
-            return setting
-        return "per-chunk" if self.device.platform == "cpu" else "per-batch"
+        """``compute.train_programs`` resolved for this device (:func:`train_programs`)."""
+        return train_programs(setting, self.device.platform)
 
     @property
     def label(self) -> str:
@@ -37,6 +35,14 @@ class Choice:
         if self.device.platform == "cpu":
             return f"cpu (jax, {cores_label()})"
         return f"{self.device.platform} ({self.device.device_kind})"
+
+
+def train_programs(setting: str, platform: str) -> str:
+    """``compute.train_programs`` resolved: ``auto`` is per-batch on a GPU (one host call per step),
+    per-chunk on a CPU (smaller working sets: faster there, docs/design/rnn-trainer.md)."""
+    if setting != "auto":
+        return setting
+    return "per-chunk" if platform == "cpu" else "per-batch"
 
 
 def installed_cuda_plugins() -> list[str]:

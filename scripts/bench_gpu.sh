@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue #4's GPU figures in one call, for a GPU box lent for minutes (no network there):
+# The GPU figures in one call, for a GPU box lent for minutes (no network there):
 #   1. train-step speed of the GRU, LSTM and simple RNN: float32 at batch 64 (the CPU shapes) and bf16 at
 #      batch 256/512, each against PyTorch (cuDNN) in the same process;
 #   2. the talk's GRU on IMDB at 22.5k examples, a few variants trained side by side on the one GPU.
@@ -36,7 +36,8 @@ fi
   $py -c "import sys, jax, flax, optax, orbax.checkpoint as o, sklearn; print(sys.version.split()[0], 'jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'orbax', o.__version__, 'sklearn', sklearn.__version__, jax.devices())"
 } 2>&1 | tee "$OUT/env.txt"
 
-smoke() { timeout 120 $py scripts/bench_rnn.py --embed 8 --hidden 16 --tokens 8 --steps 1 --config 4:float32 --no-torch >/dev/null; }
+smoke() { timeout 120 $py scripts/bench_rnn.py --embed 8 --hidden 16 --tokens 8 --steps 1 --config 4:float32 --no-torch \
+  --programs both >/dev/null; }
 log "smoke check"
 if ! smoke; then
   [ -d "${RNNBENCH_WHEELS:-}" ] || { log "smoke check failed and no RNNBENCH_WHEELS to fall back on"; exit 1; }

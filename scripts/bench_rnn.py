@@ -37,6 +37,7 @@ from flax import nnx  # noqa: E402
 
 from rnnbench.config import RnnConfig, cores_label, usable_cores  # noqa: E402
 from rnnbench.data import Task  # noqa: E402
+from rnnbench.devices import train_programs  # noqa: E402
 from rnnbench.rnn.cells import fused_kernels  # noqa: E402
 from rnnbench.rnn.model import SequenceModel  # noqa: E402
 from rnnbench.rnn.train import PROGRAMS, Steps  # noqa: E402
@@ -175,9 +176,7 @@ def main():
     configs = [parse_config(c, args.unroll) for c in args.config] if args.config else [(args.batch, args.dtype, args.unroll)]
     on_gpu = jax.devices()[0].platform == "gpu"
     device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}, {cores_label()})"
-    programs = PROGRAMS if args.programs == "both" else [args.programs]
-    if args.programs == "auto":
-        programs = ["per-chunk" if jax.devices()[0].platform == "cpu" else "per-batch"]
+    programs = PROGRAMS if args.programs == "both" else [train_programs(args.programs, jax.devices()[0].platform)]
     fpt = flops_per_token(args.cell, args.embed, args.hidden)
     matmul = matmul_timer(on_gpu=on_gpu)
     print(f"device {device}; {args.cell} E={args.embed} H={args.hidden} T={args.tokens} V={args.vocab}; "

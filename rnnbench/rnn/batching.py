@@ -128,10 +128,10 @@ class Batcher:
             plan = [plan[i] for i in order]
         return plan
 
-    def padding_stats(self, widths: dict[int, int] | None = None) -> tuple[int, int]:
-        """(real tokens, processed tokens) of one epoch, filler rows included; ``widths``: what each
-        bucket's batches are padded to when that is wider than the bucket (per-batch programs)."""
+    def padding_stats(self, padded_to: dict[int, int] | None = None) -> tuple[int, int]:
+        """(real tokens, processed tokens) of one epoch, filler rows included; ``padded_to``: the width each
+        bucket's batches are padded to, where that is wider than the bucket (per-batch programs)."""
         plan = self.epoch(0, 0, shuffle=False)
-        widths = widths or {}
-        processed = sum(self.batch_size * widths.get(int(self.boundaries[b]), int(self.boundaries[b])) for b, _ in plan)
+        padded_to = padded_to or {}
+        processed = sum(self.batch_size * padded_to.get(int(self.boundaries[b]), int(self.boundaries[b])) for b, _ in plan)
         return int(self.lengths.sum()), processed

@@ -29,7 +29,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +40,7 @@ from jax import lax
 from tqdm import tqdm
 
 from .. import termination
-from ..config import RnnConfig
+from ..config import RnnConfig, TrainPrograms
 from ..data import Ragged, Task
 from ..metrics import evaluate, is_better, primary
 from ..outputs import duration
@@ -103,7 +103,7 @@ def chunk_sizes(chunk: int, longest: int) -> list[int]:
 
 
 HEAD_KEY = 2**31 - 1  # the head's dropout key: after any chunk index
-PROGRAMS = ("per-chunk", "per-batch")  # how a training step is compiled (compute.train_programs, resolved)
+PROGRAMS = tuple(p for p in get_args(TrainPrograms) if p != "auto")  # compute.train_programs, resolved
 LENGTH_CLASSES = 6  # per-batch programs: at most this many training widths, so at most this many programs
 
 
@@ -159,7 +159,7 @@ class Steps:
 
     ``programs="per-batch"`` (``compute.train_programs``; the default on a GPU) trains each batch with
     one program instead, ``batch_step``: forward, backward and update in one call, the batch padded
-    to one of a few width classes (``widths``, set by :func:`fit`; :data:`LENGTH_CLASSES` at most), each
+    to one of a few width classes (``class_width``, set by :func:`fit`; :data:`LENGTH_CLASSES` at most), each
     compiled once. Host calls per step: one instead of two per chunk plus two. The gradient is the
     same (without dropout; with it, each program draws its own masks, from the same distribution).
     """
@@ -255,7 +255,7 @@ class Steps:
         self.predict_chunk = jax.jit(predict_chunk, static_argnames="size")
         self.eval_batch = 4 * cfg.batch_size  # no backward pass to hold in memory: wider batches
         self.width = 0  # per-chunk: training batches are padded to at least this many tokens (fit: the widest bucket)
-        self.widths: dict[int, int] = {}  # per-batch: a bucket's width -> its class's (fit: length_classes)
+        self.class_width: dict[int, int] = {}  # per-batch: a bucket's width -> its class's (fit: length_class_widths)
         self._blank, self._index = {}, []
 
     def blank(self, batch: int):
@@ -274,11 +274,8 @@ class Steps:
         copy per call. Chunks after the batch's longest text are not read (they would change nothing).
         """
         c = self.chunk
-        width = max(self.width, -(-tokens.shape[1] // c) * c)
-        if width != tokens.shape[1]:
-            tokens = np.pad(tokens, ((0, 0), (0, width - tokens.shape[1])))
         sizes = chunk_sizes(c, int(lengths.max()))
-        tokens, lengths, step = jax.device_put((tokens, lengths, np.int32(step)))
+        tokens, lengths, step = _on_device(tokens, lengths, step, max(self.width, -(-tokens.shape[1] // c) * c))
         states, pullbacks = self.blank(tokens.shape[0]), []
         for i, size in enumerate(sizes):
             states, pullback = self.forward_chunk(params, states, tokens, lengths, self.index(i), base_key, step,
@@ -298,11 +295,9 @@ class Steps:
 
     def train_step(self, params, opt_state, tokens, lengths, y, w, step, base_key):
         """One update: (params, opt_state, loss, gradient norm). Donates ``params`` and ``opt_state``."""
-        if self.programs == "per-batch":  # one call; a width not in ``widths`` compiles its own program
-            width = self.widths.get(tokens.shape[1], tokens.shape[1])
-            if width != tokens.shape[1]:
-                tokens = np.pad(tokens, ((0, 0), (0, width - tokens.shape[1])))
-            tokens, lengths, step = jax.device_put((tokens, lengths, np.int32(step)))
+        if self.programs == "per-batch":  # one call; a width not in ``class_width`` compiles its own program
+            width = self.class_width.get(tokens.shape[1], tokens.shape[1])
+            tokens, lengths, step = _on_device(tokens, lengths, step, width)
             return self.batch_step(params, opt_state, tokens, lengths, y, w, base_key, step)
         loss, grads = self.gradients(params, tokens, lengths, y, w, step, base_key)
         params, opt_state, grad_norm = self.apply_step(params, opt_state, grads)
@@ -313,7 +308,15 @@ class Steps:
                                              self.apply_step, self.batch_step, self.predict_chunk, self.average))
 
 
-def length_classes(train: Batcher, n: int, multiple: int) -> dict[int, int]:
+def _on_device(tokens: np.ndarray, lengths: np.ndarray, step: int, width: int):
+    """A training batch padded to ``width`` tokens, and its lengths and step number, sent to the device
+    in one transfer."""
+    if width != tokens.shape[1]:
+        tokens = np.pad(tokens, ((0, 0), (0, width - tokens.shape[1])))
+    return jax.device_put((tokens, lengths, np.int32(step)))
+
+
+def length_class_widths(train: Batcher, n: int, multiple: int) -> dict[int, int]:
     """Per-batch programs: each bucket width of ``train`` -> the width its batches are padded to, one of
     at most ``n`` classes (multiples of ``multiple``) chosen, like the buckets, to minimise padding."""
     widths = train.boundaries[train.bucket]  # each text's bucket width
@@ -421,7 +424,7 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
     steps = Steps(model, cfg, task, seed, programs)
     steps.width = int(train.boundaries[-1])  # per-chunk: every training batch one shape, one set of programs
     if programs == "per-batch":
-        steps.widths = length_classes(train, LENGTH_CLASSES, cfg.chunk)
+        steps.class_width = length_class_widths(train, LENGTH_CLASSES, cfg.chunk)
     params = steps.params
     opt_state = steps.tx.init(params)
     best_params = jax.device_get(params)
@@ -446,7 +449,7 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
             log({"event": "resumed", "epoch": state.epoch, "step": state.step,
                  **({"batch": state.batch} if state.batch else {})})
 
-    real, processed = train.padding_stats(steps.widths)
+    real, processed = train.padding_stats(padded_to=steps.class_width)
     t_start = time.perf_counter()
     last_save = t_start
     stop = state.bad_evals >= cfg.patience
