@@ -2,8 +2,12 @@
 # The GPU figures in one call, for a GPU box lent for minutes (no network there):
 #   1. train-step speed of the GRU, LSTM and simple RNN: float32 at batch 64 (the CPU shapes) and bf16 at
 #      batch 256/512, each against PyTorch (cuDNN) in the same process;
-#   2. the talk's GRU on IMDB at 22.5k examples, a few variants trained side by side on the one GPU.
+#   2. IMDB (IMDB=compare, the default): configs/imdb.yaml's RNN side in full (5 sizes x 3 seeds), WORKERS
+#      (4) runs sharing the GPU, its wall time, and the run folders (no weights) in $OUT/imdb_runs.tgz to
+#      unpack into the run store at home (compare --tables-only then tables them beside the linear runs);
+#      IMDB=variants: instead the talk's GRU at 22.5k, a few variants side by side (VARIANTS); IMDB=none.
 # Usage: RNNBENCH_SHARED_DATA=<folder with aclImdb_v1.tar.gz> OUT=<results folder> bash scripts/bench_gpu.sh
+#   (RNNBENCH_SHARED_DATA defaults to ../shared/data)
 # RNNBENCH_WHEELS=<folder of wheels>: installed (no network) when the machine's packages fail the smoke check.
 # DEADLINE=<seconds>: the whole script's budget; the IMDB runs get what the speed runs leave (less 25 s).
 # CHUNKS="16 32" (the default): the GRU's speed at each rnn.chunk (PyTorch timed at the first only; LSTM
@@ -17,12 +21,14 @@ OUT=${OUT:-runs/bench/gpu}
 RUNS=${RUNS:-runs/bench/gpu-imdb}
 LEARN_SECONDS=${LEARN_SECONDS:-300}
 py=${PYTHON:-python3}
+IMDB=${IMDB:-compare} WORKERS=${WORKERS:-4}
+export RNNBENCH_SHARED_DATA=${RNNBENCH_SHARED_DATA:-$PWD/../shared/data}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/rnnbench-jax-cache}
 t0=$SECONDS
 log() { echo "[$((SECONDS - t0)) s] $*"; }
-shapes=(--steps 10) learn=()
+shapes=(--steps 10) learn=() compare=(--gpus-per-run "$($py -c "print(1 / $WORKERS)")")
 gru_configs=(64:float32 64:float32:8 256:bfloat16 512:bfloat16 512:bfloat16:8) configs=(64:float32 256:bfloat16 512:bfloat16)
 [ -n "${GRU_CONFIGS:-}" ] && read -r -a gru_configs <<<"$GRU_CONFIGS"
 [ -n "${CONFIGS:-}" ] && read -r -a configs <<<"$CONFIGS"
@@ -30,6 +36,7 @@ read -r -a cells <<<"${CELLS-lstm simple}"
 if [ -n "${DRY_RUN:-}" ]; then
   shapes=(--steps 2 --embed 16 --hidden 32 --tokens 20) gru_configs=(8:float32 8:bfloat16:4) configs=(8:float32)
   learn=(--size 300 --set rnn.epochs=1 --set rnn.embed_dim=16 --set rnn.hidden_dim=16 --set data.val_max=100)
+  compare=(--smoke --gpus-per-run 0)  # a CPU has no GPU to share
 fi
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
@@ -64,28 +71,38 @@ read -r -a chunks <<<"${CHUNKS:-16 32}"
 } | tee "$OUT/speed.log"
 
 [ -n "${DEADLINE:-}" ] && LEARN_SECONDS=$(( DEADLINE - (SECONDS - t0) - 25 ))
-log "IMDB: variants side by side, ${LEARN_SECONDS}s each at most"
-variants=(
-  ""                                                      # configs/imdb.yaml as it is (input dropout 0.75)
-  "seed=1"
-  "seed=2"
-  "rnn.input_dropout=0"                                   # the talk's training without Passage's dropout
-)
-# VARIANTS: one line per run, of `key=value` overrides (`seed=N` picks the seed), instead of the list above
-[ -n "${VARIANTS:-}" ] && mapfile -t variants <<<"$VARIANTS"
-pids=()
-for i in "${!variants[@]}"; do
-  args=(--models rnn --out "$RUNS" "${learn[@]}")
-  for kv in ${variants[$i]}; do
-    case $kv in seed=*) args+=(--seed "${kv#seed=}") ;; *) args+=(--set "$kv") ;; esac
+if [ "$IMDB" = compare ]; then
+  log "IMDB: configs/imdb.yaml, the RNN side, $WORKERS runs sharing the GPU, ${LEARN_SECONDS}s at most"
+  started=$SECONDS
+  timeout "$LEARN_SECONDS" $py -m rnnbench.cli compare configs/imdb.yaml --models rnn --workers "$WORKERS" "${compare[@]}" \
+    --set "experiment.output_dir=$RUNS" --set "data.path=$RNNBENCH_SHARED_DATA/aclImdb_v1.tar.gz" >"$OUT/imdb_compare.log" 2>&1
+  log "IMDB compare: exit $?, $((SECONDS - started)) s wall time (124: stopped at the deadline; rerun to resume)"
+  grep -v '^\[' "$OUT/imdb_compare.log" | tail -n 40
+  tar -C "$RUNS" --exclude=params.npz --exclude=checkpoints -czf "$OUT/imdb_runs.tgz" imdb/runs && log "run folders: $OUT/imdb_runs.tgz"
+elif [ "$IMDB" = variants ]; then
+  log "IMDB: variants side by side, ${LEARN_SECONDS}s each at most"
+  variants=(
+    ""                                                      # configs/imdb.yaml as it is (input dropout 0.75)
+    "seed=1"
+    "seed=2"
+    "rnn.input_dropout=0"                                   # the talk's training without Passage's dropout
+  )
+  # VARIANTS: one line per run, of `key=value` overrides (`seed=N` picks the seed), instead of the list above
+  [ -n "${VARIANTS:-}" ] && mapfile -t variants <<<"$VARIANTS"
+  pids=()
+  for i in "${!variants[@]}"; do
+    args=(--models rnn --out "$RUNS" "${learn[@]}")
+    for kv in ${variants[$i]}; do
+      case $kv in seed=*) args+=(--seed "${kv#seed=}") ;; *) args+=(--set "$kv") ;; esac
+    done
+    { log "start ${variants[$i]:-as configured}"; timeout "$LEARN_SECONDS" $py scripts/bench_rnn_learning.py "${args[@]}"
+      log "end (exit $?)"; } >"$OUT/imdb_$i.log" 2>&1 &
+    pids+=($!)
   done
-  { log "start ${variants[$i]:-as configured}"; timeout "$LEARN_SECONDS" $py scripts/bench_rnn_learning.py "${args[@]}"
-    log "end (exit $?)"; } >"$OUT/imdb_$i.log" 2>&1 &
-  pids+=($!)
-done
-wait "${pids[@]}"
-log "IMDB done"
-tail -n 2 "$OUT"/imdb_*.log
+  wait "${pids[@]}"
+  log "IMDB done"
+  tail -n 2 "$OUT"/imdb_*.log
+fi
 
 $py - "$RUNS" "$OUT/imdb_runs.json" <<'PY'
 import json, sys
