@@ -10,6 +10,7 @@ not started yet). Nothing here writes; it works on any node that sees the output
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -82,8 +83,8 @@ def _planned_epochs(run_path: Path) -> int | None:
 
 def progress_of(run_path: Path) -> dict:
     """Where a run stands, from the tail of its metrics log: epoch (fractional), step, last validation
-    metric, tokens/s, wall seconds, planned epochs and an ETA (an upper bound: early stopping may end it
-    sooner)."""
+    metric, tokens/s, wall seconds, planned epochs, when the current epoch ends (its validation score,
+    for a long run the next news) and an ETA (an upper bound: early stopping may end it sooner)."""
     rows = tail_rows(Path(run_path) / "metrics.jsonl")
     out: dict = {}
     for r in rows:
@@ -112,6 +113,8 @@ def progress_of(run_path: Path) -> dict:
     e, wall = out.get("epoch"), out.get("wall_seconds")
     if epochs and e and wall and e > 0:
         out["eta_seconds"] = max(0.0, wall / e * (epochs - e))
+        if e < epochs and not e.is_integer():
+            out["epoch_ends_seconds"] = wall / e * (math.ceil(e) - e)
     return out
 
 
@@ -127,6 +130,8 @@ def progress_text(p: dict) -> str:
         parts.append(f"val {p['val_metric']:.4f}")
     if p.get("tokens_per_s"):
         parts.append(f"{p['tokens_per_s']:,.0f} tok/s")
+    if p.get("epoch_ends_seconds") is not None:
+        parts.append(f"epoch {math.ceil(p['epoch'])} ends in ~{duration(p['epoch_ends_seconds'])}")
     if p.get("eta_seconds") is not None:
         parts.append(f"ETA <= {duration(p['eta_seconds'])}")
     return ", ".join(parts) or "starting"

@@ -77,9 +77,10 @@ def test_status_lists_every_state_with_where_and_progress(experiment):
     assert by_name["rnn-n100-s0-bbb"].result == "loss became nan at step 12"
     run = by_name["rnn-n300-s0-ccc"]
     assert run.where == "node7 pid 4242, GPU 1"
-    # epoch 1.5 of 4 after 90 s: 2.5 epochs to go at 60 s each, at most
+    # epoch 1.5 of 4 after 90 s: 2.5 epochs to go at 60 s each, at most; the second ends in 30 s
     assert run.info["progress"]["eta_seconds"] == pytest.approx(150.0)
-    assert run.progress == "epoch 1.50/4, step 60, val 0.7100, 22,000 tok/s, ETA <= 2 min"
+    assert run.info["progress"]["epoch_ends_seconds"] == pytest.approx(30.0)
+    assert run.progress == "epoch 1.50/4, step 60, val 0.7100, 22,000 tok/s, epoch 2 ends in ~30 s, ETA <= 2 min"
     assert "heartbeat 20 min ago" in by_name["rnn-n300-s1-ddd"].progress
     # its newest checkpoint, step 40 (the log's train row: 20 steps make half an epoch)
     assert by_name["rnn-n1000-s0-eee"].progress == "resumes at step 40 (epoch 1.00/4)"
@@ -148,6 +149,7 @@ def test_progress_reads_only_the_tail_of_a_long_log(tmp_path):
     run = make_run(exp, "rnn-n5-s0-x", rows, epochs=40)
     p = progress_of(run)
     assert p["step"] == 20000 and p["epoch"] == 20.0 and p["eta_seconds"] == pytest.approx(2000.0)
+    assert "epoch_ends_seconds" not in p  # at an epoch's end: the next has not started
 
 
 # ------------------------------------------------------------------------------ TensorBoard
