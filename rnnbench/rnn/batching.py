@@ -131,7 +131,6 @@ class Batcher:
     def padding_stats(self, padded_to: dict[int, int] | None = None) -> tuple[int, int]:
         """(real tokens, processed tokens) of one epoch, filler rows included; ``padded_to``: the width each
         bucket's batches are padded to, where that is wider than the bucket (per-batch programs)."""
-        plan = self.epoch(0, 0, shuffle=False)
-        padded_to = padded_to or {}
-        processed = sum(self.batch_size * padded_to.get(int(self.boundaries[b]), int(self.boundaries[b])) for b, _ in plan)
+        widths = [int(self.boundaries[b]) for b, _ in self.epoch(0, 0, shuffle=False)]
+        processed = sum(self.batch_size * (padded_to or {}).get(w, w) for w in widths)
         return int(self.lengths.sum()), processed
