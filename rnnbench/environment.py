@@ -1,5 +1,5 @@
 """What ``rnnbench env`` prints, the first thing to paste into a bug report: versions, devices, the GRU's
-CPU kernels, cores, the data home and the compile cache."""
+CPU kernels, how training steps are compiled, cores, the data home and the compile cache."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import platform
 
 from .config import usable_cores
-from .devices import CUDA_PLUGINS, visible_gpus, why_no_gpu
+from .devices import CUDA_PLUGINS, train_programs, visible_gpus, why_no_gpu
 
 
 def environment() -> dict:
@@ -29,6 +29,8 @@ def environment() -> dict:
     gpus = visible_gpus()
     out["gpu"] = f"{len(gpus)} visible" if gpus else f"none ({why_no_gpu()})"
     out["cpu_kernels"] = _kernels()
+    backend = "cpu" if jax.default_backend() == "cpu" else "gpu"
+    out["train_programs"] = f"{train_programs('auto', backend)} (compute.train_programs auto, on the {backend})"
     out["cores"] = f"{usable_cores()} usable of {os.cpu_count()}"
     for var in ("XLA_FLAGS", "JAX_PLATFORMS", "CUDA_VISIBLE_DEVICES", "XLA_PYTHON_CLIENT_PREALLOCATE"):
         if os.environ.get(var):

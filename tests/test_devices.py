@@ -89,6 +89,7 @@ def test_env_command_prints_versions_devices_and_folders():
     assert facts["jax"] == md.version("jax") and facts["backend"] == "cpu"
     assert facts["devices"][0].startswith("cpu:0") and facts["gpu"].startswith("none (")
     assert facts["cpu_kernels"].startswith(("built: ", "not available (", "off ("))
+    assert facts["train_programs"] == "per-chunk (compute.train_programs auto, on the cpu)"
     assert facts["data_home"].endswith("data-home")  # the suite's per-test RNNBENCH_DATA
     r = CliRunner().invoke(main, ["env"])
     assert r.exit_code == 0 and any(line.startswith("jaxlib ") for line in r.output.splitlines())
