@@ -285,14 +285,14 @@ def test_a_run_resumed_at_its_last_checkpoint_reports_the_programs_its_training_
     assert again.training_["compiled_programs"] == first.training_["compiled_programs"] >= 4
 
 
-def _small_fit(run_dir, **rnn):
+def _small_fit(run_dir, programs="auto", **rnn):
     from rnnbench.config import Config
     from rnnbench.data import Split, generate
     from rnnbench.rnn.model_api import RNNClassifier
 
     texts, y = generate(300, seed=5, mean_tokens=30)
     overrides = {"rnn.embed_dim": 8, "rnn.hidden_dim": 8, "rnn.batch_size": 32, "rnn.patience": 10,
-                 "rnn.learning_rate": 0.01, **{f"rnn.{k}": v for k, v in rnn.items()}}
+                 "rnn.learning_rate": 0.01, "compute.train_programs": programs, **{f"rnn.{k}": v for k, v in rnn.items()}}
     model = RNNClassifier(Config().replace(**overrides), Task("sentiment", "binary", 2), seed=0)
     model.fit(Split(texts[:250], y[:250]), Split(texts[250:], y[250:]), run=Run(run_dir) if run_dir else None,
               progress=False)
@@ -420,12 +420,16 @@ def _curve(run_dir):
 
 
 @pytest.mark.slow  # (tests/test_faults.py resumes mid-epoch after a SIGTERM, in the fast set)
-@pytest.mark.parametrize("kill_step", [3, 11])  # 8 batches an epoch: inside the first and the second epoch
-def test_killed_mid_epoch_resumes_from_the_step_checkpoint_to_the_same_result(tmp_path, monkeypatch, kill_step):
+@pytest.mark.parametrize("kill_step, programs", [(3, "per-chunk"), (11, "per-chunk"), (11, "per-batch")])
+def test_killed_mid_epoch_resumes_from_the_step_checkpoint_to_the_same_result(tmp_path, monkeypatch, kill_step,
+                                                                              programs):
     """rnn.checkpoint_every_s 0 checkpoints after every step: a run killed mid-epoch resumes at that step
     (data order position, losses so far, dropout keys, the weights' average) and ends exactly as an
-    uninterrupted run: the same predictions and the same learning curve, every line logged once."""
-    settings = {"epochs": 2, "checkpoint_every_s": 0, "input_dropout": 0.2, "ema": 0.5, "eval_every": 5}
+    uninterrupted run: the same predictions and the same learning curve, every line logged once. With 8
+    batches an epoch, step 3 is inside the first epoch and 11 inside the second; per-batch programs (a
+    GPU's) resume as the chunked ones do."""
+    settings = {"epochs": 2, "checkpoint_every_s": 0, "input_dropout": 0.2, "ema": 0.5, "eval_every": 5,
+                "programs": programs}
     clean, texts = _small_fit(tmp_path / "clean", **settings)
     with monkeypatch.context() as m:
         _crash_at(m, kill_step)
@@ -438,6 +442,7 @@ def test_killed_mid_epoch_resumes_from_the_step_checkpoint_to_the_same_result(tm
     # (a resumed process may compile a program again for the restored arrays: compiled_programs aside)
     drop = lambda d: {k: v for k, v in d.items() if k != "compiled_programs"}  # noqa: E731
     assert drop(resumed.training_) == drop(clean.training_) and resumed.chosen_ == clean.chosen_
+    assert resumed.training_["train_programs"] == programs
     assert _curve(tmp_path / "run") == _curve(tmp_path / "clean")
     (event,) = [json.loads(x) for x in open(tmp_path / "run" / "metrics.jsonl") if '"resumed"' in x]
     assert event["step"] == kill_step and event["batch"] == kill_step % 8
