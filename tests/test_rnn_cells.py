@@ -175,10 +175,10 @@ def test_chunked_training_gradient_equals_one_pass_backpropagation(cell, chunk):
 def test_per_batch_programs_train_as_the_per_chunk_ones(cell, kind):
     """compute.train_programs: one program per batch (the GPU's default) makes the same updates as the
     chunked trainer (losses and parameters after three steps: embedding rows, learned initial state,
-    both layers); padded to a wider length class, the same again. One program per width, and none of
-    the chunk programs."""
+    both layers), on a batch as wide as its length class and on one padded up to it (33 tokens -> 40).
+    One program per width, and none of the chunk programs."""
     from rnnbench.data import Task
-    from rnnbench.rnn.train import Steps, n_outputs
+    from rnnbench.rnn.train import Steps, length_class, n_outputs
 
     cfg = RnnConfig(cell=cell, embed_dim=6, hidden_dim=8, layers=2, learned_init_state=True, batch_size=5, chunk=4)
     task, rng = Task("t", kind, 3 if kind == "multiclass" else 2 if kind == "binary" else 0), np.random.default_rng(2)
@@ -186,46 +186,46 @@ def test_per_batch_programs_train_as_the_per_chunk_ones(cell, kind):
     tokens = np.where(np.arange(20)[None] < lengths[:, None], rng.integers(1, 40, (5, 20)), 0).astype(np.int32)
     y = rng.normal(size=5).astype(np.float32) if kind == "regression" else np.array([0, 1, 2, 0, 1]) % max(task.n_classes, 1)
     w = np.array([1, 1, 1, 1, 0], np.float32)  # the last row: zero-weight filler
+    assert length_class(20, 4) == 20 and length_class(33, 4) == 40
     trained = {}
-    for programs, class_width in (("per-chunk", {}), ("per-batch", {}), ("per-batch, padded", {20: 28})):
-        steps = Steps(SequenceModel(40, n_outputs(task), cfg, rngs=nnx.Rngs(4)), cfg, task, 0, programs.split(",")[0])
-        steps.class_width = class_width
+    for name, programs, width in (("per-chunk", "per-chunk", 20), ("per-batch", "per-batch", 20),
+                                  ("per-batch, padded", "per-batch", 33)):
+        steps = Steps(SequenceModel(40, n_outputs(task), cfg, rngs=nnx.Rngs(4)), cfg, task, 0, programs)
+        batch = np.pad(tokens, ((0, 0), (0, width - 20)))
         params, opt_state, losses = steps.params, steps.tx.init(steps.params), []
         for step in range(3):
-            params, opt_state, loss, _ = steps.train_step(params, opt_state, tokens, lengths, y, w, step, steps.base_key)
+            params, opt_state, loss, _ = steps.train_step(params, opt_state, batch, lengths, y, w, step, steps.base_key)
             losses.append(float(loss))
-        trained[programs] = steps, losses, params
+        trained[name] = steps, losses, params
     (chunked, want_losses, want) = trained["per-chunk"]
     assert want_losses[0] != want_losses[2]  # the updates changed something
-    for programs in ("per-batch", "per-batch, padded"):
-        batched, losses, got = trained[programs]
-        np.testing.assert_allclose(losses, want_losses, rtol=1e-5, err_msg=programs)
+    for name in ("per-batch", "per-batch, padded"):
+        batched, losses, got = trained[name]
+        np.testing.assert_allclose(losses, want_losses, rtol=1e-5, err_msg=name)
         for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(got)[0], jax.tree.leaves(want)):
-            np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6, err_msg=f"{programs} {jax.tree_util.keystr(path)}")
+            np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6, err_msg=f"{name} {jax.tree_util.keystr(path)}")
         assert batched.batch_step._cache_size() == 1 and batched.forward_chunk._cache_size() == 0
     assert chunked.batch_step._cache_size() == 0 and chunked.forward_chunk._cache_size() > 0
     with pytest.raises(ValueError, match="programs: expected one of per-chunk, per-batch"):
         Steps(SequenceModel(40, 1, cfg, rngs=nnx.Rngs(4)), cfg, task, 0, "per-step")
 
 
-def test_length_classes_pad_each_bucket_to_the_nearest_of_a_few_widths():
+def test_length_classes_are_a_fixed_ladder_four_rungs_a_doubling():
     from rnnbench.data import Ragged
     from rnnbench.rnn.batching import Batcher, bucket_boundaries
-    from rnnbench.rnn.train import length_class_widths
+    from rnnbench.rnn.train import length_class
 
+    rungs = sorted({length_class(w, 16) for w in range(1, 1025)})
+    assert [r // 16 for r in rungs] == [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64]
+    for w in range(1, 2000):  # the narrowest rung that holds the batch, less than a quarter wider above 4 chunks
+        c = length_class(w, 16)
+        assert c >= w and c % 16 == 0 and (c <= 64 or c < 1.25 * w) and c in {length_class(c, 16)}
     rng = np.random.default_rng(0)
     lengths = np.minimum(rng.geometric(1 / 60, 3000), 400)
     seqs = Ragged.from_lengths(np.ones(int(lengths.sum()), np.int32), lengths)
-    boundaries = bucket_boundaries(lengths, 40, 400, 8)
-    train = Batcher(seqs, np.zeros(len(lengths)), 32, boundaries, 400)
-    widths = length_class_widths(train, 6, 8)
-    classes = sorted(set(widths.values()))
-    assert len(boundaries) > 20 and len(classes) == 6 and set(widths) == {int(b) for b in boundaries}
-    assert set(classes) <= set(widths) and classes[-1] == boundaries[-1]  # classes are bucket widths, the widest too
-    for bucket, width in widths.items():  # each bucket pads to the narrowest class that holds it
-        assert width == min(c for c in classes if c >= bucket)
-    real, processed = train.padding_stats(padded_to=widths)
-    assert real == train.padding_stats()[0] and processed > train.padding_stats()[1]  # wider, and counted
+    train = Batcher(seqs, np.zeros(len(lengths)), 32, bucket_boundaries(lengths, 40, 400, 8), 400)
+    real, processed = train.padding_stats(lambda w: length_class(w, 8))
+    assert real == train.padding_stats()[0] and 1.0 < processed / train.padding_stats()[1] < 1.1  # wider, and counted
 
 
 def test_a_batch_is_read_in_full_chunks_and_a_half_chunk_where_that_holds_its_end():

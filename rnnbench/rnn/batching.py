@@ -14,6 +14,7 @@ Evaluation needs no buckets: :func:`eval_batches` sorts texts by length, so each
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,9 +129,9 @@ class Batcher:
             plan = [plan[i] for i in order]
         return plan
 
-    def padding_stats(self, padded_to: dict[int, int] | None = None) -> tuple[int, int]:
-        """(real tokens, processed tokens) of one epoch, filler rows included; ``padded_to``: the width each
-        bucket's batches are padded to, where that is wider than the bucket (per-batch programs)."""
+    def padding_stats(self, pad: Callable[[int], int] | None = None) -> tuple[int, int]:
+        """(real tokens, processed tokens) of one epoch, filler rows included; ``pad``: the width a bucket's
+        batches are padded to, given the bucket's, where the trainer pads further (per-batch programs)."""
         widths = [int(self.boundaries[b]) for b, _ in self.epoch(0, 0, shuffle=False)]
-        processed = sum(self.batch_size * (padded_to or {}).get(w, w) for w in widths)
+        processed = sum(self.batch_size * (pad(w) if pad else w) for w in widths)
         return int(self.lengths.sum()), processed
