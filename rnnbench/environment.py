@@ -29,7 +29,7 @@ def environment() -> dict:
     gpus = visible_gpus()
     out["gpu"] = f"{len(gpus)} visible" if gpus else f"none ({why_no_gpu()})"
     out["cpu_kernels"] = _kernels()
-    backend = "cpu" if jax.default_backend() == "cpu" else "gpu"
+    backend = jax.default_backend()
     out["train_programs"] = f"{train_programs('auto', backend)} (compute.train_programs auto, on the {backend})"
     out["cores"] = f"{usable_cores()} usable of {os.cpu_count()}"
     for var in ("XLA_FLAGS", "JAX_PLATFORMS", "CUDA_VISIBLE_DEVICES", "XLA_PYTHON_CLIENT_PREALLOCATE"):

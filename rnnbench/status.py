@@ -83,8 +83,9 @@ def _planned_epochs(run_path: Path) -> int | None:
 
 def progress_of(run_path: Path) -> dict:
     """Where a run stands, from the tail of its metrics log: epoch (fractional), step, last validation
-    metric, tokens/s, wall seconds, planned epochs, when the current epoch ends (its validation score,
-    for a long run the next news) and an ETA (an upper bound: early stopping may end it sooner)."""
+    metric, tokens/s, wall seconds, planned epochs, when the current epoch ends (a validation score, for
+    a long run the next news, unless ``rnn.eval_every`` brings one sooner) and an ETA (an upper bound:
+    early stopping may end it sooner)."""
     rows = tail_rows(Path(run_path) / "metrics.jsonl")
     out: dict = {}
     for r in rows:

@@ -4,7 +4,8 @@
 #      batch 256/512, each against PyTorch (cuDNN) in the same process;
 #   2. IMDB (IMDB=compare, the default): configs/imdb.yaml's RNN side in full (5 sizes x 3 seeds), WORKERS
 #      (4) runs sharing the GPU, its wall time, and the run folders (no weights) in $OUT/imdb_runs.tgz to
-#      unpack into the run store at home (compare --tables-only then tables them beside the linear runs);
+#      unpack into the run store at home; there `compare configs/imdb.yaml --tables-only --set data.path=<a copy
+#      of the same tarball>` tables them beside the linear runs (a data file enters the run hash by content);
 #      IMDB=variants: instead the talk's GRU at 22.5k, a few variants side by side (VARIANTS); IMDB=none.
 # Usage: RNNBENCH_SHARED_DATA=<folder with aclImdb_v1.tar.gz> OUT=<results folder> bash scripts/bench_gpu.sh
 #   (RNNBENCH_SHARED_DATA defaults to ../shared/data)
@@ -15,13 +16,15 @@
 #   the GRU, of the other cells, and which other cells ("" for none).
 # PROGRAMS=both (the default): the GRU and the other cells timed with per-chunk and per-batch programs
 #   (compute.train_programs) in the same rounds, at the first chunk; auto: what training uses on the GPU.
-# DRY_RUN=1: tiny shapes and a 300-example IMDB subset, to check the plumbing on a CPU in a minute or two.
+# DRY_RUN=1: tiny shapes, and IMDB at smoke size (--smoke; variants: a 300-example subset), to check the
+#   plumbing on a CPU in a few minutes.
 set -u
 OUT=${OUT:-runs/bench/gpu}
 RUNS=${RUNS:-runs/bench/gpu-imdb}
 LEARN_SECONDS=${LEARN_SECONDS:-300}
 py=${PYTHON:-python3}
 IMDB=${IMDB:-compare} WORKERS=${WORKERS:-4}
+[ "$WORKERS" -ge 1 ] 2>/dev/null || { echo "WORKERS must be a whole number >= 1, got '$WORKERS'"; exit 2; }
 export RNNBENCH_SHARED_DATA=${RNNBENCH_SHARED_DATA:-$PWD/../shared/data}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
@@ -43,7 +46,7 @@ fi
   $py -c "import sys, jax, flax, optax, orbax.checkpoint as o, sklearn; print(sys.version.split()[0], 'jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'orbax', o.__version__, 'sklearn', sklearn.__version__, jax.devices())"
 } 2>&1 | tee "$OUT/env.txt"
 
-smoke() { timeout 120 $py scripts/bench_rnn.py --embed 8 --hidden 16 --tokens 8 --steps 1 --config 4:float32 --no-torch \
+smoke() { timeout 240 $py scripts/bench_rnn.py --embed 8 --hidden 16 --tokens 8 --steps 1 --config 4:float32 --no-torch \
   --programs both >/dev/null; }
 log "smoke check"
 if ! smoke; then
@@ -71,6 +74,9 @@ read -r -a chunks <<<"${CHUNKS:-16 32}"
 } | tee "$OUT/speed.log"
 
 [ -n "${DEADLINE:-}" ] && LEARN_SECONDS=$(( DEADLINE - (SECONDS - t0) - 25 ))
+if [ "$LEARN_SECONDS" -lt 30 ] && [ "$IMDB" != none ]; then  # (timeout 0 would mean no limit at all)
+  log "IMDB skipped: ${LEARN_SECONDS}s left of DEADLINE"; IMDB=none
+fi
 if [ "$IMDB" = compare ]; then
   log "IMDB: configs/imdb.yaml, the RNN side, $WORKERS runs sharing the GPU, ${LEARN_SECONDS}s at most"
   started=$SECONDS
@@ -78,7 +84,10 @@ if [ "$IMDB" = compare ]; then
     --set "experiment.output_dir=$RUNS" --set "data.path=$RNNBENCH_SHARED_DATA/aclImdb_v1.tar.gz" >"$OUT/imdb_compare.log" 2>&1
   log "IMDB compare: exit $?, $((SECONDS - started)) s wall time (124: stopped at the deadline; rerun to resume)"
   grep -v '^\[' "$OUT/imdb_compare.log" | tail -n 40
-  tar -C "$RUNS" --exclude=params.npz --exclude=checkpoints -czf "$OUT/imdb_runs.tgz" imdb/runs && log "run folders: $OUT/imdb_runs.tgz"
+  if [ -d "$RUNS/imdb/runs" ]; then
+    tar -C "$RUNS" --exclude=params.npz --exclude=checkpoints -czf "$OUT/imdb_runs.tgz" imdb/runs
+    log "run folders: $OUT/imdb_runs.tgz"
+  fi
 elif [ "$IMDB" = variants ]; then
   log "IMDB: variants side by side, ${LEARN_SECONDS}s each at most"
   variants=(

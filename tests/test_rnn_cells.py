@@ -215,11 +215,13 @@ def test_length_classes_are_a_fixed_ladder_four_rungs_a_doubling():
     from rnnbench.rnn.batching import Batcher, bucket_boundaries
     from rnnbench.rnn.train import length_class
 
-    rungs = sorted({length_class(w, 16) for w in range(1, 1025)})
-    assert [r // 16 for r in rungs] == [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64]
-    for w in range(1, 2000):  # the narrowest rung that holds the batch, less than a quarter wider above 4 chunks
-        c = length_class(w, 16)
-        assert c >= w and c % 16 == 0 and (c <= 64 or c < 1.25 * w) and c in {length_class(c, 16)}
+    ladder = [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160]
+    assert sorted({length_class(w, 16) // 16 for w in range(1, 1025)}) == ladder[:20]
+    for chunk in (1, 3, 16, 32):
+        for w in range(0, 140 * chunk):  # the narrowest rung that holds the batch (an empty one: one chunk)
+            c = length_class(w, chunk)
+            assert c == chunk * min(k for k in ladder if k * chunk >= max(w, 1)), (w, chunk)
+            assert c <= 4 * chunk or c < 1.25 * w  # past four chunks, less than a quarter wider
     rng = np.random.default_rng(0)
     lengths = np.minimum(rng.geometric(1 / 60, 3000), 400)
     seqs = Ragged.from_lengths(np.ones(int(lengths.sum()), np.int32), lengths)
