@@ -147,6 +147,30 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
+def tail_jsonl(path: str | os.PathLike, nbytes: int = 1 << 16) -> list[dict]:
+    """The last lines of a JSONL file (about ``nbytes`` of it), parsed; torn lines skipped."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - nbytes))
+            data = f.read()
+    except OSError:
+        return []
+    lines = data.split(b"\n")
+    if size > nbytes:
+        lines = lines[1:]  # the first is probably cut
+    rows = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 def _json_default(o: Any) -> Any:
     import numpy as np
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from .config import Config, config_hash
 from .errors import RnnbenchError
-from .fileio import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from .fileio import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl, tail_jsonl
 
 DONE = "DONE"
 METRICS = "metrics.jsonl"
@@ -256,9 +256,18 @@ class Run:
         if not f.exists():
             raise RnnbenchError(f"{self.path}: no {RESULT} (not a finished run)")
         try:
-            return RunResult.from_dict(json.loads(f.read_text()))
+            result = RunResult.from_dict(json.loads(f.read_text()))
         except (ValueError, TypeError, RnnbenchError) as e:
             raise RnnbenchError(f"{f}: unreadable run result ({e})") from None
+        t = result.timings
+        if result.model == "rnn" and "train_loop" in t and "train_wall" not in t:
+            # written before results counted a resumed run's earlier processes: its log's clock does
+            wall = max((r["wall_seconds"] for r in tail_jsonl(self.path / METRICS)
+                        if isinstance(r.get("wall_seconds"), (int, float))), default=0.0)
+            earlier = max(0.0, wall - t["train_loop"])
+            result.timings = {**t, "train_wall": t["train_loop"] + earlier,
+                              **{k: t[k] + earlier for k in ("fit", "total") if k in t}}
+        return result
 
     def config_yaml(self) -> str | None:
         """The resolved config the run was begun with, as written (None if it has none)."""

@@ -9,15 +9,14 @@ not started yet). Nothing here writes; it works on any node that sees the output
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import lease
 from .errors import RnnbenchError
+from .fileio import tail_jsonl
 from .outputs import duration
 
 STATES = ("done", "failed", "running", "stale", "to do")
@@ -36,30 +35,6 @@ class RunStatus:
 
 
 # ---------------------------------------------------------------------------------------- one run
-
-
-def tail_rows(path: Path, nbytes: int = 1 << 16) -> list[dict]:
-    """The last lines of a JSONL file (about ``nbytes`` of it), parsed; torn lines skipped."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - nbytes))
-            data = f.read()
-    except OSError:
-        return []
-    lines = data.split(b"\n")
-    if size > nbytes:
-        lines = lines[1:]  # the first is probably cut
-    rows = []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
 
 
 def _run_config(run_path: Path) -> dict:
@@ -86,7 +61,7 @@ def progress_of(run_path: Path) -> dict:
     metric, tokens/s, wall seconds, planned epochs, when the current epoch ends (a validation score, for
     a long run the next news, unless ``rnn.eval_every`` brings one sooner) and an ETA (an upper bound:
     early stopping may end it sooner)."""
-    rows = tail_rows(Path(run_path) / "metrics.jsonl")
+    rows = tail_jsonl(Path(run_path) / "metrics.jsonl")
     out: dict = {}
     for r in rows:
         ev = r.get("event")
@@ -185,7 +160,7 @@ def run_status(run_path: Path, now: float | None = None) -> RunStatus:
 
 def _step_text(run_path: Path, step: int) -> str:
     """"step 3,036 (epoch 0.32/6)": a step, with its epoch where the metrics log gives the steps an epoch."""
-    per_step = next((r["epoch"] / r["step"] for r in reversed(tail_rows(run_path / "metrics.jsonl"))
+    per_step = next((r["epoch"] / r["step"] for r in reversed(tail_jsonl(run_path / "metrics.jsonl"))
                      if r.get("event") == "train" and type(r.get("step")) is int and r["step"] > 0
                      and type(r.get("epoch")) in (int, float)), None)
     if per_step is None:

@@ -447,6 +447,9 @@ def test_killed_mid_epoch_resumes_from_the_step_checkpoint_to_the_same_result(tm
     drop = lambda d: {k: v for k, v in d.items() if k != "compiled_programs"}  # noqa: E731
     assert drop(resumed.training_) == drop(clean.training_) and resumed.chosen_ == clean.chosen_
     assert resumed.training_["train_programs"] == programs
+    # its cost counts the training before the kill too (to the checkpoint it resumed from)
+    assert clean.timings_["train_wall"] == pytest.approx(clean.timings_["train_loop"], abs=0.05)
+    assert resumed.timings_["fit"] > resumed.timings_["train_wall"] > resumed.timings_["train_loop"] + 0.05
     assert _curve(tmp_path / "run") == _curve(tmp_path / "clean")
     (event,) = [json.loads(x) for x in open(tmp_path / "run" / "metrics.jsonl") if '"resumed"' in x]
     assert event["step"] == kill_step and event["batch"] == kill_step % 8

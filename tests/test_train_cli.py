@@ -191,6 +191,26 @@ def test_run_result_reads_runs_written_before_it_existed(tmp_path):
         Run(tmp_path).result()
 
 
+def test_an_older_resumed_rnn_result_counts_its_earlier_sessions_training_time(tmp_path):
+    """Results written before `train_wall` timed a resumed run's last process only; read back, they add the
+    training that the run's log clocked before it (its wall_seconds run on across resumes)."""
+    from rnnbench.runs import Run
+
+    def stored(train_loop, logged_wall):
+        (tmp_path / "result.json").write_text(json.dumps({
+            "model": "rnn", "status": "ok", "size": 300, "seed": 0,
+            "timings": {"vectorize": 5.0, "train_loop": train_loop, "fit": train_loop + 10.0, "predict": 2.0,
+                        "total": train_loop + 12.0}}))
+        (tmp_path / "metrics.jsonl").write_text("".join(
+            json.dumps({"event": "train", "step": s, "wall_seconds": logged_wall * s / 3}) + "\n" for s in (1, 2, 3)))
+        return Run(tmp_path).result().timings
+
+    resumed = stored(train_loop=300.0, logged_wall=1000.0)  # 700 s of training happened in an earlier process
+    assert resumed["fit"] == 1010.0 and resumed["total"] == 1012.0 and resumed["train_wall"] == 1000.0
+    once = stored(train_loop=300.0, logged_wall=298.0)  # one process: the log's clock stops a little short
+    assert once["fit"] == 310.0 and once["total"] == 312.0 and once["train_wall"] == 300.0
+
+
 def test_a_fitted_model_satisfies_the_model_contract(tmp_path):
     """Only a fitted model is a Model (learned state is set in fit), and every fit takes run/progress by keyword."""
     import inspect

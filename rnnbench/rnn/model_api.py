@@ -88,7 +88,9 @@ class RNNClassifier:
                           "real_token_fraction": round(out.real_token_fraction, 4),
                           "compiled_programs": out.compiled_programs, "train_programs": programs,
                           **({"diverged": out.diverged} if out.diverged else {})}
-        self.timings_ = {**timings, "fit": time.perf_counter() - t0, "train_loop": out.train_seconds}
+        # a resumed run's cost includes the training its earlier processes did (to the checkpoint it resumed)
+        self.timings_ = {**timings, "fit": time.perf_counter() - t0 + out.earlier_seconds,
+                         "train_loop": out.train_seconds, "train_wall": out.earlier_seconds + out.train_seconds}
         return self
 
     def predict_scores(self, texts: list[str]) -> np.ndarray:

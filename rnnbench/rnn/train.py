@@ -412,6 +412,7 @@ class FitResult:
     compiled_programs: int
     train_seconds: float  # this process's training loop
     diverged: str = ""  # why training stopped early on a non-finite loss or score, keeping the best epoch
+    earlier_seconds: float = 0.0  # a resumed run: the training its earlier processes did, to its checkpoint
 
 
 def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: Ragged, val_y: np.ndarray,
@@ -561,7 +562,8 @@ def fit(model: SequenceModel, cfg: RnnConfig, task: Task, train: Batcher, val: R
                 checkpoint(0, 0, [])
         state.batch, state.epoch_tokens, state.epoch_losses = 0, 0, None
     return FitResult(steps, best_params, state, real / max(processed, 1),
-                     max(state.compiled_programs, steps.compiled_programs()), time.perf_counter() - t_start, diverged)
+                     max(state.compiled_programs, steps.compiled_programs()), time.perf_counter() - t_start, diverged,
+                     wall_before)
 
 
 # ----------------------------------------------------------------------------------------- checkpoints
