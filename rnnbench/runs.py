@@ -260,13 +260,13 @@ class Run:
         except (ValueError, TypeError, RnnbenchError) as e:
             raise RnnbenchError(f"{f}: unreadable run result ({e})") from None
         t = result.timings
-        if result.model == "rnn" and "train_loop" in t and "train_wall" not in t:
+        if result.model == "rnn" and isinstance(t.get("train_loop"), (int, float)) and "train_wall" not in t:
             # written before results counted a resumed run's earlier processes: its log's clock does
             wall = max((r["wall_seconds"] for r in tail_jsonl(self.path / METRICS)
                         if isinstance(r.get("wall_seconds"), (int, float))), default=0.0)
             earlier = max(0.0, wall - t["train_loop"])
             result.timings = {**t, "train_wall": t["train_loop"] + earlier,
-                              **{k: t[k] + earlier for k in ("fit", "total") if k in t}}
+                              **{k: t[k] + earlier for k in ("fit", "total") if isinstance(t.get(k), (int, float))}}
         return result
 
     def config_yaml(self) -> str | None:
