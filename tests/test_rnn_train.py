@@ -101,6 +101,23 @@ def test_divergence_is_a_recorded_failure(tmp_path):
     assert p.exit_code == 2 and "failed" in p.output
 
 
+def test_the_gradient_norm_stays_finite_while_the_gradient_is():
+    """An exploding GRU gradient (1e30) has a finite norm, whose plain float32 sum of squares overflowed
+    and stopped a healthy 600k-post run; an infinite or NaN element still gives a non-finite norm."""
+    import optax
+
+    from rnnbench.rnn.train import global_norm
+
+    huge = {"a": np.array([1e30, -3e29], np.float32), "b": np.ones(3, np.float32)}
+    assert not np.isfinite(float(optax.tree.norm(huge)))  # the overflow
+    assert float(global_norm(huge)) == pytest.approx(np.sqrt(1e60 + 9e58 + 3), rel=1e-6)
+    usual = {"a": np.array([0.3, -1.2, 2.0], np.float32), "b": np.arange(5.0, dtype=np.float32)}
+    assert float(global_norm(usual)) == pytest.approx(float(optax.tree.norm(usual)), rel=1e-6)
+    assert float(global_norm({"a": np.zeros(3, np.float32)})) == 0.0
+    assert np.isinf(float(global_norm({"a": np.array([1.0, np.inf], np.float32)})))
+    assert np.isnan(float(global_norm({"a": np.array([1.0, np.nan], np.float32)})))
+
+
 def test_divergence_after_a_validated_epoch_keeps_that_epoch(tmp_path, monkeypatch):
     """Training that blows up after a validated epoch ends as early stopping would: the best epoch's
     model is scored and kept, and the run says why it stopped (on the full blog corpus a GPU run's
