@@ -25,10 +25,6 @@ class Choice:
     device: object  # a jax.Device
     reason: str  # one line: which device and why
 
-    def train_programs(self, setting: str = "auto") -> str:
-        """``compute.train_programs`` resolved for this device (:func:`train_programs`)."""
-        return train_programs(setting, self.device.platform)
-
     @property
     def label(self) -> str:
         """What a run records as its device: ``cpu (jax, 2 cores)``, ``gpu (NVIDIA H100 80GB HBM3)``."""

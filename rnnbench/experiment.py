@@ -130,7 +130,8 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
     result.metrics = evaluate(task, subsets.test.y, scores)
     result.reference = reference_scores(task, subsets.train.y, subsets.test.y)
     result.validation, result.chosen, result.training = model.validation_, model.chosen_, model.training_
-    earlier = model.timings_.get("train_wall", 0.0) - model.timings_.get("train_loop", 0.0)  # a resumed run's
+    # a resumed RNN run: the training its earlier processes did counts in its total too
+    earlier = model.timings_.get("train_wall", 0.0) - model.timings_.get("train_loop", 0.0)
     result.timings = {**model.timings_, "predict": predict_s, "total": time.perf_counter() - t0 + earlier}
     result.device = model.device_
     run.log({"event": "done", **{f"test_{k}": v for k, v in result.metrics.items()}})

@@ -25,12 +25,10 @@ def test_cpu_and_auto_choose_the_cpu_and_say_why():
 
 
 def test_train_programs_auto_is_per_chunk_on_a_cpu_and_per_batch_on_a_gpu():
-    from types import SimpleNamespace
-
-    cpu = devices.choose(ComputeConfig(device="cpu"))
-    gpu = devices.Choice(SimpleNamespace(platform="gpu", device_kind="NVIDIA H200"), "GPU: NVIDIA H200")
-    assert cpu.train_programs() == "per-chunk" and gpu.train_programs("auto") == "per-batch"
-    assert cpu.train_programs("per-batch") == "per-batch" and gpu.train_programs("per-chunk") == "per-chunk"
+    cpu = devices.choose(ComputeConfig(device="cpu")).device.platform
+    resolve = devices.train_programs
+    assert resolve("auto", cpu) == "per-chunk" and resolve("auto", "gpu") == "per-batch"
+    assert resolve("per-batch", cpu) == "per-batch" and resolve("per-chunk", "gpu") == "per-chunk"
 
 
 def test_gpu_without_one_is_an_error_naming_the_extra():

@@ -62,7 +62,8 @@ class RNNClassifier:
         """Train with early stopping on ``val``; with a ``run``, log to it, checkpoint each epoch and resume
         from its last checkpoint."""
         choice = devices.use(self.cfg.compute, self.cfg.rnn.dtype)  # before any array is made
-        self.device_, programs = choice.label, choice.train_programs(self.cfg.compute.train_programs)
+        self.device_ = choice.label
+        programs = devices.train_programs(self.cfg.compute.train_programs, choice.device.platform)
         t0 = time.perf_counter()
         tk = self.cfg.tokenizer
         self.tokenizer_ = Tokenizer(tk.min_df, tk.max_features, tk.lowercase, tk.char_level).fit(train.texts)
