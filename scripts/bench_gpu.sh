@@ -2,7 +2,9 @@
 # The GPU figures in one call, for a GPU box lent for minutes (no network there):
 #   1. train-step speed of the GRU, LSTM and simple RNN: float32 at batch 64 (the CPU shapes) and bf16 at
 #      batch 256/512, each against PyTorch (cuDNN) in the same process;
-#   2. IMDB (IMDB=compare, the default): configs/imdb.yaml's RNN side in full (5 sizes x 3 seeds), WORKERS
+#   2. what bounds the GRU's step: scripts/bench_profile.py at PROFILE's shapes (default "64:float32
+#      512:bfloat16"; "" skips it), both kinds of programs; summaries in $OUT/profile.log, traces in $OUT/profile;
+#   3. IMDB (IMDB=compare, the default): configs/imdb.yaml's RNN side in full (5 sizes x 3 seeds), WORKERS
 #      (4) runs sharing the GPU, its wall time, and the run folders (no weights) in $OUT/imdb_runs.tgz to
 #      unpack into the run store at home; there `compare configs/imdb.yaml --tables-only --set data.path=<a copy
 #      of the same tarball>` tables them beside the linear runs (a data file enters the run hash by content);
@@ -31,13 +33,14 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 XLA_PYTHON_
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/rnnbench-jax-cache}
 t0=$SECONDS
 log() { echo "[$((SECONDS - t0)) s] $*"; }
-shapes=(--steps 10) learn=() compare=(--gpus-per-run "$($py -c "print(1 / $WORKERS)")")
+shapes=(--steps 10) profile_shapes=() learn=() compare=(--gpus-per-run "$($py -c "print(1 / $WORKERS)")")
 gru_configs=(64:float32 64:float32:8 256:bfloat16 512:bfloat16 512:bfloat16:8) configs=(64:float32 256:bfloat16 512:bfloat16)
 [ -n "${GRU_CONFIGS:-}" ] && read -r -a gru_configs <<<"$GRU_CONFIGS"
 [ -n "${CONFIGS:-}" ] && read -r -a configs <<<"$CONFIGS"
 read -r -a cells <<<"${CELLS-lstm simple}"
 if [ -n "${DRY_RUN:-}" ]; then
-  shapes=(--steps 2 --embed 16 --hidden 32 --tokens 20) gru_configs=(8:float32 8:bfloat16:4) configs=(8:float32)
+  shapes=(--steps 2 --embed 16 --hidden 32 --tokens 20) profile_shapes=(--embed 16 --hidden 32 --tokens 20)
+  PROFILE=${PROFILE-8:float32} gru_configs=(8:float32 8:bfloat16:4) configs=(8:float32)
   learn=(--size 300 --set rnn.epochs=1 --set rnn.embed_dim=16 --set rnn.hidden_dim=16 --set data.val_max=100)
   compare=(--smoke --gpus-per-run 0)  # a CPU has no GPU to share
 fi
@@ -72,6 +75,14 @@ read -r -a chunks <<<"${CHUNKS:-16 32}"
       --programs "${PROGRAMS:-both}" 2>&1
   done
 } | tee "$OUT/speed.log"
+
+read -r -a profile <<<"${PROFILE-64:float32 512:bfloat16}"
+if [ "${#profile[@]}" -gt 0 ]; then
+  log "profile: ${profile[*]}"
+  timeout 240 $py scripts/bench_profile.py --cell gru "${profile_shapes[@]}" --config "${profile[@]}" --programs both \
+    --out "$OUT/profile" 2>&1 | tee "$OUT/profile.log" | grep -v '^{'
+  find "$OUT/profile" \( -name '*.xplane.pb' -o -name '*.trace.json.gz' \) -delete 2>/dev/null  # Perfetto's stay
+fi
 
 [ -n "${DEADLINE:-}" ] && LEARN_SECONDS=$(( DEADLINE - (SECONDS - t0) - 25 ))
 if [ "$LEARN_SECONDS" -lt 30 ] && [ "$IMDB" != none ]; then  # (timeout 0 would mean no limit at all)

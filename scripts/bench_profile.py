@@ -1,0 +1,175 @@
+"""What bounds the RNN's train step on this device: a profile of a few steps, summarised.
+
+Runs ``--steps`` train steps of ``bench_rnn.py``'s shapes (the talk's GRU: embedding 256, hidden 512,
+200 tokens) under ``jax.profiler.trace`` and reads the trace it writes (Perfetto JSON, no extra
+package). On a GPU it takes the kernels on the device's streams and reports, per train step:
+
+- how long the step took (wall) and how much of that span the device was busy running kernels; the
+  rest is the device waiting for the host (launches, a ``while`` loop's condition copied back, the
+  host calls of per-chunk programs);
+- the device time by kind of kernel: matrix multiplies (cuBLAS / cuDNN / CUTLASS / Triton GEMMs),
+  host-device copies, and the rest (XLA's fusions: the gates' elementwise work, reductions, Adam);
+- kernels per recurrent time step and their mean length, and the matmul kernels' FLOP rate (the
+  step's FLOPs, ``bench_rnn.flops_per_token``, over their time).
+
+and names the bound: **launches** when the device is idle for over 40% of the step, else the
+**recurrent matmul** when matmul kernels take over 60% of the busy time, else **memory** (elementwise
+kernels, each too short to use the device's bandwidth). On a CPU the XLA thread pool's events stand in
+for the kernels: the figures are printed but say little (the CPU kernels run inside custom calls).
+
+``--config 64:float32 512:bfloat16`` profiles several shapes in one process, ``--programs`` both kinds
+of compiled step; one JSON line per pair, the last line the last one's. ``--out DIR`` keeps each trace
+(``DIR/<cell>-<batch>-<dtype>-<programs>/.../perfetto_trace.json.gz``; open it at ui.perfetto.dev).
+"""
+
+import argparse
+import gzip
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import jax  # noqa: E402
+from _common import emit  # noqa: E402
+from bench_rnn import GATES, VOCAB, flops_per_token, ours_timer, parse_config  # noqa: E402
+
+from rnnbench.config import RnnConfig  # noqa: E402
+from rnnbench.devices import train_programs  # noqa: E402
+from rnnbench.rnn.train import PROGRAMS  # noqa: E402
+
+MATMUL = re.compile(r"gemm|cublas|cudnn|cutlass|xmma|nvjet|matmul|\bdot\b", re.I)
+COPY = re.compile(r"memcpy|memset", re.I)
+IDLE_BOUND, MATMUL_BOUND = 0.4, 0.6
+
+
+def load_trace(folder: Path) -> dict:
+    """The newest Perfetto trace ``jax.profiler.trace(folder, create_perfetto_trace=True)`` wrote."""
+    found = sorted(folder.glob("**/perfetto_trace.json.gz"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise SystemExit(f"no perfetto_trace.json.gz under {folder}: the profiler wrote no trace")
+    with gzip.open(found[-1], "rt") as f:
+        return json.load(f)
+
+
+def device_events(trace: dict) -> tuple[str, list[dict]]:
+    """``(where, events)``: the complete events of the GPU's streams, or on a machine without one those of
+    XLA's CPU threads. A GPU's process also carries derived lines ("XLA Ops", "XLA Modules", "Steps")
+    that overlap its kernels; only the ``Stream`` lines are kernels."""
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    process, thread = {}, {}
+    for e in events:
+        if e.get("ph") == "M" and e.get("name") == "process_name":
+            process[e["pid"]] = e["args"]["name"]
+        elif e.get("ph") == "M" and e.get("name") == "thread_name":
+            thread[e["pid"], e.get("tid")] = e["args"]["name"]
+    complete = [e for e in events if e.get("ph") == "X" and "dur" in e]
+    gpus = {pid for pid, name in process.items() if name.startswith("/device:GPU")}
+    if gpus:
+        def on_stream(e):
+            return e["pid"] in gpus and thread.get((e["pid"], e.get("tid")), "").startswith("Stream")
+        return "gpu", [e for e in complete if on_stream(e)]
+    on_xla_threads = [e for e in complete if thread.get((e["pid"], e.get("tid")), "").startswith("tf_XLA")]
+    return "cpu", [e for e in on_xla_threads if not e["name"].startswith("ThunkExecutor")]  # (these wrap the ops)
+
+
+def kind(name: str) -> str:
+    if COPY.search(name):
+        return "copy"
+    return "matmul" if MATMUL.search(name) else "other"
+
+
+def busy_time(events: list[dict]) -> float:
+    """Length of the union of the events' intervals (µs): streams run side by side."""
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted((e["ts"], e["ts"] + e["dur"]) for e in events):
+        if stop <= end:
+            continue
+        total += stop - max(start, end)
+        end = stop
+    return total
+
+
+def summarise(events: list[dict], steps: int, tokens: int, wall_s: float, step_flops: float) -> dict:
+    """Per-step figures of the device's events over ``steps`` train steps that took ``wall_s``."""
+    if not events:
+        return {"kernels": 0, "bound": "unknown (no device events in the trace)"}
+    span = max(e["ts"] + e["dur"] for e in events) - min(e["ts"] for e in events)
+    busy = busy_time(events)
+    by_kind = {k: [e for e in events if kind(e["name"]) == k] for k in ("matmul", "copy", "other")}
+    time_of = {k: sum(e["dur"] for e in v) for k, v in by_kind.items()}
+    total = sum(time_of.values()) or 1.0
+    idle = max(0.0, 1 - busy / span) if span else 0.0
+    matmul_share = time_of["matmul"] / total
+    if idle > IDLE_BOUND:
+        bound = f"launches: the device idles {idle:.0%} of the step between kernels"
+    elif matmul_share > MATMUL_BOUND:
+        bound = f"the recurrent matmul: {matmul_share:.0%} of the device time in matmul kernels"
+    else:
+        bound = (f"memory: {1 - matmul_share:.0%} of the device time in elementwise/fused kernels "
+                 f"averaging {time_of['other'] / max(1, len(by_kind['other'])):.1f} µs")
+    top = {}
+    for e in events:
+        top[e["name"]] = top.get(e["name"], 0.0) + e["dur"]
+    return {
+        "step_ms": round(wall_s / steps * 1e3, 3),
+        "device_span_ms": round(span / steps / 1e3, 3),
+        "device_busy": round(busy / span, 3) if span else None,
+        "kernels": len(events),
+        "kernels_per_time_step": round(len(events) / (steps * tokens), 2),
+        "mean_kernel_us": round(total / len(events), 2),
+        "share": {k: round(v / total, 3) for k, v in time_of.items()},
+        "matmul_tflops": round(steps * step_flops / (time_of["matmul"] * 1e-6) / 1e12, 2) if time_of["matmul"] else None,
+        "top_kernels": [[n[:80], round(t / total, 3)] for n, t in sorted(top.items(), key=lambda x: -x[1])[:5]],
+        "bound": bound,
+    }
+
+
+def profile(cell, e, h, batch, tokens, dtype, unroll, chunk, programs, steps, folder: Path) -> dict:
+    run = ours_timer(cell, e, h, batch, tokens, dtype, unroll, chunk, VOCAB, programs)  # compiled and warm
+    run(1)
+    options = jax.profiler.ProfileOptions()
+    options.python_tracer_level = 0  # Python's frames would slow the host that launches the kernels
+    with jax.profiler.trace(str(folder), create_perfetto_trace=True, profiler_options=options):
+        start = time.perf_counter()
+        run(steps)
+        wall = time.perf_counter() - start
+    where, events = device_events(load_trace(folder))
+    step_flops = flops_per_token(cell, e, h) * batch * tokens
+    figures = summarise(events, steps, tokens, wall, step_flops)
+    if where == "cpu":  # the GRU's CPU kernels are custom calls: no matmul kernel shows, so no verdict
+        figures["bound"] = "not judged on a CPU (the trace holds XLA's thread-pool ops, not device kernels)"
+    return {"where": where, **figures}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cell", default="gru", choices=list(GATES))
+    ap.add_argument("--embed", type=int, default=256)
+    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--tokens", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=3, help="train steps traced (after a warm one)")
+    ap.add_argument("--chunk", type=int, default=RnnConfig().chunk)
+    ap.add_argument("--config", nargs="+", default=["64:float32"], metavar="BATCH:DTYPE[:UNROLL]")
+    ap.add_argument("--programs", default="auto", choices=["auto", *PROGRAMS, "both"])
+    ap.add_argument("--out", type=Path, help="keep the traces here (default: a temporary folder)")
+    args = ap.parse_args()
+    platform = jax.devices()[0].platform
+    programs = PROGRAMS if args.programs == "both" else [train_programs(args.programs, platform)]
+    configs = [parse_config(c, RnnConfig().unroll) for c in args.config]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.out or Path(tmp)
+        for batch, dtype, unroll in configs:
+            for kind_ in programs:
+                folder = root / f"{args.cell}-{batch}-{dtype}-{kind_}"
+                figures = profile(args.cell, args.embed, args.hidden, batch, args.tokens, dtype, unroll,
+                                  args.chunk, kind_, args.steps, folder)
+                print(f"{args.cell} B={batch} {dtype} {kind_}: {figures['bound']}", flush=True)
+                emit({"cell": args.cell, "batch": batch, "dtype": dtype, "unroll": unroll, "chunk": args.chunk,
+                      "programs": kind_, "device": jax.devices()[0].device_kind, **figures})
+
+
+if __name__ == "__main__":
+    main()
