@@ -40,8 +40,9 @@ from rnnbench.config import RnnConfig  # noqa: E402
 from rnnbench.devices import train_programs  # noqa: E402
 from rnnbench.rnn.train import PROGRAMS  # noqa: E402
 
-MATMUL = re.compile(r"gemm|cublas|cudnn|cutlass|xmma|nvjet|matmul|\bdot\b", re.I)
+MATMUL = re.compile(r"gemm|cublas|cudnn|cutlass|xmma|nvjet|matmul|dot", re.I)  # cuBLAS, CUTLASS, Triton, XLA dots
 COPY = re.compile(r"memcpy|memset", re.I)
+DERIVED = re.compile(r"XLA|Steps|Framework|Launch|Source", re.I)  # a GPU's lines that summarise its kernels
 IDLE_BOUND, MATMUL_BOUND = 0.4, 0.6
 
 
@@ -65,13 +66,15 @@ def device_events(trace: dict) -> tuple[str, list[dict]]:
             process[e["pid"]] = e["args"]["name"]
         elif e.get("ph") == "M" and e.get("name") == "thread_name":
             thread[e["pid"], e.get("tid")] = e["args"]["name"]
-    complete = [e for e in events if e.get("ph") == "X" and "dur" in e]
+    complete = [{**e, "line": thread.get((e["pid"], e.get("tid")), "")} for e in events
+                if e.get("ph") == "X" and "dur" in e]
     gpus = {pid for pid, name in process.items() if name.startswith("/device:GPU")}
     if gpus:
-        def on_stream(e):
-            return e["pid"] in gpus and thread.get((e["pid"], e.get("tid")), "").startswith("Stream")
-        return "gpu", [e for e in complete if on_stream(e)]
-    on_xla_threads = [e for e in complete if thread.get((e["pid"], e.get("tid")), "").startswith("tf_XLA")]
+        on_gpu = [e for e in complete if e["pid"] in gpus]
+        streams = [e for e in on_gpu if e["line"].startswith("Stream")]
+        # (should a profiler name its stream lines otherwise: every line but the derived ones)
+        return "gpu", streams or [e for e in on_gpu if not DERIVED.search(e["line"])]
+    on_xla_threads = [e for e in complete if e["line"].startswith("tf_XLA")]
     return "cpu", [e for e in on_xla_threads if not e["name"].startswith("ThunkExecutor")]  # (these wrap the ops)
 
 
@@ -123,6 +126,7 @@ def summarise(events: list[dict], steps: int, tokens: int, wall_s: float, step_f
         "share": {k: round(v / total, 3) for k, v in time_of.items()},
         "matmul_tflops": round(steps * step_flops / (time_of["matmul"] * 1e-6) / 1e12, 2) if time_of["matmul"] else None,
         "top_kernels": [[n[:80], round(t / total, 3)] for n, t in sorted(top.items(), key=lambda x: -x[1])[:5]],
+        "lines": sorted({e["line"] for e in events})[:8],  # the trace's lines counted: streams on a GPU
         "bound": bound,
     }
 

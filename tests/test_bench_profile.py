@@ -73,3 +73,8 @@ def test_script_profiles_a_real_step_on_this_machine(tmp_path):
     trace = next(tmp_path.glob("**/perfetto_trace.json.gz"))
     with gzip.open(trace, "rt") as f:
         assert json.load(f)["traceEvents"]
+
+
+def test_gpu_lines_named_otherwise_still_exclude_the_derived_ones():
+    where, events = bench_profile.device_events(gpu_trace([("loop_fusion", 0.0, 10.0)], stream="Compute 7"))
+    assert where == "gpu" and [(e["name"], e["line"]) for e in events] == [("loop_fusion", "Compute 7")]
