@@ -36,6 +36,7 @@ def main():
         overrides.insert(0, f"data.path={shared_file('aclImdb_v1.tar.gz')}")
     cfg = load_config(args.config, overrides)
     size = args.size or default_size(cfg)
+    cfg = cfg.for_size(size)  # the config's at_size settings for that size (a batch, a chunk)
     train = subsets_for(cfg, load_corpus(cfg), size, 0).train
     tk, rnn, max_len = cfg.tokenizer, cfg.rnn, cfg.data.max_len
     tokenizer = Tokenizer(tk.min_df, tk.max_features, tk.lowercase, tk.char_level).fit(train.texts)

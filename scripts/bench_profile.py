@@ -4,22 +4,29 @@ Runs ``--steps`` train steps of ``bench_rnn.py``'s shapes (the talk's GRU: embed
 200 tokens) under ``jax.profiler.trace`` and reads the trace it writes (Perfetto JSON, no extra
 package). On a GPU it takes the kernels on the device's streams and reports, per train step:
 
-- how long the step took (wall) and how much of that span the device was busy running kernels; the
-  rest is the device waiting for the host (launches, a ``while`` loop's condition copied back, the
-  host calls of per-chunk programs);
-- the device time by kind of kernel: matrix multiplies (cuBLAS / cuDNN / CUTLASS / Triton GEMMs),
+- how long the step took (wall) and how much of it the device was busy running kernels; the rest is
+  the device waiting for the host (launches, a ``while`` loop's condition copied back, the host calls
+  of per-chunk programs). The profiler's hook on every launch widens those gaps, so the step's time
+  untraced is given too (``untraced_step_ms``);
+- the device time by kind of kernel: matrix multiplies (cuBLAS / CUTLASS / Triton GEMMs, XLA's dots),
   host-device copies, and the rest (XLA's fusions: the gates' elementwise work, reductions, Adam);
-- kernels per recurrent time step and their mean length, and the matmul kernels' FLOP rate (the
-  step's FLOPs, ``bench_rnn.flops_per_token``, over their time).
+- kernels per time step the step runs (its width with padding: the length class of per-batch
+  programs, the chunks of per-chunk ones) and their mean length, and the matmul kernels' FLOP rate
+  (``bench_rnn.flops_per_token`` at that width, over their time).
 
 and names the bound: **launches** when the device is idle for over 40% of the step, else the
-**recurrent matmul** when matmul kernels take over 60% of the busy time, else **memory** (elementwise
-kernels, each too short to use the device's bandwidth). On a CPU the XLA thread pool's events stand in
-for the kernels: the figures are printed but say little (the CPU kernels run inside custom calls).
+**recurrent matmul** when matmul kernels take over 60% of the device time, else **memory**: the
+elementwise work of fused kernels (each reads and writes the gates' activations; not measured in bytes
+here, so read it with their mean length: a few µs is latency rather than bandwidth). On a CPU the XLA
+thread pool's events stand in for the kernels: the figures are printed, no bound is named (the GRU's CPU
+kernels run inside custom calls). On a GPU whose trace holds no kernels (no CUPTI), the bound is
+"unknown" and the trace's lines are listed. A shape whose profile fails prints an ``error`` line and
+the next one runs.
 
 ``--config 64:float32 512:bfloat16`` profiles several shapes in one process, ``--programs`` both kinds
 of compiled step; one JSON line per pair, the last line the last one's. ``--out DIR`` keeps each trace
-(``DIR/<cell>-<batch>-<dtype>-<programs>/.../perfetto_trace.json.gz``; open it at ui.perfetto.dev).
+(``DIR/<cell>-<batch>-<dtype>-unroll<U>-chunk<C>-<programs>/.../perfetto_trace.json.gz``; open it at
+ui.perfetto.dev).
 """
 
 import argparse
@@ -38,11 +45,11 @@ from bench_rnn import GATES, VOCAB, flops_per_token, ours_timer, parse_config  #
 
 from rnnbench.config import RnnConfig  # noqa: E402
 from rnnbench.devices import train_programs  # noqa: E402
-from rnnbench.rnn.train import PROGRAMS  # noqa: E402
+from rnnbench.rnn.train import PROGRAMS, chunk_sizes, length_class  # noqa: E402
 
 MATMUL = re.compile(r"gemm|cublas|cudnn|cutlass|xmma|nvjet|matmul|dot", re.I)  # cuBLAS, CUTLASS, Triton, XLA dots
 COPY = re.compile(r"memcpy|memset", re.I)
-DERIVED = re.compile(r"XLA|Steps|Framework|Launch|Source", re.I)  # a GPU's lines that summarise its kernels
+DERIVED = re.compile(r"XLA|Steps|Framework|Launch|Source|CUPTI|overhead", re.I)  # a GPU's lines that are not kernels
 IDLE_BOUND, MATMUL_BOUND = 0.4, 0.6
 
 
@@ -78,6 +85,13 @@ def device_events(trace: dict) -> tuple[str, list[dict]]:
     return "cpu", [e for e in on_xla_threads if not e["name"].startswith("ThunkExecutor")]  # (these wrap the ops)
 
 
+def line_names(trace: dict) -> list[str]:
+    """The names of the trace's processes and lines, for a trace that holds none of what was looked for."""
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    return sorted({e["args"]["name"] for e in events
+                   if e.get("ph") == "M" and e.get("name") in ("process_name", "thread_name")})
+
+
 def kind(name: str) -> str:
     if COPY.search(name):
         return "copy"
@@ -95,33 +109,36 @@ def busy_time(events: list[dict]) -> float:
     return total
 
 
-def summarise(events: list[dict], steps: int, tokens: int, wall_s: float, step_flops: float) -> dict:
-    """Per-step figures of the device's events over ``steps`` train steps that took ``wall_s``."""
+def summarise(events: list[dict], steps: int, width: int, wall_s: float, step_flops: float) -> dict:
+    """Per-step figures of the device's events over ``steps`` train steps that took ``wall_s`` and processed
+    ``width`` time steps each (padding included)."""
     if not events:
-        return {"kernels": 0, "bound": "unknown (no device events in the trace)"}
+        return {"kernels": 0, "bound": "unknown: no device events in the trace"}
     span = max(e["ts"] + e["dur"] for e in events) - min(e["ts"] for e in events)
     busy = busy_time(events)
     by_kind = {k: [e for e in events if kind(e["name"]) == k] for k in ("matmul", "copy", "other")}
     time_of = {k: sum(e["dur"] for e in v) for k, v in by_kind.items()}
     total = sum(time_of.values()) or 1.0
-    idle = max(0.0, 1 - busy / span) if span else 0.0
+    busy_of_step = min(1.0, busy / (wall_s * 1e6))
     matmul_share = time_of["matmul"] / total
-    if idle > IDLE_BOUND:
-        bound = f"launches: the device idles {idle:.0%} of the step between kernels"
+    if 1 - busy_of_step > IDLE_BOUND:
+        bound = f"launches: the device idles {1 - busy_of_step:.0%} of the step, between kernels"
     elif matmul_share > MATMUL_BOUND:
         bound = f"the recurrent matmul: {matmul_share:.0%} of the device time in matmul kernels"
     else:
-        bound = (f"memory: {1 - matmul_share:.0%} of the device time in elementwise/fused kernels "
-                 f"averaging {time_of['other'] / max(1, len(by_kind['other'])):.1f} µs")
+        n_other = len(by_kind["other"]) + len(by_kind["copy"])
+        bound = (f"memory (elementwise work): {1 - matmul_share:.0%} of the device time in fused and copy "
+                 f"kernels averaging {(time_of['other'] + time_of['copy']) / max(1, n_other):.1f} µs")
     top = {}
     for e in events:
         top[e["name"]] = top.get(e["name"], 0.0) + e["dur"]
     return {
         "step_ms": round(wall_s / steps * 1e3, 3),
-        "device_span_ms": round(span / steps / 1e3, 3),
-        "device_busy": round(busy / span, 3) if span else None,
+        "device_busy": round(busy_of_step, 3),  # of the step's wall time
+        "device_span_busy": round(busy / span, 3) if span else None,  # from its first kernel to its last
         "kernels": len(events),
-        "kernels_per_time_step": round(len(events) / (steps * tokens), 2),
+        "time_steps": width,
+        "kernels_per_time_step": round(len(events) / (steps * width), 2),
         "mean_kernel_us": round(total / len(events), 2),
         "share": {k: round(v / total, 3) for k, v in time_of.items()},
         "matmul_tflops": round(steps * step_flops / (time_of["matmul"] * 1e-6) / 1e12, 2) if time_of["matmul"] else None,
@@ -131,19 +148,30 @@ def summarise(events: list[dict], steps: int, tokens: int, wall_s: float, step_f
     }
 
 
+def processed_width(programs: str, tokens: int, chunk: int) -> int:
+    """Time steps a step runs for a batch ``tokens`` wide: per-batch programs pad it to its length class,
+    per-chunk ones read it in chunks (the last one halved where that is enough)."""
+    return length_class(tokens, chunk) if programs == "per-batch" else sum(chunk_sizes(chunk, tokens))
+
+
 def profile(cell, e, h, batch, tokens, dtype, unroll, chunk, programs, steps, folder: Path) -> dict:
     run = ours_timer(cell, e, h, batch, tokens, dtype, unroll, chunk, VOCAB, programs)  # compiled and warm
-    run(1)
+    untraced = run(steps)  # tokens/s without the profiler's hooks on every launch (they widen the gaps)
     options = jax.profiler.ProfileOptions()
     options.python_tracer_level = 0  # Python's frames would slow the host that launches the kernels
     with jax.profiler.trace(str(folder), create_perfetto_trace=True, profiler_options=options):
         start = time.perf_counter()
         run(steps)
         wall = time.perf_counter() - start
-    where, events = device_events(load_trace(folder))
-    step_flops = flops_per_token(cell, e, h) * batch * tokens
-    figures = summarise(events, steps, tokens, wall, step_flops)
-    if where == "cpu":  # the GRU's CPU kernels are custom calls: no matmul kernel shows, so no verdict
+    trace = load_trace(folder)
+    where, events = device_events(trace)
+    width = processed_width(programs, tokens, chunk)
+    figures = summarise(events, steps, width, wall, flops_per_token(cell, e, h) * batch * width)
+    figures["untraced_step_ms"] = round(batch * tokens / untraced * 1e3, 3)
+    platform = jax.devices()[0].platform
+    if platform != "cpu" and where == "cpu":  # the profiler saw no device (on a GPU: CUPTI missing or failed)
+        figures["bound"] = f"unknown: the trace has no {platform} kernels (its lines: {line_names(trace)[:12]})"
+    elif where == "cpu":  # the GRU's CPU kernels are custom calls: no matmul kernel shows, so no verdict
         figures["bound"] = "not judged on a CPU (the trace holds XLA's thread-pool ops, not device kernels)"
     return {"where": where, **figures}
 
@@ -167,9 +195,12 @@ def main():
         root = args.out or Path(tmp)
         for batch, dtype, unroll in configs:
             for kind_ in programs:
-                folder = root / f"{args.cell}-{batch}-{dtype}-{kind_}"
-                figures = profile(args.cell, args.embed, args.hidden, batch, args.tokens, dtype, unroll,
-                                  args.chunk, kind_, args.steps, folder)
+                folder = root / f"{args.cell}-{batch}-{dtype}-unroll{unroll}-chunk{args.chunk}-{kind_}"
+                try:
+                    figures = profile(args.cell, args.embed, args.hidden, batch, args.tokens, dtype, unroll,
+                                      args.chunk, kind_, args.steps, folder)
+                except (Exception, SystemExit) as e:  # one failed shape must not lose the others' profiles
+                    figures = {"error": f"{type(e).__name__}: {e}"[:500], "bound": "unknown: the profile failed"}
                 print(f"{args.cell} B={batch} {dtype} {kind_}: {figures['bound']}", flush=True)
                 emit({"cell": args.cell, "batch": batch, "dtype": dtype, "unroll": unroll, "chunk": args.chunk,
                       "programs": kind_, "device": jax.devices()[0].device_kind, **figures})
