@@ -107,11 +107,11 @@ def export_tensorboard(target: Path, out: Path | None = None) -> dict:
     one run) under ``out`` (default ``<experiment>/tensorboard``)."""
     from .status import run_folders
 
-    writer_cls = _writer_class()
     target = Path(target)
     runs = [r for r in run_folders(target) if (r / "metrics.jsonl").exists()]
-    if not runs:
+    if not runs:  # said first: it holds with or without the extra
         raise RnnbenchError(f"{target}: no run with a metrics.jsonl to export")
+    writer_cls = _writer_class()
     if out is None:
         exp = target if (target / "runs").is_dir() else target.parent if target.name == "runs" else target.parent.parent
         out = exp / "tensorboard"
