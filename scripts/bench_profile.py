@@ -62,17 +62,27 @@ def load_trace(folder: Path) -> dict:
         return json.load(f)
 
 
-def device_events(trace: dict) -> tuple[str, list[dict]]:
-    """``(where, events)``: the complete events of the GPU's streams, or on a machine without one those of
-    XLA's CPU threads. A GPU's process also carries derived lines ("XLA Ops", "XLA Modules", "Steps")
-    that overlap its kernels; only the ``Stream`` lines are kernels."""
-    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+def _events(trace) -> list[dict]:
+    return trace["traceEvents"] if isinstance(trace, dict) else trace
+
+
+def names(trace) -> tuple[dict, dict]:
+    """``(process, thread)``: the trace's process names by pid and line (thread) names by (pid, tid)."""
     process, thread = {}, {}
-    for e in events:
+    for e in _events(trace):
         if e.get("ph") == "M" and e.get("name") == "process_name":
             process[e["pid"]] = e["args"]["name"]
         elif e.get("ph") == "M" and e.get("name") == "thread_name":
             thread[e["pid"], e.get("tid")] = e["args"]["name"]
+    return process, thread
+
+
+def device_events(trace: dict) -> tuple[str, list[dict]]:
+    """``(where, events)``: the complete events of the GPU's streams, or on a machine without one those of
+    XLA's CPU threads, each with its ``line``. Besides its ``Stream`` lines (the kernels) a GPU's process
+    may carry lines that are not kernels (CUPTI's overhead; in some viewers derived "XLA Ops" lines that
+    overlap them)."""
+    events, (process, thread) = _events(trace), names(trace)
     complete = [{**e, "line": thread.get((e["pid"], e.get("tid")), "")} for e in events
                 if e.get("ph") == "X" and "dur" in e]
     gpus = {pid for pid, name in process.items() if name.startswith("/device:GPU")}
@@ -87,9 +97,8 @@ def device_events(trace: dict) -> tuple[str, list[dict]]:
 
 def line_names(trace: dict) -> list[str]:
     """The names of the trace's processes and lines, for a trace that holds none of what was looked for."""
-    events = trace["traceEvents"] if isinstance(trace, dict) else trace
-    return sorted({e["args"]["name"] for e in events
-                   if e.get("ph") == "M" and e.get("name") in ("process_name", "thread_name")})
+    process, thread = names(trace)
+    return sorted({*process.values(), *thread.values()})
 
 
 def kind(name: str) -> str:
@@ -116,8 +125,11 @@ def summarise(events: list[dict], steps: int, width: int, wall_s: float, step_fl
         return {"kernels": 0, "bound": "unknown: no device events in the trace"}
     span = max(e["ts"] + e["dur"] for e in events) - min(e["ts"] for e in events)
     busy = busy_time(events)
-    by_kind = {k: [e for e in events if kind(e["name"]) == k] for k in ("matmul", "copy", "other")}
-    time_of = {k: sum(e["dur"] for e in v) for k, v in by_kind.items()}
+    time_of, count = dict.fromkeys(("matmul", "copy", "other"), 0.0), dict.fromkeys(("matmul", "copy", "other"), 0)
+    for e in events:
+        k = kind(e["name"])
+        time_of[k] += e["dur"]
+        count[k] += 1
     total = sum(time_of.values()) or 1.0
     busy_of_step = min(1.0, busy / (wall_s * 1e6))
     matmul_share = time_of["matmul"] / total
@@ -126,9 +138,8 @@ def summarise(events: list[dict], steps: int, width: int, wall_s: float, step_fl
     elif matmul_share > MATMUL_BOUND:
         bound = f"the recurrent matmul: {matmul_share:.0%} of the device time in matmul kernels"
     else:
-        n_other = len(by_kind["other"]) + len(by_kind["copy"])
         bound = (f"memory (elementwise work): {1 - matmul_share:.0%} of the device time in fused and copy "
-                 f"kernels averaging {(time_of['other'] + time_of['copy']) / max(1, n_other):.1f} µs")
+                 f"kernels averaging {(time_of['other'] + time_of['copy']) / max(1, count['other'] + count['copy']):.1f} µs")
     top = {}
     for e in events:
         top[e["name"]] = top.get(e["name"], 0.0) + e["dur"]
