@@ -19,9 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, emit, shared_file  # noqa: E402
 
 from rnnbench.config import load_config  # noqa: E402
-from rnnbench.data import Tokenizer  # noqa: E402
 from rnnbench.experiment import default_size, load_corpus, subsets_for  # noqa: E402
-from rnnbench.rnn.batching import Batcher, bucket_boundaries  # noqa: E402
+from rnnbench.rnn.model_api import RNNClassifier  # noqa: E402
 from rnnbench.rnn.train import length_class  # noqa: E402
 
 
@@ -37,12 +36,12 @@ def main():
     cfg = load_config(args.config, overrides)
     size = args.size or default_size(cfg)
     cfg = cfg.for_size(size)  # the config's at_size settings for that size (a batch, a chunk)
-    train = subsets_for(cfg, load_corpus(cfg), size, 0).train
-    tk, rnn, max_len = cfg.tokenizer, cfg.rnn, cfg.data.max_len
-    tokenizer = Tokenizer(tk.min_df, tk.max_features, tk.lowercase, tk.char_level).fit(train.texts)
-    seqs = tokenizer.transform(train.texts).truncate(max_len, cfg.data.keep)
-    boundaries = bucket_boundaries(seqs.lengths, rnn.buckets, max_len, rnn.chunk)
-    batcher = Batcher(seqs, train.y, rnn.batch_size, boundaries, max_len)
+    corpus = load_corpus(cfg)
+    train = subsets_for(cfg, corpus, size, 0).train
+    rnn, max_len = cfg.rnn, cfg.data.max_len
+    model = RNNClassifier(cfg, corpus.task, 0)
+    batcher = model.batcher(train)  # the trainer's own tokenizer, buckets and batches
+    boundaries = model.boundaries_
     real, chunked = batcher.padding_stats()
     _, per_batch = batcher.padding_stats(lambda w: length_class(w, rnn.chunk))
     classes = sorted({length_class(int(w), rnn.chunk) for w in boundaries})

@@ -58,6 +58,20 @@ class RNNClassifier:
         """Token ids of ``texts``, each cut to the ``data.max_len`` tokens that ``data.keep`` names."""
         return self.tokenizer_.transform(texts).truncate(self.cfg.data.max_len, self.cfg.data.keep)
 
+    def batcher(self, train: Split) -> Batcher:
+        """The training batches of ``train``: fits the tokenizer, the target scaling and the length buckets
+        (``tokenizer_``, ``y_scale_``, ``boundaries_``); the first part of :meth:`fit`."""
+        tk, rnn = self.cfg.tokenizer, self.cfg.rnn
+        self.tokenizer_ = Tokenizer(tk.min_df, tk.max_features, tk.lowercase, tk.char_level).fit(train.texts)
+        self.y_scale_ = (0.0, 1.0)
+        y_train = train.y
+        if self.task.is_regression:
+            self.y_scale_ = (float(train.y.mean()), float(train.y.std() or 1.0))
+            y_train = ((train.y - self.y_scale_[0]) / self.y_scale_[1]).astype(np.float32)
+        seqs = self._sequences(train.texts)
+        self.boundaries_ = bucket_boundaries(seqs.lengths, rnn.buckets, self.cfg.data.max_len, rnn.chunk)
+        return Batcher(seqs, y_train, rnn.batch_size, self.boundaries_, self.cfg.data.max_len)
+
     def fit(self, train: Split, val: Split, *, run: Run | None = None, progress: bool = True) -> RNNClassifier:
         """Train with early stopping on ``val``; with a ``run``, log to it, checkpoint each epoch and resume
         from its last checkpoint."""
@@ -65,16 +79,7 @@ class RNNClassifier:
         self.device_ = choice.label
         programs = devices.train_programs(self.cfg.compute.train_programs, choice.device.platform)
         t0 = time.perf_counter()
-        tk = self.cfg.tokenizer
-        self.tokenizer_ = Tokenizer(tk.min_df, tk.max_features, tk.lowercase, tk.char_level).fit(train.texts)
-        self.y_scale_ = (0.0, 1.0)
-        y_train = train.y
-        if self.task.is_regression:
-            self.y_scale_ = (float(train.y.mean()), float(train.y.std() or 1.0))
-            y_train = ((train.y - self.y_scale_[0]) / self.y_scale_[1]).astype(np.float32)
-        seqs, rnn = self._sequences(train.texts), self.cfg.rnn
-        self.boundaries_ = bucket_boundaries(seqs.lengths, rnn.buckets, self.cfg.data.max_len, rnn.chunk)
-        train_b = Batcher(seqs, y_train, rnn.batch_size, self.boundaries_, self.cfg.data.max_len)
+        train_b, rnn = self.batcher(train), self.cfg.rnn
         val_seqs = self._sequences(val.texts)
         timings = {"vectorize": time.perf_counter() - t0}
         self.model_ = self._build(self.tokenizer_.vocab_size)
