@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import __version__
+from . import __version__, models
 from .errors import RnnbenchError
 
 SET_HELP = "Override a config value, e.g. --set rnn.hidden_dim=128 (value parsed as YAML). Repeatable."
@@ -203,7 +203,8 @@ def env(as_json):
 
 @main.command()
 @click.argument("config_file", type=click.Path())
-@click.option("--model", "kind", default="linear", show_default=True, help="Model kind: linear or rnn.")
+@click.option("--model", "kind", default="linear", show_default=True,
+              help="Model kind: any registered one (linear, rnn, ...).")
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
 @click.option("--size", type=int, help="Training-set size (default: the largest of data.sizes, else all).")
 @click.option("--seed", type=int, help="Seed (default: the first of experiment.seeds).")
@@ -216,6 +217,7 @@ def train(config_file, kind, overrides, size, seed, out, force):
 
     overrides = list(overrides) + ([f"experiment.output_dir={out}"] if out else [])
     cfg = load_config(config_file, overrides)
+    models.get(kind, "--model")
     outcome = train_one(cfg, kind, size=size, seed=seed, force=force)
     r = outcome.result
     if outcome.skipped:
@@ -329,12 +331,13 @@ def _executor_spec(cfg, executor, workers, gpus_per_run, address):
 @click.option("--force", is_flag=True, help="Rerun finished runs too.")
 @click.option("--smoke", is_flag=True, help="Apply the config's smoke overrides (tiny sizes).")
 @_executor_options
-@click.option("--models", help="The models to run now, comma-separated (default: experiment.models). "
-              "The tables use every finished run of either model.")
+@click.option("--models", "kinds", help="The model kinds to run now, comma-separated (default: experiment.models). "
+              "The tables use every finished run of any kind.")
 @click.option("--tables-only", is_flag=True, help="Run nothing: write the tables and plots from the runs "
               "already finished (here, on other machines, or by an earlier command).")
-def compare(config_file, overrides, force, smoke, executor, workers, gpus_per_run, address, models, tables_only):
-    """Linear vs RNN on the same nested subsets for every size and seed: curves, crossover, plots."""
+def compare(config_file, overrides, force, smoke, executor, workers, gpus_per_run, address, kinds, tables_only):
+    """Model kinds (experiment.models) on the same nested subsets for every size and seed, each against
+    the baseline (experiment.baseline): curves, crossovers, forecast, plots."""
     from .compare import run_compare
     from .config import load_config
 
@@ -343,10 +346,12 @@ def compare(config_file, overrides, force, smoke, executor, workers, gpus_per_ru
     cfg = load_config(config_file, overrides)
     if smoke:
         cfg = cfg.with_smoke()
-    if models is not None:
-        cfg = cfg.replace(**{"experiment.models": [m.strip() for m in models.split(",") if m.strip()]})
+    if kinds is not None:
+        kinds = models.check_names([m.strip() for m in kinds.split(",") if m.strip()], "--models")
+        if not kinds:
+            raise RnnbenchError("--models: name at least one model kind (known: " + ", ".join(models.names()) + ")")
     spec = _executor_spec(cfg, executor, workers, gpus_per_run, address)
-    out = run_compare(cfg, force=force, executor=spec, run=not tables_only)
+    out = run_compare(cfg, force=force, executor=spec, run=not tables_only, kinds=kinds)
     click.echo()
     click.echo(out["markdown"])
     click.echo(f"plots: {out['dir'] / 'learning_curve.png'}, {out['dir'] / 'timing.png'}")
@@ -379,7 +384,8 @@ def forecast(experiment_dir, family):
 def sweep(config_file, executor, workers, gpus_per_run, address, overrides, dry_run, smoke, force):
     """Expand the config's sweep section into runs, run them, write sweep.csv, plots and a summary."""
     from .config import load_config
-    from .sweep import expand, run_sweep, status_of, sweep_section
+    from .plan import sweep_plan, sweep_section
+    from .sweep import run_sweep, status_of
 
     cfg = load_config(config_file, overrides)
     if smoke:
@@ -388,8 +394,8 @@ def sweep(config_file, executor, workers, gpus_per_run, address, overrides, dry_
         if sweep_section(cfg).kind != "runs":
             click.echo(f"{cfg.sweep.kind}: one in-process experiment, nothing to list")
             return
-        runs = expand(cfg)
-        rows = [(", ".join(f"{k}={v}" for k, v in r.label.items()) or "-", r.seed, status_of(r), r.run().path) for r in runs]
+        runs = sweep_plan(cfg)
+        rows = [(r.point() or "-", r.seed, status_of(r), r.run.path) for r in runs]
         _table(["run", "seed", "status", "directory"], rows)
         pending = sum(1 for row in rows if row[2] == "pending")
         click.echo(f"{len(rows)} runs: {len(rows) - pending} finished, {pending} to run")

@@ -1,7 +1,8 @@
-"""YAML experiment configs → typed dataclasses. This module is the single home of every default.
+"""YAML experiment configs → typed dataclasses. This module, with each model kind's section (declared
+beside the kind, :mod:`rnnbench.models`), is the single home of every default.
 
-A config file may set any subset of the sections below; everything else takes the default written
-here. Unknown keys, wrong types and out-of-range values are errors that name the full key path.
+A config file may set any subset of the sections below (and of the model kinds' sections: ``linear``,
+``rnn``, any registered kind); everything else takes the default written here. Unknown keys, wrong types and out-of-range values are errors that name the full key path.
 ``--set a.b=c`` overrides are parsed as YAML and applied before validation.
 """
 
@@ -14,37 +15,29 @@ import json
 import os
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from . import models
 from .errors import RnnbenchError
-
-
-def _opt(default=None, doc: str = "", **checks):
-    """A dataclass field with its one-line meaning (``doc``, for the config reference) and validation
-    metadata: ``min``, ``max``, ``min_len``, ``max_len``."""
-    meta = {"doc": doc, **checks}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def _section(cls, doc: str):
-    return field(default_factory=cls, metadata={"doc": doc})
+from .options import opt, section
 
 
 @dataclass
 class ExperimentConfig:
-    name: str = _opt("experiment", doc="folder name of the experiment under output_dir; titles plots and tables")
-    seeds: list[int] = _opt([0], min_len=1, doc="seeds to run; each gives its own subsets, initialisation and order")
-    output_dir: str = _opt("runs", doc="where experiments and their runs are kept (may lie outside the checkout)")
-    models: list[str] = _opt(["linear", "rnn"], min_len=1,
-                             doc="the models `compare` runs (linear, rnn); `compare --models` overrides it")
+    name: str = opt("experiment", doc="folder name of the experiment under output_dir; titles plots and tables")
+    seeds: list[int] = opt([0], min_len=1, doc="seeds to run; each gives its own subsets, initialisation and order")
+    output_dir: str = opt("runs", doc="where experiments and their runs are kept (may lie outside the checkout)")
+    models: list[str] = opt(["linear", "rnn"], min_len=1,
+                            doc="the model kinds `compare` runs (any registered: linear, rnn); `compare --models` "
+                                "overrides it")
+    baseline: str = opt("linear", doc="the model kind every other one is compared against (crossover, forecast, "
+                                      "winner)")
     metric: Literal["accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss",
-                    "rmse", "mae", "spearman", "r2"] | None = _opt(
+                    "rmse", "mae", "spearman", "r2"] | None = opt(
                         None, doc="the test metric `compare` decides the crossover on; null: accuracy "
                                   "(rmse for regression). Model selection stays on those")
 
@@ -53,109 +46,65 @@ class ExperimentConfig:
 class SyntheticConfig:
     """The built-in corpus (see :mod:`rnnbench.data.synthetic`): sizes of the generated pools."""
 
-    train_size: int = _opt(20000, min=10, doc="texts generated for the training pool (validation is carved from it)")
-    test_size: int = _opt(5000, min=10, doc="texts generated for the test split")
-    mean_tokens: int = _opt(80, min=20, doc="mean length of a generated text, in tokens")
-    noise: float = _opt(0.0, min=0.0, max=0.5, doc="fraction of labels flipped at random")
-    corpus_seed: int = _opt(1234, doc="seed of the generator: the same seed gives the same corpus")
+    train_size: int = opt(20000, min=10, doc="texts generated for the training pool (validation is carved from it)")
+    test_size: int = opt(5000, min=10, doc="texts generated for the test split")
+    mean_tokens: int = opt(80, min=20, doc="mean length of a generated text, in tokens")
+    noise: float = opt(0.0, min=0.0, max=0.5, doc="fraction of labels flipped at random")
+    corpus_seed: int = opt(1234, doc="seed of the generator: the same seed gives the same corpus")
 
 
 @dataclass
 class DataConfig:
-    dataset: str = _opt("synthetic", doc="a registry name (`rnnbench data list`), or csv / tsv / jsonl / parquet "
+    dataset: str = opt("synthetic", doc="a registry name (`rnnbench data list`), or csv / tsv / jsonl / parquet "
                                          "for your file")
-    path: str | list[str] | None = _opt(
+    path: str | list[str] | None = opt(
         None, doc="file or folder to read; null: the downloaded or registered copy. csv/tsv/jsonl/parquet: also a "
                   "glob ('data/*.csv') or a list; a folder gives its files of the format (with label_from_path: those "
                   "it matches); .gz/.bz2/.xz files and .zip/.tar archives are read as they are")
-    task: str | None = _opt(None, doc="which of the data set's tasks; null: its first")
-    text_columns: list[str] = _opt([], doc="csv/tsv/jsonl/parquet: columns joined (with \" . \") into the text")
-    label_column: str | None = _opt(None, doc="csv/tsv/jsonl/parquet: the column holding the label or target")
-    task_kind: Literal["binary", "multiclass", "regression"] | None = _opt(
+    task: str | None = opt(None, doc="which of the data set's tasks; null: its first")
+    text_columns: list[str] = opt([], doc="csv/tsv/jsonl/parquet: columns joined (with \" . \") into the text")
+    label_column: str | None = opt(None, doc="csv/tsv/jsonl/parquet: the column holding the label or target")
+    task_kind: Literal["binary", "multiclass", "regression"] | None = opt(
         None, doc="csv/tsv/jsonl/parquet: what the label is; null: binary or multiclass from the labels seen")
-    test_path: str | None = _opt(None, doc="csv/tsv/jsonl/parquet: a separate test file (or folder, glob); null: "
+    test_path: str | None = opt(None, doc="csv/tsv/jsonl/parquet: a separate test file (or folder, glob); null: "
                                            "test_fraction of path")
-    delimiter: str | None = _opt(None, doc="csv/tsv: the field separator (';', '|', \"\\t\"); null: ',' for csv, tab for tsv")
-    quoting: Literal["csv", "none"] | None = _opt(
+    delimiter: str | None = opt(None, doc="csv/tsv: the field separator (';', '|', \"\\t\"); null: ',' for csv, tab for tsv")
+    quoting: Literal["csv", "none"] | None = opt(
         None, doc="csv/tsv: csv (double quotes enclose fields, RFC 4180) or none (quotes are text; tabs and line "
                   "ends delimit); null: csv for csv; for tsv, csv only when every quoted field looks CSV-quoted")
-    columns: list[str] | None = _opt(
+    columns: list[str] | None = opt(
         None, doc="csv/tsv with no header row: the names of its columns, in order (one name: one text a line)")
-    member: str | None = _opt(None, doc="a .zip or .tar archive holding several files: the one to read")
-    label_map: dict[str, str | float | None] | None = _opt(
+    member: str | None = opt(None, doc="a .zip or .tar archive holding several files: the one to read")
+    label_map: dict[str, str | float | None] | None = opt(
         None, doc="raw label -> class name (a number for regression); labels mapped to null, and labels not in "
                   "the map, are dropped and counted. The classes keep the map's order")
-    label_from_path: str | None = _opt(
+    label_from_path: str | None = opt(
         None, doc="instead of label_column: a regular expression with one group, searched in each file's path "
                   "(relative to a folder given), whose match is the file's label ('rt-polarity\\.(pos|neg)$')")
-    group_column: str | None = _opt(
+    group_column: str | None = opt(
         None, doc="rows sharing this column's value (an author, a product) never straddle training and validation, "
                   "nor training and a test split rnnbench makes; blog-authorship: always blog_id")
-    test_fraction: float = _opt(0.2, min=0.05, max=0.5,
+    test_fraction: float = opt(0.2, min=0.05, max=0.5,
                                 doc="data sets with no official test split: the seeded share held out as test")
-    sizes: list[int] = _opt([], doc="training-set sizes, increasing (compare); empty: all available")
-    val_fraction: float = _opt(0.1, min=0.01, max=0.5, doc="share of the training pool kept for validation")
-    val_max: int = _opt(5000, min=10, doc="at most this many validation examples")
-    max_len: int = _opt(400, min=4, doc="RNN: tokens read per text")
-    keep: Literal["first", "last"] = _opt("first", doc="RNN: which max_len tokens of a longer text it reads")
-    min_votes: int = _opt(1, min=1, doc="amazon-helpfulness: reviews with fewer helpfulness votes are dropped")
-    synthetic: SyntheticConfig = _section(SyntheticConfig, "the built-in corpus")
+    sizes: list[int] = opt([], doc="training-set sizes, increasing (compare); empty: all available")
+    val_fraction: float = opt(0.1, min=0.01, max=0.5, doc="share of the training pool kept for validation")
+    val_max: int = opt(5000, min=10, doc="at most this many validation examples")
+    max_len: int = opt(400, min=4, doc="models that read token sequences (rnn): tokens read per text")
+    keep: Literal["first", "last"] = opt("first", doc="models that read token sequences: which max_len tokens of "
+                                                       "a longer text they read")
+    min_votes: int = opt(1, min=1, doc="amazon-helpfulness: reviews with fewer helpfulness votes are dropped")
+    synthetic: SyntheticConfig = section(SyntheticConfig, "the built-in corpus")
 
 
 @dataclass
 class TokenizerConfig:
-    """The RNN's vocabulary (the linear model counts every n-gram and prunes by its own min_df)."""
+    """The vocabulary of the models that read token sequences (the linear model counts every n-gram and
+    prunes by its own min_df)."""
 
-    min_df: int = _opt(5, min=1, doc="words in fewer training texts become UNK")
-    max_features: int | None = _opt(None, min=2, doc="keep at most this many words (the most frequent); null: all")
-    lowercase: bool = _opt(True, doc="lowercase before splitting")
-    char_level: bool = _opt(False, doc="characters instead of words as tokens")
-
-
-@dataclass
-class LinearConfig:
-    ngram_range: list[int] = _opt([1, 2], min_len=2, max_len=2, min=1, doc="[lo, hi]: word n-grams counted")
-    sublinear_tf: bool = _opt(True, doc="TF-IDF with 1 + log(tf)")
-    min_df: list[int] = _opt([1, 2, 3], min_len=1, min=1, doc="grid: n-grams in fewer training texts are dropped")
-    C: list[float] = _opt([1.0, 4.0, 16.0, 64.0, 256.0], min_len=1, min=1e-12,
-                          doc="grid: inverse regularisation of logistic regression (classification)")
-    alpha: list[float] = _opt([0.3, 1.0, 3.0, 10.0], min_len=1, min=1e-12, doc="grid: ridge strength (regression)")
-    max_iter: int = _opt(1000, min=10, doc="solver iterations per grid point")
-
-
-@dataclass
-class RnnConfig:
-    cell: Literal["gru", "lstm", "simple"] = _opt("gru", doc="recurrent cell; simple is a tanh RNN without gates")
-    embed_dim: int = _opt(256, min=1, doc="word embedding size")
-    hidden_dim: int = _opt(512, min=1, doc="recurrent state size")
-    layers: int = _opt(1, min=1, max=8, doc="stacked recurrent layers")
-    gate: Literal["sigmoid", "steeper_sigmoid", "hard_sigmoid"] = _opt(
-        "steeper_sigmoid", doc="gate activation; steeper is 1/(1+exp(-3.75x)), the talk's")
-    init: Literal["orthogonal", "gaussian", "uniform"] = _opt("orthogonal", doc="recurrent weight initialisation")
-    init_scale: float = _opt(1.1, min=0.0, doc="scale of the initial weights (Passage: orthogonal x 1.1)")
-    learned_init_state: bool = _opt(False, doc="learn the initial state instead of zeros")
-    dropout: float = _opt(0.0, min=0.0, max=0.95, doc="dropout between stacked layers and before the head")
-    input_dropout: float = _opt(0.0, min=0.0, max=0.95, doc="dropout on the embedded tokens (Passage's p_drop)")
-    optimizer: Literal["sgd", "momentum", "nag", "adagrad", "adadelta", "rmsprop", "adam"] = _opt(
-        "adam", doc="optax optimizer (Adam is bias-corrected)")
-    learning_rate: float = _opt(1e-3, min=0.0, doc="learning rate (injected: a sweep over it does not recompile)")
-    lr_decay: float = _opt(1.0, min=0.0, max=1.0, doc="the learning rate is multiplied by this after each epoch")
-    ema: float = _opt(0.0, min=0.0, max=0.9999,
-                      doc="> 0: validate, keep and test a moving average of the weights with this decay")
-    momentum: float = _opt(0.9, min=0.0, max=1.0, doc="momentum / nag: the momentum coefficient")
-    clip_norm: float | None = _opt(5.0, min=0.0, doc="global-norm gradient clipping; null disables")
-    batch_size: int = _opt(64, min=1, doc="texts per training batch")
-    epochs: int = _opt(10, min=1, doc="at most this many passes over the training subset")
-    patience: int = _opt(2, min=1, doc="early stopping: validations without improvement before stopping")
-    eval_every: int = _opt(0, min=0, doc="steps between validations; 0: once per epoch")
-    chunk: int = _opt(16, min=1, doc="time steps per compiled call: texts are read chunk by chunk")
-    buckets: int = _opt(64, min=1, doc="length buckets of training batches (widths: multiples of chunk)")
-    unroll: int = _opt(2, min=1, doc="lax.scan unrolling of the XLA loops (2 measured fastest on a CPU)")
-    dtype: Literal["float32", "bfloat16"] = _opt("float32", doc="compute type; bfloat16 is for GPUs")
-    checkpoint_every_s: float | None = _opt(
-        900.0, min=0.0, doc="besides each epoch's checkpoint, save the whole training state mid-epoch once this "
-                            "many seconds have passed since the last (a killed run loses at most that much); 0: "
-                            "after every step; null: epoch ends only. Never changes a result (not hashed)")
+    min_df: int = opt(5, min=1, doc="words in fewer training texts become UNK")
+    max_features: int | None = opt(None, min=2, doc="keep at most this many words (the most frequent); null: all")
+    lowercase: bool = opt(True, doc="lowercase before splitting")
+    char_level: bool = opt(False, doc="characters instead of words as tokens")
 
 
 TrainPrograms = Literal["auto", "per-chunk", "per-batch"]
@@ -163,25 +112,25 @@ TrainPrograms = Literal["auto", "per-chunk", "per-batch"]
 
 @dataclass
 class ComputeConfig:
-    device: Literal["auto", "cpu", "gpu"] = _opt(
+    device: Literal["auto", "cpu", "gpu"] = opt(
         "auto", doc="where the RNN trains: auto uses a GPU when JAX sees one; gpu without one is an error")
-    train_programs: TrainPrograms = _opt(
+    train_programs: TrainPrograms = opt(
         "auto", doc="how an RNN training step is compiled: per-chunk (a few programs serve every length, a host "
                     "call per chunk: fastest on a CPU), per-batch (one call per step, a program per length class: "
                     "fewer launches on a GPU); auto: per-batch on a GPU, per-chunk on a CPU")
-    threads: int | None = _opt(None, min=1, doc="the linear grid's workers; null: the usable cores")
+    threads: int | None = opt(None, min=1, doc="the linear grid's workers; null: the usable cores")
     # how compare and sweep spread their runs (rnnbench/executor.py, docs/distributed.md); never hashed
-    executor: Literal["local", "ray"] = _opt(
+    executor: Literal["local", "ray"] = opt(
         "local", doc="compare / sweep: local (this machine's processes) or ray (a Ray cluster: pip install -e '.[ray]')")
-    workers: int | None = _opt(None, min=1, doc="runs at once; null: local 1 (in this process), ray as many as fit")
-    gpus_per_run: float | None = _opt(
+    workers: int | None = opt(None, min=1, doc="runs at once; null: local 1 (in this process), ray as many as fit")
+    gpus_per_run: float | None = opt(
         None, min=0.0, doc="GPUs of each RNN run (0.25: four runs share one GPU; 0: none); null: local one GPU per "
                            "worker round-robin, ray 1 when the cluster has GPUs")
-    address: str | None = _opt(None, doc="ray: the cluster (auto, or HOST:PORT of its head); null: a local Ray instance")
-    retries: int = _opt(2, min=0, doc="times a run whose worker died is started again (it resumes from its checkpoint)")
-    lease_timeout: float = _opt(300.0, min=5.0, doc="seconds without a heartbeat after which a run's claim "
+    address: str | None = opt(None, doc="ray: the cluster (auto, or HOST:PORT of its head); null: a local Ray instance")
+    retries: int = opt(2, min=0, doc="times a run whose worker died is started again (it resumes from its checkpoint)")
+    lease_timeout: float = opt(300.0, min=5.0, doc="seconds without a heartbeat after which a run's claim "
                                                      "counts as abandoned and is taken over")
-    progress_every: float = _opt(20.0, min=1.0, doc="seconds between the progress lines of a run in a worker")
+    progress_every: float = opt(20.0, min=1.0, doc="seconds between the progress lines of a run in a worker")
 
 
 SweepKind = Literal["runs", "toy-optimizers"]
@@ -193,16 +142,16 @@ PlotY = Literal["train_loss", "val_metric", "grad_norm", "tokens_per_s"]
 class SweepConfig:
     """What ``rnnbench sweep`` expands into runs: ``grid`` (cartesian product) × ``zip`` (walked together) × seeds."""
 
-    kind: SweepKind = _opt("runs", doc="runs: train one run per point; toy-optimizers: the talk's 2-D toy problem")
-    model: Literal["linear", "rnn"] = _opt("rnn", doc="what every run trains")
-    size: int | None = _opt(None, min=1, doc="training size; null: the largest of data.sizes, else all")
-    grid: dict[str, list[Any]] = _opt({}, doc="dotted config key -> values; every combination is run")
-    zip: dict[str, list[Any]] = _opt({}, doc="dotted config key -> values, lists of one length walked together")
-    labels: list[str] = _opt([], doc="names of the zip rows, for plots and tables")
-    seeds: list[int] = _opt([], doc="seeds of every point; empty: experiment.seeds")
-    steps: int = _opt(100, min=1, doc="toy-optimizers: updates per optimizer")
-    learning_rates: dict[str, float] = _opt({}, doc="toy-optimizers: optimizer -> learning rate (others: defaults)")
-    n_points: int = _opt(400, min=4, doc="toy-optimizers: points of the 2-D data set")
+    kind: SweepKind = opt("runs", doc="runs: train one run per point; toy-optimizers: the talk's 2-D toy problem")
+    model: str = opt("rnn", doc="the model kind every run trains (any registered kind)")
+    size: int | None = opt(None, min=1, doc="training size; null: the largest of data.sizes, else all")
+    grid: dict[str, list[Any]] = opt({}, doc="dotted config key -> values; every combination is run")
+    zip: dict[str, list[Any]] = opt({}, doc="dotted config key -> values, lists of one length walked together")
+    labels: list[str] = opt([], doc="names of the zip rows, for plots and tables")
+    seeds: list[int] = opt([], doc="seeds of every point; empty: experiment.seeds")
+    steps: int = opt(100, min=1, doc="toy-optimizers: updates per optimizer")
+    learning_rates: dict[str, float] = opt({}, doc="toy-optimizers: optimizer -> learning rate (others: defaults)")
+    n_points: int = opt(400, min=4, doc="toy-optimizers: points of the 2-D data set")
 
 
 @dataclass
@@ -210,14 +159,14 @@ class PlotConfig:
     """One figure of a sweep: ``y`` against ``x``, a line per value of ``by``: the mean over its runs
     (seeds, and any swept key ``by`` leaves out) and their range."""
 
-    x: PlotX = _opt("step", doc="x axis")
-    y: PlotY = _opt("train_loss", doc="y axis")
-    by: str | None = _opt(None, doc="a swept key (or label): one line per value, pooling the other swept keys' "
+    x: PlotX = opt("step", doc="x axis")
+    y: PlotY = opt("train_loss", doc="y axis")
+    by: str | None = opt(None, doc="a swept key (or label): one line per value, pooling the other swept keys' "
                                     "values with the seeds; null: one line per point of the sweep")
-    title: str | None = _opt(None, doc="figure title; null: '<experiment>: y vs x'")
-    ylog: bool = _opt(False, doc="logarithmic y axis")
-    xlog: bool = _opt(False, doc="logarithmic x axis")
-    target: float | None = _opt(None, doc="a loss to reach: the summary gives the first x at which each line (the mean"
+    title: str | None = opt(None, doc="figure title; null: '<experiment>: y vs x'")
+    ylog: bool = opt(False, doc="logarithmic y axis")
+    xlog: bool = opt(False, doc="logarithmic x axis")
+    target: float | None = opt(None, doc="a loss to reach: the summary gives the first x at which each line (the mean"
                                         " of its runs) and each run reach it, interpolated between logged points")
 
 
@@ -235,31 +184,25 @@ def cores_label() -> str:
     return f"{n} core" if n == 1 else f"{n} cores"
 
 
-@dataclass
-class Config:
-    experiment: ExperimentConfig = _section(ExperimentConfig, "names, seeds, where results go")
-    data: DataConfig = _section(DataConfig, "what is read and how it is split")
-    tokenizer: TokenizerConfig = _section(TokenizerConfig, "the RNN's vocabulary")
-    linear: LinearConfig = _section(LinearConfig, "the TF-IDF + logistic regression (ridge) baseline and its grid")
-    rnn: RnnConfig = _section(RnnConfig, "the recurrent model and its training")
-    compute: ComputeConfig = _section(ComputeConfig, "devices and threads")
-    sweep: SweepConfig | None = _opt(None, doc="what `rnnbench sweep` runs; absent: the config is not a sweep")
-    plot: list[PlotConfig] = _opt([], doc="figures `rnnbench sweep` draws")
-    smoke: dict[str, Any] = _opt({}, doc="dotted overrides for a tiny run (`--smoke`: tests and CI)")
-    at_size: dict[str, dict[str, Any]] = _opt(
-        {}, doc="training size -> dotted rnn.* / linear.* overrides for the runs of that size alone (e.g. a larger "
-                "batch at the full set); they win over the sections' values in the file, a --set or sweep axis "
-                "of the same key wins over them; runs of other sizes keep their keys")
+class ConfigBase:
+    """What every :data:`Config` can do; :data:`Config` itself is assembled from the core sections and the
+    registered model kinds' (:func:`_assemble`)."""
 
     def __post_init__(self) -> None:
+        models.check_names(self.experiment.models, "experiment.models")
+        models.get(self.experiment.baseline, "experiment.baseline")
+        if self.sweep is not None:
+            models.get(self.sweep.model, "sweep.model")
         self.at_size = {str(size): overrides for size, overrides in self.at_size.items()}  # as YAML gives them
+        kinds = tuple(f"{name}." for name in models.names())
         for size, overrides in self.at_size.items():
             if not str(size).isdigit() or int(size) < 1:
                 raise RnnbenchError(f"at_size: keys are training sizes (positive integers), got {size!r}")
             for key in overrides:
-                if not key.startswith(("rnn.", "linear.")):
-                    raise RnnbenchError(f"at_size.{size}.{key}: only rnn.* and linear.* keys can differ by size "
-                                        "(the data and the vocabulary are the same for every model of a size)")
+                if not key.startswith(kinds):
+                    raise RnnbenchError(f"at_size.{size}.{key}: only model kinds' keys ({', '.join(k + '*' for k in kinds)}) "
+                                        "can differ by size (the data and the vocabulary are the same for every "
+                                        "model of a size)")
             try:
                 self.for_size(int(size))
             except RnnbenchError as e:
@@ -298,6 +241,31 @@ class Config:
             _set_dotted(raw, key, value)
         _explicit_over_at_size(raw, overrides)
         return from_dict(raw)
+
+
+def _assemble() -> type:
+    """The config class: the core sections, then one section per registered model kind (its name, its
+    dataclass), then the rest. ``--set rnn.hidden_dim=128`` and a YAML ``rnn:`` section reach a kind's
+    options as they reach the core ones."""
+    fields = [
+        ("experiment", ExperimentConfig, section(ExperimentConfig, "names, seeds, models, where results go")),
+        ("data", DataConfig, section(DataConfig, "what is read and how it is split")),
+        ("tokenizer", TokenizerConfig, section(TokenizerConfig, "the vocabulary of the models that read token sequences")),
+        *((k.name, k.section, section(k.section, k.doc)) for k in models.kinds()),
+        ("compute", ComputeConfig, section(ComputeConfig, "devices and threads")),
+        ("sweep", SweepConfig | None, opt(None, doc="what `rnnbench sweep` runs; absent: the config is not a sweep")),
+        ("plot", list[PlotConfig], opt([], doc="figures `rnnbench sweep` draws")),
+        ("smoke", dict[str, Any], opt({}, doc="dotted overrides for a tiny run (`--smoke`: tests and CI)")),
+        ("at_size", dict[str, dict[str, Any]], opt(
+            {}, doc="training size -> dotted overrides of model kinds' keys (rnn.*, linear.*, ...) for the runs of "
+                    "that size alone (e.g. a larger batch at the full set); they win over the sections' values in "
+                    "the file, a --set or sweep axis of the same key wins over them; runs of other sizes keep their "
+                    "keys")),
+    ]
+    return dataclasses.make_dataclass("Config", fields, bases=(ConfigBase,), namespace={"__module__": __name__})
+
+
+Config = _assemble()
 
 
 def _explicit_over_at_size(raw: dict, keys) -> None:
@@ -493,7 +461,7 @@ def reference_markdown() -> str:
              "the rest take these defaults. `--set a.b=c` overrides one key (the value is parsed as YAML).", ""]
     hints = typing.get_type_hints(Config)
     for f in dataclasses.fields(Config):
-        _reference_section(lines, f.name, hints[f.name], f)
+        _referencesection(lines, f.name, hints[f.name], f)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -509,7 +477,7 @@ def _section_class(tp: Any) -> type | None:
     return None
 
 
-def _reference_section(lines: list[str], name: str, tp: Any, f: dataclasses.Field) -> None:
+def _referencesection(lines: list[str], name: str, tp: Any, f: dataclasses.Field) -> None:
     lines += [f"## `{name}`", "", f.metadata.get("doc", "").rstrip(".") + ".", ""]
     cls = _section_class(tp)
     if cls is None:  # a free-form field at the top level (smoke)
@@ -529,7 +497,7 @@ def _reference_section(lines: list[str], name: str, tp: Any, f: dataclasses.Fiel
         lines.append(f"| `{prefix}{sub.name}` | {_type_name(hints[sub.name])} | `{_default_text(sub)}` | {meaning} |")
     lines.append("")
     for sub in nested:
-        _reference_section(lines, f"{prefix}{sub.name}", hints[sub.name], sub)
+        _referencesection(lines, f"{prefix}{sub.name}", hints[sub.name], sub)
 
 
 def _default_text(f: dataclasses.Field) -> str:

@@ -17,6 +17,7 @@ from .errors import RnnbenchError
 from .fileio import atomic_write_text
 from .runs import Run, RunResult
 
+MAP, TABLE, NEIGHBOURS = "embeddings.png", "embeddings.csv", "neighbours.md"  # beside the run's files
 DEFAULT_PROBES = ("useless", "disappointed", "returned", "fantastic", "pleased", "months", "minutes",
                   "extremely", "totally", "movie", "book", "!", ".", ",")
 
@@ -51,6 +52,7 @@ def token_label_means(model, run_dir: Path, result: RunResult) -> np.ndarray:
 def run_embed(run_dir: Path, top: int = 1000, probes: tuple[str, ...] = (), seed: int = 0) -> dict:
     run_dir = Path(run_dir)
     model, result = load_rnn_run(run_dir)
+    run = Run(run_dir)
     tok = model.tokenizer_
     available = tok.vocab_size - 2
     if top < 10:
@@ -71,7 +73,7 @@ def run_embed(run_dir: Path, top: int = 1000, probes: tuple[str, ...] = (), seed
     w.writerow(["token", "frequency", "average_label", "x", "y"])
     for i, (x, y) in zip(ids, xy):
         w.writerow([words[i], int(tok.doc_freq_[i]), f"{means[i]:.4f}", f"{x:.3f}", f"{y:.3f}"])
-    atomic_write_text(run_dir / "embeddings.csv", buf.getvalue())
+    atomic_write_text(run.artifact(TABLE), buf.getvalue())
 
     probes = tuple(probes) or DEFAULT_PROBES
     unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
@@ -88,8 +90,8 @@ def run_embed(run_dir: Path, top: int = 1000, probes: tuple[str, ...] = (), seed
         order = [j + 2 for j in np.argsort(-sims) if j + 2 != i][:8]
         found.append(p)
         lines.append(f"| `{p}` | " + ", ".join(f"{words[j]} ({sims[j - 2]:.2f})" for j in order) + " |")
-    atomic_write_text(run_dir / "neighbours.md", "\n".join(lines) + "\n")
-    _plot(run_dir / "embeddings.png", xy, means[ids], [words[i] for i in ids], set(found), result)
+    atomic_write_text(run.artifact(NEIGHBOURS), "\n".join(lines) + "\n")
+    _plot(run.artifact(MAP), xy, means[ids], [words[i] for i in ids], set(found), result)
     return {"dir": run_dir, "n": top, "probes_found": found}
 
 

@@ -38,7 +38,7 @@ def environment() -> dict:
     from .data import data_home
 
     out["data_home"] = str(data_home())
-    from .rnn import compilation_cache_path
+    from .models.jaxtrain.compile_cache import compilation_cache_path
 
     out["compile_cache"] = compilation_cache_path()
     return out
@@ -56,7 +56,7 @@ def _device_line(d) -> str:
 
 
 def _kernels() -> str:
-    from .rnn import native
+    from .models.rnn import native
 
     if os.environ.get("RNNBENCH_NATIVE", "1") == "0":
         return "off (RNNBENCH_NATIVE=0): XLA's step"

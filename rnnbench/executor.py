@@ -2,10 +2,10 @@
 cluster. One interface for both commands (:func:`execute`), three backends behind it.
 
 - **serial** (``--executor local``, one worker): each run in this process, one after another.
-- **local** (``--workers N``): a fresh process per run, N at once. On a machine with GPUs each RNN run
-  gets its own ``CUDA_VISIBLE_DEVICES``: whole GPUs (``--gpus-per-run 2``), a share of one
+- **local** (``--workers N``): a fresh process per run, N at once. On a machine with GPUs each run of a
+  kind that wants one (``rnn``) gets its own ``CUDA_VISIBLE_DEVICES``: whole GPUs (``--gpus-per-run 2``), a share of one
   (``--gpus-per-run 0.25``: four runs per GPU, with ``XLA_PYTHON_CLIENT_PREALLOCATE=false``), or by
-  default one worker per GPU, round-robin. Linear runs see no GPU. A worker that dies (killed, out of
+  default one worker per GPU, round-robin. The other runs (``linear``) see no GPU. A worker that dies (killed, out of
   memory) is started again, up to ``compute.retries`` times; the run resumes from its last checkpoint.
 - **ray** (``--executor ray``, ``pip install -e '.[ray]'``): each run a Ray task with ``num_gpus`` set
   (Ray assigns the devices), a fresh worker process per run (``max_calls=1``: JAX gives its GPU memory
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import lease
+from . import lease, models
 from .config import ComputeConfig
 from .errors import RnnbenchError
 from .runs import Run, RunResult
@@ -99,12 +99,19 @@ class Job:
     force: bool
     path: str  # the run folder, as the driver computes it
     label: str  # what the run is, for the terminal: "rnn size 200 seed 0" (and a sweep's point)
+    point: str = ""  # a sweep's point alone: "rnn.cell=gru" (for its one-line summary)
     key: str = ""  # unique per job and driver: a retry of the job may take over its own lease
     env: dict = field(default_factory=dict)  # set in the worker before anything loads JAX
     progress_every: float = 20.0  # seconds between a worker's progress lines
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def jobs_for(planned, force: bool = False) -> list[Job]:
+    """A job per planned run (:class:`rnnbench.plan.PlannedRun`, sizes resolved), in their order."""
+    return [Job(cfg=p.cfg.to_dict(), model=p.model, size=p.size, seed=p.seed, force=force, path=str(p.run.path),
+                label=p.describe(), point=p.point()) for p in planned]
 
 
 @dataclass
@@ -255,7 +262,7 @@ class GpuSlots:
         """A placement for a run, or None if no GPU has room for it now."""
         if not self.gpus:
             return Placement({}, [])
-        if model != "rnn" or self.per_run == 0:
+        if not models.get(model).gpu or self.per_run == 0:
             return Placement({"CUDA_VISIBLE_DEVICES": ""}, [])
         if self.per_run is not None and self.per_run >= 1:
             free = [g for g in self.gpus if self.count[g] == 0][: int(self.per_run)]
@@ -465,7 +472,7 @@ class RayBackend:
         return len(self.inflight) < self.limit
 
     def submit(self, i: int, job: Job) -> None:
-        gpus = self.gpus if job.model == "rnn" else 0.0
+        gpus = self.gpus if models.get(job.model).gpu else 0.0
         env = dict(job.env)
         if not gpus:
             env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU task: JAX must not take a GPU another task was given
@@ -550,158 +557,171 @@ def not_shared_message(path: Path, host: str) -> str:
 def visible(path: Path, wait: float | None = None) -> bool:
     """Whether a finished run's ``DONE`` can be seen here, allowing a network filesystem ``wait`` seconds
     (default :data:`VISIBLE_WAIT_S`)."""
-    deadline = time.monotonic() + (VISIBLE_WAIT_S if wait is None else wait)
-    while True:
-        try:
-            os.listdir(path)  # refreshes a network filesystem's cached view of the folder
-        except OSError:
-            pass
-        if (path / "DONE").exists():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.5)
+    return Run(path).wait_visible(VISIBLE_WAIT_S if wait is None else wait)
 
 
 def execute(jobs: list[Job], spec: ExecutorSpec, *, device: str = "auto", progress: bool = True,
-            desc: str = "runs", say=None) -> list[JobOutcome]:
+            desc: str = "runs") -> list[JobOutcome]:
     """Make every job's run through the backend ``spec`` names; return their outcomes in job order.
 
     Finished runs are skipped here without starting a worker. A run claimed by another live process is
     put aside and, once everything else is done, waited for (with ``force`` in a job, it is reported as
-    claimed instead). A run whose local worker died is started again (``spec.retries``). ``say(i, text)``
-    gets a line per finished run (default: stderr when no progress bar shows)."""
-    from tqdm import tqdm
+    claimed instead). A run whose local worker died is started again (``spec.retries``). Where no progress
+    bar shows, a line per finished run goes to stderr."""
+    driver = _Driver(jobs, spec, make_backend(spec, device, progress), progress, desc)
+    try:
+        driver.drive()
+    finally:
+        driver.close()
+    return driver.outcomes  # type: ignore[return-value]
 
-    from .experiment import run_summary
 
-    backend = make_backend(spec, device, progress)
-    driver_key = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    for i, job in enumerate(jobs):
-        job.key = f"{driver_key}:{i}"
-    if backend.name == "ray":
-        for job in jobs:
-            job.cfg = portable(job.cfg)
-    for job in jobs:
-        job.progress_every = spec.progress_every
-    n = len(jobs)
-    outcomes: list[JobOutcome | None] = [None] * n
-    attempts = [0] * n
-    queue = deque(range(n))
-    waiting: dict[int, str] = {}  # job -> who holds it
-    counts = {"done": 0, "skipped": 0, "failed": 0}
-    bar = tqdm(total=n, desc=desc, unit="run", disable=None if progress else True, dynamic_ncols=True)
-    here = socket.gethostname()
-    last_wait_line = 0.0
+class _Driver:
+    """:func:`execute`'s state: the queue, the runs waited for, the outcomes, the progress bar."""
 
-    def finish(i: int, out: JobOutcome) -> None:
-        outcomes[i] = out
-        counts["skipped" if out.skipped else "done"] += 1
-        counts["failed"] += not out.result.ok and out.result.status != "claimed"
-        bar.set_postfix(**counts)
-        bar.update(1)
-        if progress and bar.disable:  # no terminal: one line per run instead of a bar
-            where = f" on {out.host}" if out.host and out.host != here and not out.skipped else ""
+    def __init__(self, jobs: list[Job], spec: ExecutorSpec, backend, progress: bool, desc: str):
+        from tqdm import tqdm
+
+        self.jobs, self.spec, self.backend, self.progress = jobs, spec, backend, progress
+        driver_key = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        for i, job in enumerate(jobs):
+            job.key = f"{driver_key}:{i}"
+            job.progress_every = spec.progress_every
+            if backend.name == "ray":
+                job.cfg = portable(job.cfg)
+        n = len(jobs)
+        self.outcomes: list[JobOutcome | None] = [None] * n
+        self.attempts = [0] * n
+        self.queue = deque(range(n))
+        self.waiting: dict[int, str] = {}  # job -> who holds it
+        self.counts = {"done": 0, "skipped": 0, "failed": 0}
+        self.bar = tqdm(total=n, desc=desc, unit="run", disable=None if progress else True, dynamic_ncols=True)
+        self.here = socket.gethostname()
+        self.last_wait_line = 0.0
+
+    def drive(self) -> None:
+        while any(o is None for o in self.outcomes):
+            self.start_what_fits()
+            for i, res in self.backend.poll(timeout=0.2 if self.waiting or self.backend.busy() else 0.0):
+                self.take(i, res)
+            if self.waiting and not self.queue and not self.backend.busy():
+                self.check_waiting()
+
+    def close(self) -> None:
+        self.backend.close()
+        self.bar.close()
+
+    def finish(self, i: int, out: JobOutcome) -> None:
+        from .experiment import run_summary
+
+        self.outcomes[i] = out
+        self.counts["skipped" if out.skipped else "done"] += 1
+        self.counts["failed"] += not out.result.ok and out.result.status != "claimed"
+        self.bar.set_postfix(**self.counts)
+        self.bar.update(1)
+        if self.progress and self.bar.disable:  # no terminal: one line per run instead of a bar
+            where = f" on {out.host}" if out.host and out.host != self.here and not out.skipped else ""
             text = run_summary(out.result, out.skipped) if out.result.status != "claimed" else \
-                f"{jobs[i].label}: {out.result.reason}"
-            point = say(i) if say else ""
-            line = f"[{sum(o is not None for o in outcomes)}/{n}] {point + ': ' if point else ''}{text}{where}"
-            print(line, file=sys.stderr, flush=True)
+                f"{self.jobs[i].label}: {out.result.reason}"
+            point = self.jobs[i].point
+            done = sum(o is not None for o in self.outcomes)
+            print(f"[{done}/{len(self.jobs)}] {point + ': ' if point else ''}{text}{where}", file=sys.stderr, flush=True)
 
-    def finished_here(i: int) -> JobOutcome | None:
-        run = Run(Path(jobs[i].path))
+    def finished_here(self, i: int) -> JobOutcome | None:
+        run = Run(Path(self.jobs[i].path))
         if run.done:
             return JobOutcome(run.result(), run, skipped=True)
         return None
 
-    def note(i: int, text: str) -> None:
-        print(f"  {jobs[i].label}: {text}", file=sys.stderr, flush=True)
+    def note(self, i: int, text: str) -> None:
+        print(f"  {self.jobs[i].label}: {text}", file=sys.stderr, flush=True)
 
-    try:
-        while any(o is None for o in outcomes):
-            # start what has room, in order; runs finished earlier are skipped without a worker
-            for i in list(queue):
-                if not backend.free(jobs[i]):
+    def start_what_fits(self) -> None:
+        """Start what has room, in order; runs finished earlier are skipped without a worker."""
+        for i in list(self.queue):
+            job = self.jobs[i]
+            if not self.backend.free(job):
+                continue
+            self.queue.remove(i)
+            if not job.force:
+                out = self.finished_here(i)
+                if out is not None:
+                    self.finish(i, out)
                     continue
-                queue.remove(i)
-                if not jobs[i].force:
-                    out = finished_here(i)
-                    if out is not None:
-                        finish(i, out)
-                        continue
-                holder = lease.holder_of(Path(jobs[i].path))
-                if holder is not None and not holder.stale() and holder.owner != jobs[i].key and \
-                        not (holder.host == here and holder.pid == os.getpid()):
-                    _claimed(i, holder.describe(), jobs, waiting, finish, note)
-                    continue
-                attempts[i] += 1
-                backend.submit(i, jobs[i])
-            for i, res in backend.poll(timeout=0.2 if waiting or backend.busy() else 0.0):
-                if "died" in res:
-                    if not res.get("final") and attempts[i] <= spec.retries:
-                        note(i, f"its worker died ({res['died']}); starting it again ({attempts[i]}/{spec.retries}): "
-                                "it resumes from its last checkpoint")
-                        queue.appendleft(i)
-                        continue
-                    failed = RunResult(model=jobs[i].model, size=jobs[i].size, seed=jobs[i].seed, status="failed",
-                                       reason=f"its worker died {attempts[i]} time(s): {res['died']}")
-                    finish(i, JobOutcome(failed, None, False, attempts=attempts[i]))
-                    continue
-                if "fatal" in res:
-                    f = res["fatal"]
-                    raise OSError(f["errno"], f["strerror"], f["filename"])
-                if "claimed" in res:
-                    if res.get("finished"):
-                        out = finished_here(i)
-                        if out is not None:
-                            finish(i, out)
-                            continue
-                        raise RnnbenchError(not_shared_message(Path(jobs[i].path), res.get("host", "?")))
-                    _claimed(i, res["claimed"]["text"], jobs, waiting, finish, note)
-                    continue
-                if res.get("version") and res["version"] != _version():
-                    note(i, f"warning: rnnbench {res['version']} on {res['host']}, {_version()} here")
-                result = RunResult.from_dict(res["result"])
-                run = Run(Path(res["run"])) if res.get("run") else None
-                if run is not None and not visible(run.path):
-                    raise RnnbenchError(not_shared_message(run.path, res.get("host", "?")))
-                finish(i, JobOutcome(result, run, bool(res.get("skipped")), host=res.get("host", ""),
-                                     attempts=attempts[i]))
-            # runs claimed elsewhere: taken when their claim goes stale, read when they finish
-            if waiting and not queue and not backend.busy():
-                for i in list(waiting):
-                    out = finished_here(i)
-                    if out is not None:
-                        del waiting[i]
-                        finish(i, out)
-                        continue
-                    holder = lease.holder_of(Path(jobs[i].path))
-                    if holder is None or holder.stale():
-                        del waiting[i]
-                        queue.append(i)  # its holder stopped without finishing it: make it here
-                if waiting and time.monotonic() - last_wait_line >= 30:
-                    last_wait_line = time.monotonic()
-                    print(f"waiting for {len(waiting)} run(s) claimed by other processes: "
-                          + "; ".join(f"{jobs[i].label} ({waiting[i]})" for i in sorted(waiting)),
-                          file=sys.stderr, flush=True)
-                if waiting:
-                    time.sleep(WAIT_POLL_S)
-    finally:
-        backend.close()
-        bar.close()
-    return outcomes  # type: ignore[return-value]
+            holder = lease.holder_of(Path(job.path))
+            if holder is not None and not holder.stale() and holder.owner != job.key and \
+                    not (holder.host == self.here and holder.pid == os.getpid()):
+                self.claimed(i, holder.describe())
+                continue
+            self.attempts[i] += 1
+            self.backend.submit(i, job)
 
+    def take(self, i: int, res: dict) -> None:
+        """What a worker reported on job ``i``: its worker died, the machine failed, the run was claimed
+        elsewhere, or its result."""
+        job = self.jobs[i]
+        if "died" in res:
+            if not res.get("final") and self.attempts[i] <= self.spec.retries:
+                self.note(i, f"its worker died ({res['died']}); starting it again ({self.attempts[i]}/"
+                             f"{self.spec.retries}): it resumes from its last checkpoint")
+                self.queue.appendleft(i)
+                return
+            failed = RunResult(model=job.model, size=job.size, seed=job.seed, status="failed",
+                               reason=f"its worker died {self.attempts[i]} time(s): {res['died']}")
+            self.finish(i, JobOutcome(failed, None, False, attempts=self.attempts[i]))
+            return
+        if "fatal" in res:
+            f = res["fatal"]
+            raise OSError(f["errno"], f["strerror"], f["filename"])
+        if "claimed" in res:
+            if res.get("finished"):
+                out = self.finished_here(i)
+                if out is None:
+                    raise RnnbenchError(not_shared_message(Path(job.path), res.get("host", "?")))
+                self.finish(i, out)
+                return
+            self.claimed(i, res["claimed"]["text"])
+            return
+        if res.get("version") and res["version"] != _version():
+            self.note(i, f"warning: rnnbench {res['version']} on {res['host']}, {_version()} here")
+        result = RunResult.from_dict(res["result"])
+        run = Run(Path(res["run"])) if res.get("run") else None
+        if run is not None and not visible(run.path):
+            raise RnnbenchError(not_shared_message(run.path, res.get("host", "?")))
+        self.finish(i, JobOutcome(result, run, bool(res.get("skipped")), host=res.get("host", ""),
+                                  attempts=self.attempts[i]))
 
-def _claimed(i: int, who: str, jobs: list[Job], waiting: dict, finish, note) -> None:
-    """A run another process holds: wait for it, or (``--force``) say who has it and leave it."""
-    if jobs[i].force:
-        result = RunResult(model=jobs[i].model, size=jobs[i].size, seed=jobs[i].seed, status="claimed",
-                           reason=f"not rerun: claimed by {who}")
-        finish(i, JobOutcome(result, None, False))
-        return
-    if i not in waiting:
-        note(i, f"claimed by {who}: waiting for it after the other runs")
-    waiting[i] = who
+    def check_waiting(self) -> None:
+        """Runs claimed elsewhere: taken when their claim goes stale, read when they finish."""
+        for i in list(self.waiting):
+            out = self.finished_here(i)
+            if out is not None:
+                del self.waiting[i]
+                self.finish(i, out)
+                continue
+            holder = lease.holder_of(Path(self.jobs[i].path))
+            if holder is None or holder.stale():
+                del self.waiting[i]
+                self.queue.append(i)  # its holder stopped without finishing it: make it here
+        if self.waiting and time.monotonic() - self.last_wait_line >= 30:
+            self.last_wait_line = time.monotonic()
+            print(f"waiting for {len(self.waiting)} run(s) claimed by other processes: "
+                  + "; ".join(f"{self.jobs[i].label} ({self.waiting[i]})" for i in sorted(self.waiting)),
+                  file=sys.stderr, flush=True)
+        if self.waiting:
+            time.sleep(WAIT_POLL_S)
+
+    def claimed(self, i: int, who: str) -> None:
+        """A run another process holds: wait for it, or (``--force``) say who has it and leave it."""
+        job = self.jobs[i]
+        if job.force:
+            result = RunResult(model=job.model, size=job.size, seed=job.seed, status="claimed",
+                               reason=f"not rerun: claimed by {who}")
+            self.finish(i, JobOutcome(result, None, False))
+            return
+        if i not in self.waiting:
+            self.note(i, f"claimed by {who}: waiting for it after the other runs")
+        self.waiting[i] = who
 
 
 if __name__ == "__main__":

@@ -7,15 +7,13 @@ import sys
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 from .config import Config, config_hash
 from .data import Corpus, Subsets, load, make_subsets
 from .data.registry import loader_options
 from .errors import RnnbenchError
 from .metrics import evaluate, reference_scores
-from .model import Model, model_class
-from .runs import RNN_ONLY_DATA_KEYS, Run, RunResult
+from .models.base import Model, model_class
+from .runs import SEQUENCE_DATA_KEYS, Run, RunResult
 
 _CORPORA: dict[str, Corpus] = {}
 
@@ -23,7 +21,7 @@ _CORPORA: dict[str, Corpus] = {}
 def load_corpus(cfg: Config) -> Corpus:
     """Load the config's data set (cached in-process: a compare or sweep loads it once)."""
     d = cfg.data
-    split_only = ("sizes", "val_fraction", "val_max", *RNN_ONLY_DATA_KEYS)  # they do not change what is loaded
+    split_only = ("sizes", "val_fraction", "val_max", *SEQUENCE_DATA_KEYS)  # they do not change what is loaded
     key = config_hash({k: v for k, v in cfg.to_dict()["data"].items() if k not in split_only})
     if key not in _CORPORA:
         if len(_CORPORA) >= 2:
@@ -50,6 +48,7 @@ def subsets_for(cfg: Config, corpus: Corpus, size: int | None, seed: int) -> Sub
 
 
 def default_size(cfg: Config) -> int | None:
+    """The size of a run that names none: the largest of ``data.sizes``, else all the data (None)."""
     return max(cfg.data.sizes) if cfg.data.sizes else None
 
 
@@ -138,7 +137,3 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
     run.finish(result)
     return Outcome(run, result, skipped=False)
 
-
-def predict_texts(run_dir, texts: list[str]) -> tuple[Model, np.ndarray]:
-    model = load_model(run_dir)
-    return model, model.predict_scores(texts)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from .errors import RnnbenchError
-from .fileio import read_jsonl
+from .runs import RUNS, Run, is_experiment, name_parts, run_folders
 
 TB_HINT = "pip install -e '.[tensorboard]'"
 MAX_NAME = 200  # a TensorBoard run is a folder: its name stays well under file systems' 255 bytes
@@ -44,9 +44,9 @@ def run_names(runs: list[Path]) -> dict[Path, str]:
     """A readable, unique name per run: ``<model>-n<size>-s<seed>`` and the settings that vary among the
     runs of its model (of those the model reads, by the rule of its run key, as ``rnnbench status``
     names variants)."""
-    from .status import run_name_parts, run_settings, varying_keys
+    from .status import run_settings, varying_keys
 
-    parts_of = {r: run_name_parts(r.name) for r in runs}
+    parts_of = {r: name_parts(r.name) for r in runs}
     settings = {r: run_settings(r, parts_of[r][0]) for r in runs}
     varying = {model: varying_keys(settings[r] for r in runs if parts_of[r][0] == model)
                for model in {m for m, _, _ in parts_of.values()}}
@@ -67,7 +67,7 @@ def run_names(runs: list[Path]) -> dict[Path, str]:
 
 def scalars(run: Path) -> list[tuple[str, float, int, float | None]]:
     """(tag, value, step, wall time) for every number TensorBoard should show, in log order."""
-    rows = read_jsonl(run / "metrics.jsonl")
+    rows = Run(run).metrics()
     out = []
     last_step, grid = 0, 0
 
@@ -105,15 +105,13 @@ def scalars(run: Path) -> list[tuple[str, float, int, float | None]]:
 def export_tensorboard(target: Path, out: Path | None = None) -> dict:
     """Write one TensorBoard run per rnnbench run of ``target`` (an experiment folder, its ``runs/``, or
     one run) under ``out`` (default ``<experiment>/tensorboard``)."""
-    from .status import run_folders
-
     target = Path(target)
-    runs = [r for r in run_folders(target) if (r / "metrics.jsonl").exists()]
+    runs = [r for r in run_folders(target) if Run(r).has_metrics]
     if not runs:  # said first: it holds with or without the extra
         raise RnnbenchError(f"{target}: no run with a metrics.jsonl to export")
     writer_cls = _writer_class()
     if out is None:
-        exp = target if (target / "runs").is_dir() else target.parent if target.name == "runs" else target.parent.parent
+        exp = target if is_experiment(target) else target.parent if target.name == RUNS else target.parent.parent
         out = exp / "tensorboard"
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

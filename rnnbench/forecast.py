@@ -1,5 +1,5 @@
-"""Forecast learning curves and the crossover: where each model's curve is heading, and when (if ever) the
-RNN overtakes the linear model beyond the sizes run.
+"""Forecast learning curves and the crossover: where each model kind's curve is heading, and when (if ever)
+each overtakes the baseline (``experiment.baseline``, by default the linear model) beyond the sizes run.
 
 Each model's test error (1 − accuracy for classification, RMSE for regression) against training size
 is fitted with a power law with a floor, ``err = a·n^(−b) + c`` (Hestness et al. 2017; Mohr & van Rijn
@@ -10,7 +10,7 @@ exact (a box-constrained two-parameter linear problem), so only ``b`` is searche
 scipy's bracketing minimiser, for every bootstrap resample at once (variable projection). The
 alternatives that are not linear in two of their parameters use scipy's ``least_squares``. The weights
 are the inverse squared standard errors of the per-size means over seeds. Intervals come from refitting over bootstrap resamples of the seeds, the same
-resample for both models (runs are paired by seed, as in the crossover's bootstrap in ``compare``).
+resample for every model (runs are paired by seed, as in the crossover's bootstrap in :mod:`rnnbench.curves`).
 
 A curve that cannot carry a forecast gets a verdict instead of numbers: fewer than 3 sizes, an error
 that rises or stays flat across the sizes run, a fit that fails or ends at a bound that means the shape
@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
-from .compare import Curve, bootstrap_crossover, crossover_size, curves
+from . import models
+from .curves import Curve, bootstrap_crossover, challengers, crossover_size, curves, rows_from_experiment
 from .errors import RnnbenchError
 from .fileio import atomic_write_json, atomic_write_text
-from .model import MODEL_KINDS
 from .outputs import markdown_table
 
 HORIZONS = (2, 10, 100)  # forecasts at these multiples of the largest size run
@@ -429,7 +429,7 @@ def forecast_model(sizes: np.ndarray, scores: np.ndarray, higher: bool, fam: Fam
 
 
 def _crossover_value(grid: np.ndarray, adv: np.ndarray) -> float:
-    """The crossover on the grid; +inf when the RNN is not ahead for good by its end, 0 when it is
+    """The crossover on the grid; +inf when the model is not ahead for good by its end, 0 when it is
     ahead throughout."""
     if adv[-1] <= 0:
         return math.inf
@@ -438,23 +438,23 @@ def _crossover_value(grid: np.ndarray, adv: np.ndarray) -> float:
     return float(crossover_size(grid, adv))
 
 
-def forecast(curve: Curve, metric: str, higher: bool, family_name: str = DEFAULT_FAMILY, n_boot: int = N_BOOT,
-             level: float = 0.95, seed: int = 0, measured: dict | None = None) -> dict:
-    """The forecast of both models and of their crossover, as written to ``forecast.json``."""
+def forecast(curve: Curve, metric: str, higher: bool, baseline: str = "linear", family_name: str = DEFAULT_FAMILY,
+             n_boot: int = N_BOOT, level: float = 0.95, seed: int = 0, measured: dict | None = None) -> dict:
+    """The forecast of every model kind on the curve and of each one's crossover with ``baseline``, as
+    written to ``forecast.json``. ``measured``: each kind's measured crossover (:func:`bootstrap_crossover`)."""
     fam = family(family_name)
     sizes = np.asarray(curve.sizes, float)
-    n_seeds = next(iter(curve.scores.values())).shape[1]
+    n_seeds = curve.n_seeds
     picks = seed_resamples(n_seeds, n_boot, seed)
     horizon = float(sizes.max()) * max(HORIZONS) if len(sizes) else float("nan")
     cross_grid = np.geomspace(sizes.min(), horizon, CROSS_GRID) if len(sizes) else np.array([])
     models = {}
-    for m in MODEL_KINDS:
-        scores = curve.scores.get(m)
-        if scores is None or np.all(np.isnan(scores)):
+    for m, scores in curve.scores.items():
+        if np.all(np.isnan(scores)):
             models[m] = {"trustworthy": False, "verdict": "no finished runs", "sizes": [], "n_seeds": 0}
             continue
         models[m] = forecast_model(sizes, scores, higher, fam, picks, cross_grid, level)
-    cross = _forecast_crossover(models, cross_grid, horizon, level)
+    cross = {m: _forecast_crossover(models, baseline, m, cross_grid, horizon, level) for m in challengers(curve, baseline)}
     for mf in models.values():  # the plotted curve: every 7th point of the crossover grid, and its end
         if "curve" in mf:
             pick = np.unique(np.r_[np.linspace(0, len(cross_grid) - 1, GRID_POINTS).round().astype(int)])
@@ -466,24 +466,24 @@ def forecast(curve: Curve, metric: str, higher: bool, family_name: str = DEFAULT
             "higher_better": higher, "level": level, "n_boot": n_boot if n_seeds > 1 else 0, "n_seeds": n_seeds,
             "sizes": [int(n) for n in sizes], "horizons": [{"factor": h, "size": int(round(sizes.max() * h))}
                                                            for h in HORIZONS] if len(sizes) else [],
-            "models": models, "crossover": cross, "measured_crossover": measured}
+            "baseline": baseline, "models": models, "crossover": cross, "measured_crossover": measured or {}}
 
 
-def _forecast_crossover(models: dict, grid: np.ndarray, horizon: float, level: float) -> dict:
+def _forecast_crossover(models: dict, baseline: str, model: str, grid: np.ndarray, horizon: float, level: float) -> dict:
     out = {"status": "not trustworthy", "size": None, "low": None, "high": None,
            "horizon": int(round(horizon)) if math.isfinite(horizon) else None, "reason": None,
            "bootstrap_fraction_with_crossover": None}
-    bad = [f"{m}: {mf['verdict']}" for m, mf in models.items() if not mf["trustworthy"]]
+    bad = [f"{m}: {models[m]['verdict']}" for m in (baseline, model) if not models[m]["trustworthy"]]
     if bad:
         out["reason"] = "; ".join(bad)
         return out
-    lin, rnn = models["linear"], models["rnn"]
-    adv = lin["_fit"].err(grid) - rnn["_fit"].err(grid)  # error, so one sign for either metric direction
+    base, other = models[baseline], models[model]
+    adv = base["_fit"].err(grid) - other["_fit"].err(grid)  # error, so one sign for either metric direction
     value = _crossover_value(grid, adv)
     out["status"] = ("none within the horizon" if value == math.inf else
-                     "rnn ahead throughout" if value == 0 else "crossover")
+                     "ahead throughout" if value == 0 else "crossover")
     out["size"] = value if 0 < value < math.inf else None
-    lb, rb = lin["_boot_fits"], rnn["_boot_fits"]
+    lb, rb = base["_boot_fits"], other["_boot_fits"]
     if len(lb) and len(rb):
         both = ~np.isnan(lb[:, 0]) & ~np.isnan(rb[:, 0])
         found = np.array([_crossover_value(grid, a) for a in (lb[both] - rb[both])])
@@ -516,15 +516,15 @@ def _iv(value, low, high, digits: int = 4, fmt=None) -> str:
     return fmt(value) + ("" if low is None or high is None else f" ({fmt(low)} – {fmt(high)})")
 
 
-def crossover_line(fc: dict) -> str:
-    """One sentence on the forecast crossover (for crossover.md and forecast.md)."""
-    c, level = fc["crossover"], int(round(100 * fc["level"]))
-    head = f"**Forecast crossover** ({fc['title']} fitted to the sizes run)"
+def crossover_line(fc: dict, model: str) -> str:
+    """One sentence on ``model``'s forecast crossover with the baseline (for crossover.md and forecast.md)."""
+    c, level, baseline = fc["crossover"][model], int(round(100 * fc["level"])), fc["baseline"]
+    head = f"**Forecast crossover, {model} vs {baseline}** ({fc['title']} fitted to the sizes run)"
     horizon = f"{c['horizon']:,}" if c.get("horizon") else "—"
     if c["status"] == "not trustworthy":
         return f"{head}: none given, the fit is not trustworthy ({c['reason']})."
-    if c["status"] == "rnn ahead throughout":
-        return f"{head}: the fitted curves put the RNN ahead at every size from {fc['sizes'][0]:,}."
+    if c["status"] == "ahead throughout":
+        return f"{head}: the fitted curves put {model} ahead at every size from {fc['sizes'][0]:,}."
     interval = ""
     if c.get("bootstrap_fraction_with_crossover") is not None:
         low = "below the sizes run" if c.get("low_below_sizes") else f"{c['low']:,.0f}" if c["low"] else "—"
@@ -533,47 +533,46 @@ def crossover_line(fc: dict) -> str:
                     f"{100 * c['bootstrap_fraction_with_crossover']:.0f}% of resamples cross within {horizon})")
     if c["status"] == "none within the horizon":
         return f"{head}: none within 100× the largest size ({horizon} examples){interval}."
-    return f"{head}: the RNN would overtake the linear model at about **{c['size']:,.0f}** examples{interval}."
+    return f"{head}: {model} would overtake {baseline} at about **{c['size']:,.0f}** examples{interval}."
 
 
 def predictions_table(fc: dict) -> list[str]:
     """Predicted scores at the horizons, one row each, models side by side."""
-    rows = []
+    rows, kinds = [], list(fc["models"])
     for j, h in enumerate(fc["horizons"]):
         cells = []
-        for m in MODEL_KINDS:
-            mf = fc["models"].get(m, {})
+        for m in kinds:
+            mf = fc["models"][m]
             if mf.get("trustworthy"):
                 p = mf["predictions"][j]
                 cells.append(_iv(p["score"], p["low"], p["high"], fmt=lambda v: f"{v:.4f}"))
             else:
                 cells.append("not trustworthy")
         rows.append((f"{h['size']:,} ({h['factor']}×)", *cells))
-    return markdown_table(["size", *(f"{m} (forecast)" for m in MODEL_KINDS)], rows, "r" + "r" * len(MODEL_KINDS))
+    return markdown_table(["size", *(f"{m} (forecast)" for m in kinds)], rows, "r" + "r" * len(kinds))
 
 
 def forecast_markdown(fc: dict, name: str) -> str:
     level = int(round(100 * fc["level"]))
     lines = [f"# {name}: forecast ({fc['title']}, {fc['formula']})", ""]
     spread = (f"intervals: {level}% over {fc['n_boot']} bootstrap resamples of the {fc['n_seeds']} seeds, the "
-              "same resample for both models" if fc["n_boot"] else "one seed: no intervals")
+              "same resample for every model" if fc["n_boot"] else "one seed: no intervals")
     lines += [f"Fitted by weighted least squares to the test error ({fc['error']}) at "
               f"{len(fc['sizes'])} size(s); {spread}.", ""]
     prm = list(FAMILIES[fc["family"]].params)
     rows = []
-    for m in MODEL_KINDS:
-        mf = fc["models"][m]
+    for m, mf in fc["models"].items():
         if mf["trustworthy"]:
             rows.append((m, *(_iv(mf["params"][p]["value"], mf["params"][p]["low"], mf["params"][p]["high"]) for p in prm),
                          len(mf["sizes"])))
         else:
             rows.append((m, f"not trustworthy: {mf['verdict']}", *([""] * (len(prm) - 1)), len(mf["sizes"])))
     lines += markdown_table(["model", *prm, "sizes fitted"], rows, "l" + "r" * (len(prm) + 1))
-    lines += ["", f"Predicted test {fc['metric']}:", "", *predictions_table(fc), "", crossover_line(fc)]
-    m = fc.get("measured_crossover")
-    if m is not None:
+    lines += ["", f"Predicted test {fc['metric']}:", "", *predictions_table(fc), ""]
+    lines += [crossover_line(fc, m) for m in fc["crossover"]]
+    for model, m in fc.get("measured_crossover", {}).items():
         measured = (f"about {m['crossover_size']:,.0f} examples" if m.get("crossover_size") else "none within the sizes run")
-        lines += ["", f"**Measured crossover:** {measured}."]
+        lines += ["", f"**Measured crossover, {model} vs {fc['baseline']}:** {measured}."]
     lines += ["", "A forecast extends the fitted curve beyond the data: its interval covers the seed-to-seed "
               "spread, not a wrong curve shape. Check it by holding out the largest size (docs/forecast.md)."]
     return "\n".join(lines) + "\n"
@@ -602,54 +601,12 @@ def write_forecast(out_dir: Path, fc: dict, name: str) -> str:
 # ------------------------------------------------------------------------------------ from a folder
 
 
-def rows_from_experiment(folder: Path) -> tuple[list[dict], str, bool, list[str]]:
-    """The finished runs of an experiment folder, as ``compare`` tables them: rows, primary metric,
-    whether higher is better, notes. Where several finished runs share a model, size and seed (the
-    config changed between them), the newest counts."""
-    from .compare import _row
-    from .runs import Run
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise RnnbenchError(f"no such directory: {folder}")
-    runs_dir = folder / "runs"
-    hint = "run `rnnbench compare CONFIG` first, or give the experiment folder that holds runs/"
-    if not runs_dir.is_dir():
-        raise RnnbenchError(f"{folder} has no runs/ folder, so no finished compare runs: {hint}")
-    found: dict[tuple, tuple] = {}
-    older = 0
-    for d in sorted(runs_dir.iterdir()):
-        run = Run(d)
-        if not d.is_dir() or not run.done:
-            continue
-        res = run.result()
-        if res.model not in MODEL_KINDS or res.size is None:
-            continue
-        key = (res.model, res.size, res.seed)
-        stamp = (d / "DONE").stat().st_mtime_ns
-        if key in found:
-            older += 1
-            if found[key][0] >= stamp:
-                continue
-        found[key] = (stamp, res, d)
-    if not found:
-        raise RnnbenchError(f"{runs_dir} holds no finished runs: {hint}")
-    tasks = {(r.dataset, r.task.get("name"), r.task.get("kind")) for _, r, _ in found.values()}
-    if len(tasks) > 1:
-        raise RnnbenchError(f"{runs_dir} mixes runs of {len(tasks)} data sets or tasks "
-                            f"({', '.join(sorted(f'{a}/{b}' for a, b, _ in tasks))}): give one experiment's folder")
-    kind = next(iter(tasks))[2]
-    metric, higher = ("rmse", False) if kind == "regression" else ("accuracy", True)
-    rows = [_row(r, d) for _, r, d in found.values()]
-    notes = [f"{older} older run(s) of the same model, size and seed were left out (the newest counts)"] if older else []
-    return sorted(rows, key=lambda r: (r["size"], r["seed"], r["model"])), metric, higher, notes
-
-
 def run_forecast(folder: Path, family_name: str = DEFAULT_FAMILY, n_boot: int = N_BOOT) -> dict:
     """``rnnbench forecast``: forecast.json, forecast.md and the learning-curve plot (with the forecast)
     from an experiment folder's finished runs."""
     family(family_name)
-    rows, metric, higher, notes = rows_from_experiment(folder)
+    rows, kind, notes, baseline = _experiment_rows(folder)
+    metric, higher = ("rmse", False) if kind == "regression" else ("accuracy", True)
     ok = [r for r in rows if r["status"] == "ok"]
     sizes = sorted({r["size"] for r in ok})
     if len(sizes) < MIN_SIZES:
@@ -657,14 +614,25 @@ def run_forecast(folder: Path, family_name: str = DEFAULT_FAMILY, n_boot: int = 
         raise RnnbenchError(f"{folder}: a forecast needs finished runs at {MIN_SIZES} or more sizes, found "
                             f"{len(sizes)} ({shown}): add sizes to data.sizes and run `rnnbench compare CONFIG`")
     seeds = sorted({r["seed"] for r in ok})
-    curve = curves(ok, metric, sizes, seeds)
-    measured = bootstrap_crossover(curve, higher) if all(m in {r["model"] for r in ok} for m in MODEL_KINDS) else None
-    fc = forecast(curve, metric, higher, family_name, n_boot=n_boot, measured=measured)
+    curve = curves(ok, metric, sizes, seeds, [m for m in models.names() if any(r["model"] == m for r in ok)])
+    measured = ({m: bootstrap_crossover(curve, m, baseline, higher) for m in challengers(curve, baseline)}
+                if curve.has(baseline) else {})
+    fc = forecast(curve, metric, higher, baseline, family_name, n_boot=n_boot, measured=measured)
     folder = Path(folder)
     md = write_forecast(folder, fc, folder.name)
     from .plots import learning_curve_plot
 
-    learning_curve_plot(folder / "learning_curve.png", curve, metric, measured["crossover_size"] if measured else None,
-                        folder.name, forecast=fc)
+    learning_curve_plot(folder / "learning_curve.png", curve, metric, folder.name,
+                        crossovers={m: c["crossover_size"] for m, c in measured.items()}, forecast=fc)
     return {"dir": folder, "forecast": fc, "markdown": md, "notes": notes}
 
+
+def _experiment_rows(folder: Path) -> tuple[list[dict], str, list[str], str]:
+    """The finished runs of an experiment folder, the task's kind, notes, and the baseline the runs' config
+    names (``experiment.baseline``; ``linear`` for runs made before it existed)."""
+    from .runs import Run
+
+    rows, kind, notes = rows_from_experiment(folder)
+    settings = Run(Path(rows[0]["run_dir"])).settings()
+    baseline = (settings.get("experiment") or {}).get("baseline") or "linear"
+    return rows, kind, notes, baseline

@@ -52,7 +52,7 @@ class Holder:
     def describe(self, now: float | None = None) -> str:
         now = time.time() if now is None else now
         return (f"{self.host} pid {self.pid} since {time.strftime('%H:%M:%S', time.localtime(self.started))} "
-                f"(heartbeat {_ago(now - self.heartbeat)} ago)")
+                f"(heartbeat {ago(now - self.heartbeat)} ago)")
 
     def stale(self, now: float | None = None) -> bool:
         """Abandoned: no heartbeat for ``timeout`` seconds, or its process is gone (seen from its host)."""
@@ -81,11 +81,25 @@ class Claimed(RnnbenchError):
         super().__init__(msg)
 
 
+LEASES = "leases"  # an experiment folder's leases (and their log)
+SUFFIX = ".lease"
+
+
+def leases_dir(experiment: Path) -> Path:
+    return Path(experiment) / LEASES
+
+
 def lease_path(run_path: Path) -> Path:
     run_path = Path(run_path)
     if run_path.parent.name == "runs":
-        return run_path.parent.parent / "leases" / f"{run_path.name}.lease"
-    return run_path.parent / f".{run_path.name}.lease"
+        return leases_dir(run_path.parent.parent) / f"{run_path.name}{SUFFIX}"
+    return run_path.parent / f".{run_path.name}{SUFFIX}"
+
+
+def claimed(experiment: Path) -> list[str]:
+    """The names of the runs of an experiment folder that have a lease file (live or not)."""
+    folder = leases_dir(experiment)
+    return sorted(p.name[: -len(SUFFIX)] for p in folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []
 
 
 def log_path(run_path: Path) -> Path:
@@ -307,7 +321,7 @@ def beat() -> None:
                 pass
 
 
-def _ago(seconds: float) -> str:
+def ago(seconds: float) -> str:
     seconds = max(0, int(seconds))
     if seconds < 120:
         return f"{seconds} s"

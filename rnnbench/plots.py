@@ -9,10 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
+from . import models
 from .fileio import atomic_write_bytes
 
-COLORS = {"linear": "#1f77b4", "rnn": "#d62728"}
-LABELS = {"linear": "TF-IDF bigrams + linear", "rnn": "RNN"}
+
+def color(model: str) -> str:
+    return models.get(model).color
+
+
+def label(model: str) -> str:
+    return models.get(model).label or model
 
 
 def figure(figsize: tuple[float, float] = (6.4, 4.2)):
@@ -53,10 +59,11 @@ def save(fig, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def learning_curve_plot(path: Path, curve, metric: str, crossover: float | None, title: str,
+def learning_curve_plot(path: Path, curve, metric: str, title: str, crossovers: dict | None = None,
                         forecast: dict | None = None) -> None:
-    """Mean ± std over seeds per model; with ``forecast`` (``rnnbench.forecast``'s dict), each trustworthy
-    model's fitted curve dashed out to its horizon, its interval shaded, and the forecast crossover dotted."""
+    """Mean ± std over seeds per model kind; ``crossovers``: each kind's measured crossover with the baseline
+    (dashed, in its colour); with ``forecast`` (``rnnbench.forecast``'s dict), each trustworthy kind's
+    fitted curve dashed out to its horizon, its interval shaded, and each forecast crossover dotted."""
     fig = figure()
     ax = fig.subplots()
     uneven = False  # some sizes have fewer finished seeds than others
@@ -68,31 +75,37 @@ def learning_curve_plot(path: Path, curve, metric: str, crossover: float | None,
             mean = np.nanmean(scores, axis=1)
             std = np.nanstd(scores, axis=1, ddof=1) if scores.shape[1] > 1 else np.zeros(len(mean))
         std = np.nan_to_num(std)
-        ax.plot(curve.sizes, mean, "o-", color=COLORS[model], label=LABELS[model])
+        ax.plot(curve.sizes, mean, "o-", color=color(model), label=label(model))
         counts = np.sum(~np.isnan(scores), axis=1)
         uneven |= bool(np.any((counts > 0) & (counts < scores.shape[1])))
         lone = (counts == 1) & (scores.shape[1] > 1)  # one run where there are several seeds: hollow
-        ax.plot(curve.sizes[lone], mean[lone], "o", color=COLORS[model], markerfacecolor="white")
-        ax.fill_between(curve.sizes, mean - std, mean + std, color=COLORS[model], alpha=0.18)
+        ax.plot(curve.sizes[lone], mean[lone], "o", color=color(model), markerfacecolor="white")
+        ax.fill_between(curve.sizes, mean - std, mean + std, color=color(model), alpha=0.18)
     for model, fm in (forecast or {}).get("models", {}).items():
-        if not fm.get("trustworthy") or model not in COLORS:
+        if not fm.get("trustworthy"):
             continue
         c = fm["curve"]
-        ax.plot(c["sizes"], c["score"], "--", color=COLORS[model], lw=1.2, label=f"{LABELS[model]}: forecast")
+        ax.plot(c["sizes"], c["score"], "--", color=color(model), lw=1.2, label=f"{label(model)}: forecast")
         if all(v is not None for v in c["low"] + c["high"]):
-            ax.fill_between(c["sizes"], c["low"], c["high"], color=COLORS[model], alpha=0.10, lw=0)
-    fc_cross = (forecast or {}).get("crossover", {})
-    fcross = fc_cross.get("size")
-    if fcross is not None:
-        ax.axvline(fcross, color="0.5", ls=":", lw=1)
+            ax.fill_between(c["sizes"], c["low"], c["high"], color=color(model), alpha=0.10, lw=0)
+    several = len((forecast or {}).get("crossover", crossovers or {})) > 1  # name the kind beside each line
+    for k, (model, fc_cross) in enumerate((forecast or {}).get("crossover", {}).items()):
+        fcross = fc_cross.get("size")
+        if fcross is None:
+            continue
+        ax.axvline(fcross, color=color(model), ls=":", lw=1)
         if fc_cross.get("low") is not None and fc_cross.get("high") is not None:
-            ax.axvspan(fc_cross["low"], fc_cross["high"], color="0.5", alpha=0.08, lw=0)
-        ax.annotate(f"forecast ≈ {fcross:,.0f}", (fcross, 0.08), xycoords=("data", "axes fraction"),
-                    xytext=(4, 0), textcoords="offset points", fontsize=8, color="0.5")
-    if crossover is not None:
-        ax.axvline(crossover, color="0.3", ls="--", lw=1)
-        ax.annotate(f"crossover ≈ {crossover:,.0f}", (crossover, 0.02), xycoords=("data", "axes fraction"),
-                    xytext=(4, 0), textcoords="offset points", fontsize=8, color="0.3")
+            ax.axvspan(fc_cross["low"], fc_cross["high"], color=color(model) if several else "0.5", alpha=0.08, lw=0)
+        ax.annotate(f"{model + ' ' if several else ''}forecast ≈ {fcross:,.0f}", (fcross, 0.08 + 0.1 * k),
+                    xycoords=("data", "axes fraction"), xytext=(4, 0), textcoords="offset points", fontsize=8,
+                    color="0.5")
+    for k, (model, crossover) in enumerate((crossovers or {}).items()):
+        if crossover is None:
+            continue
+        ax.axvline(crossover, color=color(model) if several else "0.3", ls="--", lw=1)
+        ax.annotate(f"{model + ' ' if several else ''}crossover ≈ {crossover:,.0f}", (crossover, 0.02 + 0.1 * k),
+                    xycoords=("data", "axes fraction"), xytext=(4, 0), textcoords="offset points", fontsize=8,
+                    color="0.3")
     size_axis(ax)
     ax.set_xlabel("training examples (log scale)")
     ax.set_ylabel(f"test {metric}")
@@ -110,14 +123,14 @@ def learning_curve_plot(path: Path, curve, metric: str, crossover: float | None,
 def timing_plot(path: Path, rows: list[dict], sizes: list[int], title: str = "") -> None:
     fig = figure()
     ax = fig.subplots()
-    for model in ("linear", "rnn"):
+    for model in models.names():
         ok = [r for r in rows if r["model"] == model and r["status"] == "ok"]
         if not ok:
             continue
         xs = [n for n in sizes if any(r["size"] == n for r in ok)]
         ys = [np.mean([r["train_seconds"] for r in ok if r["size"] == n]) for n in xs]
         devices = ", ".join(sorted({r["device"] for r in ok}))
-        ax.plot(xs, ys, "o-", color=COLORS[model], label=f"{LABELS[model]} [{devices}]")
+        ax.plot(xs, ys, "o-", color=color(model), label=f"{label(model)} [{devices}]")
     size_axis(ax)
     ax.set_yscale("log")
     ax.set_xlabel("training examples (log scale)")

@@ -20,7 +20,7 @@ from . import __version__
 from .errors import RnnbenchError
 from .fileio import atomic_write_text
 from .outputs import markdown_table
-from .runs import Run
+from .runs import Run, runs_inside
 
 
 @dataclass
@@ -36,9 +36,7 @@ def _first_run(folder: Path) -> Run | None:
     """The folder itself if it is a finished run, else the first finished run of an experiment folder."""
     if Run(folder).done:
         return Run(folder)
-    if (folder / "runs").is_dir():
-        return next((Run(d) for d in sorted((folder / "runs").iterdir()) if Run(d).done), None)
-    return None
+    return next((run for run in runs_inside(folder) if run.path != folder and run.done), None)
 
 
 def _versions(run: Run | None) -> dict | None:
@@ -65,13 +63,14 @@ def collect(folder: Path) -> list[Section]:
     if (folder / "sweep.md").exists():
         imgs = sorted(folder.glob("plot*.png")) + sorted(folder.glob("toy_*.png"))
         sections.append(Section(f"Sweep: {folder.name}", [(folder / "sweep.md").read_text()], imgs, config, versions))
-    run_dirs = [folder] if (folder / "embeddings.png").exists() else sorted(
-        d for d in (folder / "runs").glob("*") if (d / "embeddings.png").exists()) if (folder / "runs").is_dir() else []
-    for d in run_dirs:
-        md = [(d / "neighbours.md").read_text()] if (d / "neighbours.md").exists() else []
-        cfg = Run(d).config_yaml() or config
-        ver = _versions(Run(d)) or versions
-        sections.append(Section(f"Embedding map: {d.name}", md, [d / "embeddings.png"], cfg, ver))
+    from .embed import MAP, NEIGHBOURS
+
+    here = Run(folder)
+    mapped = [here] if here.artifact(MAP).exists() else [r for r in runs_inside(folder) if r.artifact(MAP).exists()]
+    for r in mapped:
+        md = [r.artifact(NEIGHBOURS).read_text()] if r.artifact(NEIGHBOURS).exists() else []
+        sections.append(Section(f"Embedding map: {r.path.name}", md, [r.artifact(MAP)], r.config_yaml() or config,
+                                _versions(r) or versions))
     if not sections:
         runs = _finished_runs(folder)
         if runs:
@@ -92,9 +91,7 @@ def _classes_line(run: Run | None) -> list[str]:
 def _finished_runs(folder: Path) -> list[Run]:
     if Run(folder).done:
         return [Run(folder)]
-    if not (folder / "runs").is_dir():
-        return []
-    return [Run(d) for d in sorted((folder / "runs").iterdir()) if d.is_dir() and Run(d).done]
+    return [run for run in runs_inside(folder) if run.done]
 
 
 def _runs_markdown(runs: list[Run]) -> str:

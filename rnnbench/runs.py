@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import lease, models
 from .config import Config, config_hash
 from .errors import RnnbenchError
 from .fileio import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl, tail_jsonl
@@ -30,34 +32,35 @@ METRICS = "metrics.jsonl"
 RESULT = "result.json"
 CONFIG = "config.yaml"
 CHECKPOINTS = "checkpoints"
-RNN_ONLY_DATA_KEYS = ("max_len", "keep")
-# Options added after runs existed, with the value that reproduces what runs did before them. At that
+RUNS = "runs"  # an experiment folder's runs
+SEQUENCE_DATA_KEYS = ("max_len", "keep")  # data options only kinds that read token sequences use
+# Data options added after runs existed, with the value that reproduces what runs did before them. At that
 # value an option stays out of the hash, so adding an option does not orphan every stored run (they would
 # all be redone); set to anything else, it is hashed. Keyed on the neutral value, not the default, so a
-# later change of default cannot alias runs with different settings. Add each new option here.
-NEUTRAL_OPTIONS = {"rnn": {"input_dropout": 0.0, "lr_decay": 1.0, "ema": 0.0},
-                   "data": {"group_column": None, "delimiter": None, "quoting": None, "columns": None, "member": None,
-                            "label_map": None, "label_from_path": None}}
-# Options that never change a result (how often to checkpoint): never hashed, whatever their value.
-UNHASHED_OPTIONS = {"rnn": ("checkpoint_every_s",)}
-# The config sections each model reads: only these enter its runs' keys.
-MODEL_SECTIONS = {"linear": ("data", "linear"), "rnn": ("data", "tokenizer", "rnn")}
+# later change of default cannot alias runs with different settings. Add each new option here (a model
+# kind's own: its ``ModelKind.neutral``).
+NEUTRAL_DATA_OPTIONS = {"group_column": None, "delimiter": None, "quoting": None, "columns": None, "member": None,
+                        "label_map": None, "label_from_path": None}
 
 
 def hashed_settings(sections: dict, model: str) -> dict:
-    """Of a config's sections (plain dicts), those ``model`` reads as they enter its run key: options
-    the model ignores, options at their neutral value and options that never change a result left out.
-    The one rule behind :func:`run_spec` and ``rnnbench status``' naming of variants."""
+    """Of a config's sections (plain dicts), those the model kind ``model`` reads as they enter its run key:
+    the sections it declares (:attr:`~rnnbench.models.ModelKind.key_sections`), less the options it ignores,
+    options at their neutral value and options that never change a result. The one rule behind
+    :func:`run_spec` and ``rnnbench status``' naming of variants; an unknown kind is an error, never hashed
+    as another kind."""
+    kind = models.get(model)
     out = {}
-    for section in MODEL_SECTIONS["linear" if model == "linear" else "rnn"]:
-        if not isinstance(sections.get(section), dict):
+    for name in kind.key_sections:
+        if not isinstance(sections.get(name), dict):
             continue
-        neutral = NEUTRAL_OPTIONS.get(section, {})
-        skip = set(UNHASHED_OPTIONS.get(section, ()))
-        if section == "data" and model == "linear":
-            skip.update(RNN_ONLY_DATA_KEYS)  # the baseline reads every text whole
-        out[section] = {k: v for k, v in sections[section].items()
-                        if k not in skip and not (k in neutral and v == neutral[k])}
+        neutral, skip = (kind.neutral, set(kind.unhashed)) if name == kind.name else ({}, set())
+        if name == "data":
+            neutral = NEUTRAL_DATA_OPTIONS
+            if not kind.sequence:
+                skip.update(SEQUENCE_DATA_KEYS)  # it reads every text whole
+        out[name] = {k: v for k, v in sections[name].items()
+                     if k not in skip and not (k in neutral and v == neutral[k])}
     return out
 
 
@@ -91,7 +94,7 @@ def run_spec(cfg: Config, model: str, size: int, seed: int, by_content: bool = T
 
 def run_path(cfg: Config, model: str, size: int, seed: int, by_content: bool = True) -> Path:
     h = config_hash(run_spec(cfg, model, size, seed, by_content), n=10)
-    return experiment_dir(cfg) / "runs" / f"{model}-n{size}-s{seed}-{h}"
+    return experiment_dir(cfg) / RUNS / f"{model}-n{size}-s{seed}-{h}"
 
 
 _DIGESTS = "digests.json"  # in the data home: path -> [size, mtime_ns, sha256], so a file is hashed once
@@ -234,6 +237,35 @@ class Run:
         return True
 
     @property
+    def marked_done(self) -> bool:
+        """``DONE`` is there (the result not yet read: :attr:`done` also checks that it is readable)."""
+        return (self.path / DONE).exists()
+
+    def finished_ns(self) -> int:
+        """When the run finished (its ``DONE``'s modification time, ns): the newest of several runs of one
+        model, size and seed counts."""
+        return (self.path / DONE).stat().st_mtime_ns
+
+    def wait_visible(self, wait: float) -> bool:
+        """Whether ``DONE`` can be seen here, allowing a network filesystem ``wait`` seconds (a run finished on
+        another node of a cluster)."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                os.listdir(self.path)  # refreshes a network filesystem's cached view of the folder
+            except OSError:
+                pass
+            if self.marked_done:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
+
+    def artifact(self, name: str) -> Path:
+        """Where an output made from the finished run is kept beside its files (``embeddings.png``)."""
+        return self.path / name
+
+    @property
     def checkpoint_dir(self) -> Path:
         return self.path / CHECKPOINTS
 
@@ -274,6 +306,25 @@ class Run:
         f = self.path / CONFIG
         return f.read_text() if f.exists() else None
 
+    def settings(self) -> dict:
+        """The resolved config the run was begun with, as a plain dict; {} where it is missing or cannot be
+        read (``status`` then shows less, and nothing else is lost)."""
+        import yaml
+
+        try:
+            raw = yaml.load((self.path / CONFIG).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except (OSError, ValueError, yaml.YAMLError):
+            return {}
+        return raw if isinstance(raw, dict) else {}
+
+    @property
+    def has_metrics(self) -> bool:
+        return (self.path / METRICS).exists()
+
+    def metrics_tail(self) -> list[dict]:
+        """The last lines of the metrics log (a cheap read of a long log: where a run stands)."""
+        return tail_jsonl(self.path / METRICS)
+
     def config(self) -> Config:
         import yaml
 
@@ -294,9 +345,7 @@ class Run:
         checkpoints survive, and with them the metrics log (the trainer truncates it to the checkpoint).
         First it takes the run's lease (:mod:`rnnbench.lease`): a run claimed by another live process, or
         finished by one meanwhile, raises :class:`rnnbench.lease.Claimed` and nothing is touched."""
-        from .lease import claim
-
-        claim(self.path, cfg.compute.lease_timeout, unless=None if force else lambda: self.done)
+        lease.claim(self.path, cfg.compute.lease_timeout, unless=None if force else lambda: self.done)
         if force and self.path.exists():
             trash = self.path.with_name(f".{self.path.name}.trash-{time.time_ns()}")
             self.path.rename(trash)  # atomic: the run directory is never half-deleted
@@ -330,9 +379,7 @@ class Run:
     def finish(self, result: RunResult) -> None:
         atomic_write_json(self.path / RESULT, result.to_dict())
         atomic_write_text(self.path / DONE, time.strftime("%Y-%m-%dT%H:%M:%S\n"))
-        from .lease import release
-
-        release(self.path)  # the run is finished: its claim goes
+        lease.release(self.path)  # the run is finished: its claim goes
 
     def require_done(self) -> RunResult:
         if not self.path.is_dir():
@@ -353,8 +400,49 @@ def runs_inside(path: Path) -> list[Run]:
     """The run folders in an experiment folder (in its ``runs/``) or in a ``runs/`` folder, by name."""
     path = Path(path)
     found = []
-    for folder in (path / "runs", path):
+    for folder in (path / RUNS, path):
         if folder.is_dir():
             found += [Run(p) for p in sorted(folder.iterdir())
                       if p.is_dir() and not p.name.startswith(".") and (p / CONFIG).exists()]
     return found
+
+
+def runs_of(experiment: Path) -> list[Run]:
+    """Every run folder in an experiment folder's ``runs/``, by name (also those without a config)."""
+    folder = Path(experiment) / RUNS
+    return [Run(p) for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")] \
+        if folder.is_dir() else []
+
+
+def is_experiment(path: Path) -> bool:
+    """Whether ``path`` is an experiment folder (it holds ``runs/``)."""
+    return (Path(path) / RUNS).is_dir()
+
+
+def run_folders(target: Path) -> list[Path]:
+    """The run folders of an experiment folder (or its ``runs/``), or the one run ``target`` is; runs
+    only claimed so far (a lease, no folder yet) included. Ordered by model, size, seed."""
+    target = Path(target)
+    if (target / RUNS).is_dir() or lease.leases_dir(target).is_dir():
+        runs_dir = target / RUNS
+    elif target.name == RUNS and target.is_dir():
+        runs_dir = target
+    elif any((target / name).exists() for name in (CONFIG, DONE, METRICS)):
+        return [target]
+    else:
+        raise RnnbenchError(f"{target}: not an experiment folder (no runs/ inside) nor a run folder")
+    found = {p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")} if runs_dir.is_dir() else set()
+    found |= {runs_dir / name for name in lease.claimed(runs_dir.parent)}
+    return sorted(found, key=_order)
+
+
+def name_parts(name: str) -> tuple[str, str, str]:
+    """The model, size and seed of a run folder's name, ``<model>-n<size>-s<seed>-<hash>``, as written."""
+    model, _, rest = name.partition("-n")
+    size, _, rest = rest.partition("-s")
+    return model, size, rest.partition("-")[0]
+
+
+def _order(p: Path):
+    model, size, seed = name_parts(p.name)
+    return (model, int(size) if size.isdigit() else 0, int(seed) if seed.isdigit() else 0, p.name)

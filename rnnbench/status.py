@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import lease
+from . import lease, models
 from .errors import RnnbenchError
-from .fileio import tail_jsonl
 from .outputs import duration
+from .runs import Run, name_parts, run_folders
 
 STATES = ("done", "failed", "running", "stale", "to do")
 
@@ -37,21 +37,14 @@ class RunStatus:
 # ---------------------------------------------------------------------------------------- one run
 
 
-def _run_config(run_path: Path) -> dict:
-    """A run's config.yaml as a dict; {} where it is missing or cannot be read (status shows less, and
-    nothing else is lost)."""
-    import yaml
-
+def _planned_epochs(run: Run) -> int | None:
+    """The training passes a run's model kind plans at most (its ``epochs_option``), from its config."""
+    model = name_parts(run.path.name)[0]
+    option = models.get(model).epochs_option if model in models.names() else None
+    if option is None:
+        return None
     try:
-        cfg = yaml.load((run_path / "config.yaml").read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (OSError, ValueError, yaml.YAMLError):
-        return {}
-    return cfg if isinstance(cfg, dict) else {}
-
-
-def _planned_epochs(run_path: Path) -> int | None:
-    try:
-        return int(_run_config(run_path)["rnn"]["epochs"])
+        return int(run.settings()[model][option])
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -61,7 +54,8 @@ def progress_of(run_path: Path) -> dict:
     metric, tokens/s, wall seconds, planned epochs, when the current epoch ends (a validation score, for
     a long run the next news, unless ``rnn.eval_every`` brings one sooner) and an ETA (an upper bound:
     early stopping may end it sooner)."""
-    rows = tail_jsonl(Path(run_path) / "metrics.jsonl")
+    run = Run(run_path)
+    rows = run.metrics_tail()
     out: dict = {}
     for r in rows:
         ev = r.get("event")
@@ -83,7 +77,7 @@ def progress_of(run_path: Path) -> dict:
             out["grid_points"] = out.get("grid_points", 0) + 1
         if ev == "resumed":
             out["resumed_at_epoch"] = r.get("epoch")
-    epochs = _planned_epochs(Path(run_path))
+    epochs = _planned_epochs(run)
     if epochs:
         out["epochs"] = epochs
     e, wall = out.get("epoch"), out.get("wall_seconds")
@@ -115,8 +109,6 @@ def progress_text(p: dict) -> str:
 
 def _result_text(run_path: Path) -> tuple[str, str]:
     """(state, text) of a finished run: done with its test score, or failed with its reason."""
-    from .runs import Run
-
     try:
         r = Run(run_path).result()
     except RnnbenchError as e:
@@ -131,7 +123,7 @@ def run_status(run_path: Path, now: float | None = None) -> RunStatus:
     run_path = Path(run_path)
     now = time.time() if now is None else now
     st = RunStatus(run_path.name, run_path, "to do")
-    if (run_path / "DONE").exists():
+    if Run(run_path).marked_done:
         st.state, st.result = _result_text(run_path)
         return st
     holder = lease.holder_of(run_path)
@@ -141,15 +133,13 @@ def run_status(run_path: Path, now: float | None = None) -> RunStatus:
         st.info["holder"] = holder
         if holder.stale(now):
             st.state = "stale"
-            st.progress = f"claim abandoned: heartbeat {lease._ago(now - holder.heartbeat)} ago"
+            st.progress = f"claim abandoned: heartbeat {lease.ago(now - holder.heartbeat)} ago"
             return st
         st.state = "running"
         p = progress_of(run_path)
         st.info["progress"] = p
         st.progress = progress_text(p)
         return st
-    from .runs import Run
-
     step = Run(run_path).checkpoint_step if run_path.is_dir() else None
     if step is not None:
         st.progress = f"resumes at {_step_text(run_path, step)}"
@@ -160,12 +150,12 @@ def run_status(run_path: Path, now: float | None = None) -> RunStatus:
 
 def _step_text(run_path: Path, step: int) -> str:
     """"step 3,036 (epoch 0.32/6)": a step, with its epoch where the metrics log gives the steps an epoch."""
-    per_step = next((r["epoch"] / r["step"] for r in reversed(tail_jsonl(run_path / "metrics.jsonl"))
+    per_step = next((r["epoch"] / r["step"] for r in reversed(Run(run_path).metrics_tail())
                      if r.get("event") == "train" and type(r.get("step")) is int and r["step"] > 0
                      and type(r.get("epoch")) in (int, float)), None)
     if per_step is None:
         return f"step {step:,}"
-    epochs = _planned_epochs(run_path)
+    epochs = _planned_epochs(Run(run_path))
     return f"step {step:,} (epoch {step * per_step:.2f}" + (f"/{epochs})" if epochs else ")")
 
 
@@ -175,37 +165,6 @@ def progress_line(run_path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------- an experiment
-
-
-def run_folders(target: Path) -> list[Path]:
-    """The run folders of an experiment folder (or its ``runs/``), or the one run ``target`` is; runs
-    only claimed so far (a lease, no folder yet) included."""
-    target = Path(target)
-    if (target / "runs").is_dir() or (target / "leases").is_dir():
-        runs_dir = target / "runs"
-    elif target.name == "runs" and target.is_dir():
-        runs_dir = target
-    elif (target / "config.yaml").exists() or (target / "DONE").exists() or (target / "metrics.jsonl").exists():
-        return [target]
-    else:
-        raise RnnbenchError(f"{target}: not an experiment folder (no runs/ inside) nor a run folder")
-    found = {p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")} if runs_dir.is_dir() else set()
-    leases = runs_dir.parent / "leases"
-    if leases.is_dir():
-        found |= {runs_dir / p.name[: -len(".lease")] for p in leases.glob("*.lease")}
-    return sorted(found, key=_order)
-
-
-def run_name_parts(name: str) -> tuple[str, str, str]:
-    """The model, size and seed of a run folder's name, ``<model>-n<size>-s<seed>-<hash>``, as written."""
-    model, _, rest = name.partition("-n")
-    size, _, rest = rest.partition("-s")
-    return model, size, rest.partition("-")[0]
-
-
-def _order(p: Path):
-    model, size, seed = run_name_parts(p.name)
-    return (model, int(size) if size.isdigit() else 0, int(seed) if seed.isdigit() else 0, p.name)
 
 
 def collect(target: Path, planned: list[Path] | None = None) -> list[RunStatus]:
@@ -231,7 +190,9 @@ def run_settings(run_path: Path, model: str) -> dict:
         return out
 
     skip = {"data.path", "data.test_path", "data.sizes"}
-    settings = flat(hashed_settings(_run_config(run_path), model), "")
+    if model not in models.names():
+        return {}
+    settings = flat(hashed_settings(Run(run_path).settings(), model), "")
     return {k: v for k, v in settings.items() if k not in skip}
 
 
@@ -247,7 +208,7 @@ def _name_variants(states: list[RunStatus], shown: int = 3) -> None:
     each gets the settings in which they differ."""
     groups: dict[tuple, list[RunStatus]] = {}
     for st in states:
-        groups.setdefault(_order(st.path)[:3], []).append(st)
+        groups.setdefault(name_parts(st.path.name), []).append(st)
     for (model, _, _), group in groups.items():
         if len(group) < 2:
             continue
@@ -261,21 +222,9 @@ def _name_variants(states: list[RunStatus], shown: int = 3) -> None:
 
 def planned_runs(cfg) -> list[Path]:
     """The run folders a config's compare (or sweep) makes, in order."""
-    from .runs import Run
+    from .plan import plan_of
 
-    if cfg.sweep is not None:
-        if cfg.sweep.kind != "runs":
-            raise RnnbenchError(f"sweep.kind {cfg.sweep.kind}: one in-process experiment, no runs to list")
-        from .sweep import expand, resolved_sizes
-
-        runs = expand(cfg)
-        sizes = resolved_sizes(runs)
-        return [Run.for_config(r.cfg, r.model, sizes[i], r.seed).path for i, r in enumerate(runs)]
-    from .compare import check_compare_config, models_to_run
-
-    check_compare_config(cfg)
-    return [Run.for_config(cfg, m, n, s).path for n in cfg.data.sizes for s in cfg.experiment.seeds
-            for m in models_to_run(cfg)]
+    return [p.run.path for p in plan_of(cfg)]
 
 
 def render(states: list[RunStatus]) -> list[str]:

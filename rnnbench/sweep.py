@@ -3,7 +3,7 @@
 ::
 
     sweep:
-      model: rnn                    # what every run trains (rnn or linear)
+      model: rnn                    # the model kind every run trains (any registered kind)
       size: 2000                    # training size (default: largest of data.sizes, else all)
       grid: {rnn.cell: [gru, lstm]} # cartesian product over dotted keys
       zip:                          # lists walked together (all the same length)
@@ -21,107 +21,32 @@ a Ray cluster), the same layer ``compare`` uses.
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .config import Config, PlotConfig, SweepConfig, config_hash
-from .errors import RnnbenchError
-from .executor import ExecutorSpec, Job, JobOutcome, execute
-from .experiment import default_size, load_corpus, subsets_for
+from .config import Config, PlotConfig
+from .executor import ExecutorSpec, JobOutcome, execute, jobs_for
+from .experiment import load_corpus, subsets_for
 from .fileio import atomic_write_text
 from .outputs import markdown_table, mean_std, output_dir, pm, write_csv
+from .plan import PlannedRun, resolve_sizes, sweep_plan, sweep_section, value_text
 from .runs import Run
 
-__all__ = ["JobOutcome", "SweepRun", "expand", "run_sweep", "status_of", "resolved_sizes", "write_outputs"]
+__all__ = ["run_sweep", "status_of", "write_outputs"]
 
 
-@dataclass
-class SweepRun:
-    label: dict[str, Any]  # swept key -> value
-    seed: int
-    cfg: Config
-    model: str
-    size: int | None
-
-    def run(self) -> Run:
-        return Run.for_config(self.cfg, self.model, self.size, self.seed)
-
-
-def sweep_section(cfg: Config) -> SweepConfig:
-    if cfg.sweep is None:
-        raise RnnbenchError("this config has no sweep section")
-    return cfg.sweep
-
-
-def _check_sweep(cfg: Config) -> SweepConfig:
-    """What config.py cannot check field by field: the swept keys and values, and how the parts agree."""
-    sw = sweep_section(cfg)
-    for part in ("grid", "zip"):
-        for key, values in getattr(sw, part).items():
-            if not isinstance(values, list) or not values:
-                raise RnnbenchError(f"sweep.{part}.{key}: expected a non-empty list of values")
-            for v in values:
-                cfg.replace(**{key: v})  # validates the key and the value; errors name the key
-    zip_lengths = {len(v) for v in sw.zip.values()}
-    if len(zip_lengths) > 1:
-        raise RnnbenchError(f"sweep.zip: lists must have the same length, got lengths {sorted(zip_lengths)}")
-    if sw.labels and (not zip_lengths or [len(sw.labels)] != sorted(zip_lengths)):
-        raise RnnbenchError("sweep.labels: needs one name per sweep.zip row")
-    swept = set(sw.grid) | set(sw.zip) | ({"label"} if sw.labels else set())
-    for i, p in enumerate(cfg.plot):
-        if p.by is not None and p.by not in swept:
-            raise RnnbenchError(f"plot[{i}].by: '{p.by}' is not a swept key ({', '.join(sorted(swept)) or 'none'})")
-    return sw
-
-
-def expand(cfg: Config) -> list[SweepRun]:
-    sw = _check_sweep(cfg)
-    grid_points = [dict(zip(sw.grid, values)) for values in itertools.product(*sw.grid.values())] if sw.grid else [{}]
-    zip_points = [dict(zip(sw.zip, values)) for values in zip(*sw.zip.values())] if sw.zip else [{}]
-    if sw.labels:  # a readable name stands in for the zip row in tables and plots
-        zip_points = [{"label": name, **z} for name, z in zip(sw.labels, zip_points)]
-    runs = []
-    for g in grid_points:
-        for z in zip_points:
-            label = {**g, **z}
-            settings = {k: v for k, v in label.items() if k != "label"}
-            run_cfg = cfg.replace(**settings) if settings else cfg
-            size = sw.size if sw.size is not None else default_size(run_cfg)
-            for seed in sw.seeds or cfg.experiment.seeds:
-                runs.append(SweepRun(label, seed, run_cfg, sw.model, size))
-    return runs
-
-
-# ------------------------------------------------------------------------------------ running
-
-
-def status_of(run: SweepRun) -> str:
-    r = run.run()
+def status_of(run: PlannedRun) -> str:
+    r = run.run
     if not r.done:
         return "pending"
     return "done" if r.result().ok else "failed"
 
 
-def resolved_sizes(runs: list[SweepRun]) -> list[int]:
-    """The training size each run will have (its folder's ``n``): the size asked for, or, where the sweep
-    asks for all the data (size null), the training pool's size (the corpus is loaded to know it)."""
-    out, known = [], {}
-    for r in runs:
-        if r.size is not None:
-            out.append(r.size)
-            continue
-        key = (config_hash(r.cfg.to_dict()["data"]), r.seed)
-        if key not in known:
-            known[key] = len(subsets_for(r.cfg, load_corpus(r.cfg), None, r.seed).train)
-        out.append(known[key])
-    return out
+# ------------------------------------------------------------------------------------ running
 
 
 def run_sweep(cfg: Config, workers: int | None = None, force: bool = False, progress: bool = True,
@@ -133,35 +58,22 @@ def run_sweep(cfg: Config, workers: int | None = None, force: bool = False, prog
 
         return run_toy(cfg)
     spec = executor or ExecutorSpec.resolve(cfg.compute, workers=workers)
-    runs = expand(cfg)
+    runs = sweep_plan(cfg)
     corpus = load_corpus(cfg)
     for r in {(id(r.cfg), r.size): r for r in runs}.values():  # sizes fit the data: fail before running
         subsets_for(r.cfg, corpus, r.size, r.seed)
-    sizes = resolved_sizes(runs)
-    jobs = [Job(cfg=r.cfg.to_dict(), model=r.model, size=r.size, seed=r.seed, force=force,
-                path=str(Run.for_config(r.cfg, r.model, n, r.seed).path),
-                label=f"{r.model} size {n} seed {r.seed}" + (f" [{_point(r)}]" if r.label else ""))
-            for r, n in zip(runs, sizes)]
-    outcomes = execute(jobs, spec, device=cfg.compute.device, progress=progress, desc="sweep",
-                       say=lambda i: _point(runs[i]))
+    resolve_sizes(runs)
+    outcomes = execute(jobs_for(runs, force), spec, device=cfg.compute.device, progress=progress, desc="sweep")
     return write_outputs(cfg, runs, outcomes)
 
 
-def _point(run: SweepRun) -> str:
-    return ", ".join(f"{k}={_value(v)}" for k, v in run.label.items())  # the runs differ in these
-
-
-def _value(v: Any) -> str:
-    return "null" if v is None else str(v)
-
-
-def write_outputs(cfg: Config, runs: list[SweepRun], outcomes: list[JobOutcome]) -> dict:
+def write_outputs(cfg: Config, runs: list[PlannedRun], outcomes: list[JobOutcome]) -> dict:
     out_dir = output_dir(cfg)
     keys = list(runs[0].label) if runs else []
     rows = []
     for run, out in zip(runs, outcomes):
         res = out.result
-        row = {**{k: _value(run.label[k]) for k in keys}, "seed": run.seed, "status": res.status,
+        row = {**{k: value_text(run.label[k]) for k in keys}, "seed": run.seed, "status": res.status,
                "reason": res.reason, "run_dir": str(out.run.path) if out.run else ""}
         row.update({f"test_{k}": v for k, v in res.metrics.items()})
         row.update({f"val_{k}": v for k, v in res.validation.items()})
@@ -178,7 +90,7 @@ def write_outputs(cfg: Config, runs: list[SweepRun], outcomes: list[JobOutcome])
     # summary: mean ± std over seeds for every combination
     groups: dict[tuple, list[dict]] = {}
     for run, row in zip(runs, rows):
-        groups.setdefault(tuple(_value(run.label[k]) for k in keys), []).append(row)
+        groups.setdefault(tuple(value_text(run.label[k]) for k in keys), []).append(row)
     summary_cols = [c for c in metric_cols if c.startswith("test_")] + extra
     table = []
     for label, rs in groups.items():
@@ -265,7 +177,7 @@ def _unit(pooled: list[str]) -> str:
     return "run" if pooled else "seed"
 
 
-def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list[SweepRun],
+def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list[PlannedRun],
                 outcomes: list[JobOutcome]) -> tuple[Path, dict[str, tuple[float, list[float]]], list[str]]:
     """One figure of ``spec``: per line (a value of ``by``, else a variant) the mean over its runs and
     their range. A line's runs are its seeds, and also the values of any other swept key when ``by``
@@ -279,7 +191,7 @@ def plot_series(out_dir: Path, cfg: Config, i: int, spec: PlotConfig, runs: list
     for run, out in zip(runs, outcomes):
         if not out.result.ok or out.run is None:
             continue
-        name = (_value(run.label[by]) if by == "label" else f"{by}={_value(run.label[by])}") if by else (", ".join(f"{k}={_value(v)}" for k, v in run.label.items()) or "run")
+        name = (value_text(run.label[by]) if by == "label" else f"{by}={value_text(run.label[by])}") if by else (", ".join(f"{k}={value_text(v)}" for k, v in run.label.items()) or "run")
         groups.setdefault(name, []).append(series(out.run, x, y))
         for k, v in run.label.items():
             values.setdefault((name, k), set()).add(repr(v))

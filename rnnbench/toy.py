@@ -17,9 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .config import Config, RnnConfig
+from .config import Config
 from .errors import RnnbenchError
 from .fileio import atomic_write_text
+from .models.rnn.spec import RnnConfig
 from .outputs import markdown_table, output_dir, write_csv
 
 DEFAULT_LR = {"sgd": 0.5, "momentum": 0.5, "nag": 0.5, "adagrad": 0.5, "adadelta": 10.0, "rmsprop": 0.05, "adam": 0.1}
@@ -39,7 +40,7 @@ def loss_at(w, x, y):
 
 
 def trajectory(name: str, lr: float, steps: int, x, y, momentum: float = 0.9):
-    from .rnn.train import OPTIMIZERS
+    from .models.jaxtrain.optim import OPTIMIZERS
 
     tx = OPTIMIZERS[name](lr, momentum)
     w = jnp.asarray(START, jnp.float32)

@@ -36,14 +36,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, emit  # noqa: E402
 
-from rnnbench.compare import bootstrap_crossover, curves  # noqa: E402
+from rnnbench.curves import bootstrap_crossover, curves, rows_from_experiment  # noqa: E402
 from rnnbench.errors import RnnbenchError  # noqa: E402
 from rnnbench.forecast import (  # noqa: E402
     DEFAULT_FAMILY,
     FAMILIES,
     forecast,
     forecast_model,
-    rows_from_experiment,
     seed_resamples,
 )
 
@@ -82,7 +81,8 @@ def load_study(path: Path) -> tuple[list[dict], str, bool, str]:
         rows, metric, higher = rows_from_csv(path)
         return rows, metric, higher, f"{path} (a curves table)"
     if (path / "runs").is_dir():
-        rows, metric, higher, _ = rows_from_experiment(path)
+        rows, kind, _ = rows_from_experiment(path)
+        metric, higher = ("rmse", False) if kind == "regression" else ("accuracy", True)
         return [r for r in rows if r["status"] == "ok"], metric, higher, f"{path} (its finished runs)"
     if (path / "curves.csv").exists():
         rows, metric, higher = rows_from_csv(path / "curves.csv")
@@ -111,8 +111,8 @@ def check_study(name: str, rows: list[dict], metric: str, higher: bool, fit_max:
     if not held:
         raise RnnbenchError(f"no finished runs above {fit_max:,} to check against")
     unit = 100.0 if higher else 1.0  # accuracy points; RMSE in its own units
-    full = curves(rows, metric, sizes, seeds)
-    part = curves(rows, metric, fit_sizes, seeds)
+    full = curves(rows, metric, sizes, seeds, ["linear", "rnn"])
+    part = curves(rows, metric, fit_sizes, seeds, ["linear", "rnn"])
     picks = seed_resamples(len(seeds), n_boot)
     out = {"fit_sizes": fit_sizes, "held_out": held, "n_seeds": len(seeds), "points": [], "withheld": {}}
     for model in ("linear", "rnn"):
@@ -137,9 +137,9 @@ def check_study(name: str, rows: list[dict], metric: str, higher: bool, fit_max:
                                   "in_interval": None if low is None else bool(low <= mean <= high),
                                   "width": None if low is None else (high - low) * unit})
     # the crossover: measured from every size, forecast from the fitted sizes
-    measured = bootstrap_crossover(full, higher)
-    fc = forecast(part, metric, higher, fam, n_boot=n_boot)
-    c = fc["crossover"]
+    measured = bootstrap_crossover(full, "rnn", "linear", higher)
+    fc = forecast(part, metric, higher, family_name=fam, n_boot=n_boot)
+    c = fc["crossover"]["rnn"]
     out["measured_crossover"] = measured["crossover_size"]
     out["forecast_crossover"] = {k: c.get(k) for k in ("status", "size", "low", "high", "low_below_sizes",
                                                        "high_beyond_horizon", "reason")}

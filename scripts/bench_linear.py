@@ -19,9 +19,9 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import GridSearchCV, PredefinedSplit  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 
-from rnnbench.config import LinearConfig  # noqa: E402
 from rnnbench.data import Tokenizer, load, make_subsets  # noqa: E402
-from rnnbench.linear import LinearBaseline  # noqa: E402
+from rnnbench.models.linear.model import LinearBaseline  # noqa: E402
+from rnnbench.models.linear.spec import LinearConfig  # noqa: E402
 
 
 def main():

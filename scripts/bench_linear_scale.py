@@ -67,9 +67,9 @@ def vm_hwm_gb() -> float:
 
 
 def run_ours(train, val, test, jobs: int) -> dict:
-    from rnnbench.config import LinearConfig
     from rnnbench.data import Split, Task
-    from rnnbench.linear import LinearBaseline
+    from rnnbench.models.linear.model import LinearBaseline
+    from rnnbench.models.linear.spec import LinearConfig
 
     cfg = LinearConfig(min_df=GRID["min_df"], C=GRID["C"])
     t = time.perf_counter()
@@ -87,8 +87,8 @@ def run_sklearn(train, val, test, jobs: int) -> dict:
     from sklearn.model_selection import GridSearchCV, PredefinedSplit
     from sklearn.pipeline import Pipeline
 
-    from rnnbench.config import LinearConfig
     from rnnbench.data import Tokenizer
+    from rnnbench.models.linear.spec import LinearConfig
 
     cfg = LinearConfig()
     t = time.perf_counter()

@@ -20,8 +20,8 @@ from _common import ROOT, emit, shared_file  # noqa: E402
 
 from rnnbench.config import load_config  # noqa: E402
 from rnnbench.experiment import default_size, load_corpus, subsets_for  # noqa: E402
-from rnnbench.rnn.model_api import RNNClassifier  # noqa: E402
-from rnnbench.rnn.train import length_class  # noqa: E402
+from rnnbench.models.rnn.model_api import RNNClassifier  # noqa: E402
+from rnnbench.models.rnn.train import length_class  # noqa: E402
 
 
 def main():

@@ -43,9 +43,9 @@ import jax  # noqa: E402
 from _common import emit  # noqa: E402
 from bench_rnn import GATES, VOCAB, flops_per_token, ours_timer, parse_config  # noqa: E402
 
-from rnnbench.config import RnnConfig  # noqa: E402
 from rnnbench.devices import train_programs  # noqa: E402
-from rnnbench.rnn.train import PROGRAMS, chunk_sizes, length_class  # noqa: E402
+from rnnbench.models.rnn.spec import RnnConfig  # noqa: E402
+from rnnbench.models.rnn.train import PROGRAMS, chunk_sizes, length_class  # noqa: E402
 
 MATMUL = re.compile(r"gemm|cublas|cudnn|cutlass|xmma|nvjet|matmul|dot", re.I)  # cuBLAS, CUTLASS, Triton, XLA dots
 COPY = re.compile(r"memcpy|memset", re.I)

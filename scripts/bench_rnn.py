@@ -14,7 +14,7 @@ one process (one JSON line each; the last line is the last pair's).
 ``both``, timed in the same alternating rounds (the JSON line then adds ``per_batch_tok_s`` and the ratio
 ``per_batch_vs_per_chunk``); the default, auto, is what training uses on this device.
 
-On a CPU the GRU's steps call the fused kernels of ``rnnbench/rnn/native.py`` where a C++ compiler is at
+On a CPU the GRU's steps call the fused kernels of ``rnnbench/models/rnn/native.py`` where a C++ compiler is at
 hand (``RNNBENCH_NATIVE=0``: XLA's own step, for comparison); the JSON's ``kernels`` says which ran.
 
 The three are timed in alternating rounds (``--rounds``: ours, PyTorch, the matmul, ours, ...), and each
@@ -35,12 +35,13 @@ import numpy as np  # noqa: E402
 from _common import emit  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from rnnbench.config import RnnConfig, cores_label, usable_cores  # noqa: E402
+from rnnbench.config import cores_label, usable_cores  # noqa: E402
 from rnnbench.data import Task  # noqa: E402
 from rnnbench.devices import train_programs  # noqa: E402
-from rnnbench.rnn.cells import fused_kernels  # noqa: E402
-from rnnbench.rnn.model import SequenceModel  # noqa: E402
-from rnnbench.rnn.train import PROGRAMS, Steps  # noqa: E402
+from rnnbench.models.rnn.cells import fused_kernels  # noqa: E402
+from rnnbench.models.rnn.model import SequenceModel  # noqa: E402
+from rnnbench.models.rnn.spec import RnnConfig  # noqa: E402
+from rnnbench.models.rnn.train import PROGRAMS, Steps  # noqa: E402
 
 VOCAB = 20000
 GATES = {"gru": 3, "lstm": 4, "simple": 1}
@@ -66,7 +67,7 @@ def ours_timer(cell, e, h, b, t, dtype, unroll, chunk, vocab=VOCAB, programs="pe
         params, opt, first = state
         start = time.perf_counter()
         for step in range(first, first + steps):
-            params, opt, loss, _ = s.train_step(params, opt, tokens, lengths, y, w, step, s.base_key)
+            params, opt, loss, _ = s.update(params, opt, tokens, lengths, y, w, step, s.base_key)
         loss.block_until_ready()
         state[:] = params, opt, first + steps
         return b * t * steps / (time.perf_counter() - start)

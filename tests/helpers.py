@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rnnbench.rnn import cells, native
+from rnnbench.models.rnn import cells, native
 
 
 def write_config(path: Path, **sections) -> Path:

@@ -7,7 +7,7 @@ import yaml
 from click.testing import CliRunner
 
 from rnnbench.cli import main
-from rnnbench.compare import Curve, bootstrap_crossover, crossover_size
+from rnnbench.curves import Curve, bootstrap_crossover, crossover_size
 from tests.helpers import write_config
 
 TINY_RNN = {"embed_dim": 16, "hidden_dim": 24, "batch_size": 32, "epochs": 2, "buckets": 2, "learning_rate": 0.01}
@@ -36,20 +36,25 @@ def test_compare_writes_tables_and_plots_and_resumes(tmp_path):
     rows = list(csv.DictReader(open(out / "curves.csv")))
     assert len(rows) == 2 * 2 * 2 and {"size", "seed", "model", "accuracy", "train_seconds", "predict_seconds",
                                        "device"} <= set(rows[0])
-    table = list(csv.DictReader(open(out / "crossover.csv")))
-    assert list(table[0]) == ["size", "metric", "linear_mean", "linear_std", "rnn_mean", "rnn_std",
+    table = list(csv.DictReader(open(out / "crossover.csv")))  # long form: a row per size and model kind
+    assert list(table[0]) == ["size", "model", "metric", "mean", "std", "n", "diff_vs_baseline",
                               "rel_error_reduction", "winner", "reference"]
-    assert [int(t["size"]) for t in table] == [100, 300]
+    assert [(int(t["size"]), t["model"]) for t in table] == [(100, "linear"), (100, "rnn"), (300, "linear"), (300, "rnn")]
     for t in table:  # the table is the mean of the curves, and the winner follows from it
-        lin = np.mean([float(x["accuracy"]) for x in rows if x["model"] == "linear" and int(x["size"]) == int(t["size"])])
-        assert float(t["linear_mean"]) == pytest.approx(lin, abs=1e-5)
-        assert t["winner"] == ("rnn" if float(t["rnn_mean"]) > float(t["linear_mean"]) else "linear")
+        mean = np.mean([float(x["accuracy"]) for x in rows if x["model"] == t["model"] and x["size"] == t["size"]])
+        assert float(t["mean"]) == pytest.approx(mean, abs=1e-5) and t["n"] == "2"
+        if t["model"] == "rnn":
+            base = next(float(b["mean"]) for b in table if b["model"] == "linear" and b["size"] == t["size"])
+            assert float(t["diff_vs_baseline"]) == pytest.approx(float(t["mean"]) - base, abs=1e-5)
+            assert t["winner"] == ("rnn" if float(t["mean"]) > base else "linear")
+        else:
+            assert t["winner"] == "" and t["diff_vs_baseline"] == "nan"
     cross = json.loads((out / "crossover.json").read_text())
-    assert set(cross) >= {"crossover_size", "low", "high"}
+    assert cross["baseline"] == "linear" and set(cross["models"]["rnn"]) >= {"crossover_size", "low", "high"}
     for png in ("learning_curve.png", "timing.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "crossover.md").read_text()
-    assert "Cost: training time" in md and ("Crossover" in md or "No crossover" in md)
+    assert "Cost: training time" in md and "**rnn vs linear:**" in md
     before = (out / "crossover.csv").read_text()
     again = compare(cfg)  # everything is finished: all runs skipped, same table
     assert again.exit_code == 0 and (out / "crossover.csv").read_text() == before
@@ -69,7 +74,8 @@ def test_failed_runs_are_reported_not_fatal(tmp_path):
     md = (tmp_path / "runs" / "t" / "crossover.md").read_text()
     assert "Failed runs" in md and "rnn seed 0" in md
     table = list(csv.DictReader(open(tmp_path / "runs" / "t" / "crossover.csv")))
-    assert all(t["linear_mean"] not in ("", "nan") for t in table) and all(t["winner"] == "n/a" for t in table)
+    assert all(t["mean"] not in ("", "nan") for t in table if t["model"] == "linear")
+    assert all(t["winner"] == "n/a" for t in table if t["model"] == "rnn")
 
 
 @pytest.mark.parametrize("over, message", [
@@ -77,7 +83,9 @@ def test_failed_runs_are_reported_not_fatal(tmp_path):
     ({"data": {"sizes": [100, 5000]}}, "larger than the 630 training examples available"),
     ({"data": {"sizes": []}}, "data.sizes is empty"),
     ({"experiment": {"seeds": []}}, "experiment.seeds: needs at least 1"),
-    ({"experiment": {"models": ["linear", "svm"]}}, "experiment.models: unknown model kind 'svm'"),
+    ({"experiment": {"models": ["linear", "svm"]}}, "experiment.models: unknown model kind 'svm' (known: linear, rnn"),
+    ({"experiment": {"baseline": "svm"}}, "experiment.baseline: unknown model kind 'svm'"),
+    ({"experiment": {"models": ["rnn", "rnn"]}}, "experiment.models: 'rnn' is listed twice"),
 ])
 def test_compare_bad_input(tmp_path, over, message):
     r = compare(compare_config(tmp_path, **over))
@@ -86,8 +94,8 @@ def test_compare_bad_input(tmp_path, over, message):
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("models, message", [("linear,svm", "unknown model kind 'svm'"),
-                                             ("", "experiment.models: needs at least 1")])
+@pytest.mark.parametrize("models, message", [("linear,svm", "--models: unknown model kind 'svm'"),
+                                             ("", "--models: name at least one model kind")])
 def test_compare_models_option_bad_input(tmp_path, models, message):
     r = compare(compare_config(tmp_path), "--models", models)
     assert r.exit_code == 2 and message in r.output, r.output
@@ -105,10 +113,11 @@ def test_compare_runs_the_models_listed_and_tables_every_finished_run(tmp_path):
     assert r.exit_code == 0, r.output
     assert {p.name.split("-")[0] for p in (out / "runs").iterdir()} == {"linear"}
     table = list(csv.DictReader(open(out / "crossover.csv")))
-    assert all(t["rnn_mean"] == "nan" and t["linear_mean"] != "nan" and t["winner"] == "n/a" for t in table)
+    assert all((t["mean"] == "nan" and t["winner"] == "n/a") if t["model"] == "rnn" else t["mean"] != "nan"
+               for t in table)
     md = (out / "crossover.md").read_text()
-    assert "| — ± — |" in md and "**No crossover:** no finished rnn runs" in md and "overtake" not in md
-    assert json.loads((out / "crossover.json").read_text())["crossover_size"] is None
+    assert "| — ± — |" in md and "**rnn vs linear:** no crossover: no finished rnn runs" in md and "overtake" not in md
+    assert json.loads((out / "crossover.json").read_text())["models"]["rnn"]["crossover_size"] is None
     assert {x["model"] for x in csv.DictReader(open(out / "curves.csv"))} == {"linear"}
 
     linear_done = {p: (p / "DONE").stat().st_mtime_ns for p in (out / "runs").iterdir()}
@@ -119,7 +128,7 @@ def test_compare_runs_the_models_listed_and_tables_every_finished_run(tmp_path):
     rows = list(csv.DictReader(open(out / "curves.csv")))
     assert [(int(x["size"]), x["model"]) for x in rows] == [(100, "linear"), (100, "rnn"), (300, "linear"), (300, "rnn")]
     table = list(csv.DictReader(open(out / "crossover.csv")))
-    assert all(t["rnn_mean"] != "nan" and t["linear_mean"] != "nan" and t["winner"] != "n/a" for t in table)
+    assert all(t["mean"] != "nan" for t in table) and all(t["winner"] != "n/a" for t in table if t["model"] == "rnn")
     assert "no finished" not in (out / "crossover.md").read_text()
     before = (out / "crossover.csv").read_text()
     both = compare(compare_config(tmp_path, experiment={"seeds": [0], "models": ["linear", "rnn"]}))
@@ -155,9 +164,9 @@ def test_plots_leave_matplotlib_backend_alone(tmp_path):
     code = ("import matplotlib; matplotlib.use('svg'); import numpy as np\n"
             "import rnnbench.compare, rnnbench.sweep, rnnbench.toy, rnnbench.embed, rnnbench.cli\n"
             "from rnnbench.plots import learning_curve_plot\n"
-            "from rnnbench.compare import Curve\n"
+            "from rnnbench.curves import Curve\n"
             "curve = Curve(np.array([10.0, 100.0]), {'linear': np.array([[0.6], [0.7]]), 'rnn': np.full((2, 1), np.nan)})\n"
-            f"learning_curve_plot({str(tmp_path / 'c.png')!r}, curve, 'accuracy', None, 't')\n"
+            f"learning_curve_plot({str(tmp_path / 'c.png')!r}, curve, 'accuracy', 't')\n"
             "print(matplotlib.get_backend())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "svg"
@@ -177,10 +186,11 @@ def test_bootstrap_interval_brackets_the_estimate():
     rng = np.random.default_rng(0)
     lin = np.array([[0.80], [0.85], [0.88]]) + rng.normal(0, 0.003, (3, 5))
     rnn = np.array([[0.75], [0.84], [0.92]]) + rng.normal(0, 0.003, (3, 5))
-    out = bootstrap_crossover(Curve(sizes, {"linear": lin, "rnn": rnn}), higher_better=True, n_boot=300)
+    out = bootstrap_crossover(Curve(sizes, {"linear": lin, "rnn": rnn}), "rnn", "linear", higher_better=True, n_boot=300)
     assert 1e4 < out["crossover_size"] < 1e5
     assert out["low"] <= out["crossover_size"] <= out["high"]
-    rmse = bootstrap_crossover(Curve(sizes, {"linear": 1 - lin, "rnn": 1 - rnn}), higher_better=False, n_boot=50)
+    rmse = bootstrap_crossover(Curve(sizes, {"linear": 1 - lin, "rnn": 1 - rnn}), "rnn", "linear", higher_better=False,
+                               n_boot=50)
     assert rmse["crossover_size"] == pytest.approx(out["crossover_size"])
 
 
@@ -196,10 +206,11 @@ def test_a_size_missing_one_side_claims_no_crossover(tmp_path):
              "predict_seconds": 0.1, "device": "cpu", "run_dir": "", "accuracy": acc}
             for n, m, acc in ((100, "linear", 0.7), (100, "rnn", 0.6), (300, "linear", 0.75))]
     md = write_outputs(cfg, Task("sentiment", "binary", 2), rows)["markdown"]
-    assert "**No crossover claimed:** one model has no finished run at 300 examples" in md
+    assert "**rnn vs linear:** no crossover claimed: one model has no finished run at 300 examples" in md
     assert "overtake" not in md
 
 
+@pytest.mark.slow  # an end-to-end run: in CI's full suite, not the edit loop
 def test_at_size_sets_one_sizes_runs_apart_and_leaves_the_others_keys(tmp_path):
     """`at_size` changes the runs of one training size alone: those train with (and store) its settings, and
     the other sizes' runs keep their keys, so runs made before it are still found and not redone."""

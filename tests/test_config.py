@@ -101,7 +101,7 @@ def test_an_explicit_value_wins_over_at_size(tmp_path):
 @pytest.mark.parametrize("override, match", [
     ("at_size={big: {rnn.batch_size: 2}}", r"at_size: keys are training sizes \(positive integers\), got 'big'"),
     ("at_size={0: {rnn.batch_size: 2}}", r"at_size: keys are training sizes"),
-    ("at_size={1000: {data.max_len: 64}}", r"at_size\.1000\.data\.max_len: only rnn\.\* and linear\.\* keys"),
+    ("at_size={1000: {data.max_len: 64}}", r"at_size\.1000\.data\.max_len: only model kinds. keys \(linear\.\*, rnn\.\*\)"),
     ("at_size={1000: {rnn.batch_size: 0}}", r"at_size\.1000: rnn\.batch_size: must be >= 1, got 0"),
     ("at_size={1000: {rnn.batchsize: 2}}", r"at_size\.1000: unknown config key 'rnn\.batchsize' \(did you mean"),
     ("at_size={1000: 5}", r"at_size\.1000: expected a mapping"),
@@ -115,7 +115,7 @@ def test_at_size_errors_name_the_key(override, match):
                     reason="needs Linux's taskset")
 def test_cores_are_counted_from_the_cpu_affinity():
     """A run pinned to one core (taskset, a container's cpuset) reports and uses one core, not the machine's."""
-    code = ("from rnnbench.config import usable_cores; from rnnbench.model import cpu_device; "
+    code = ("from rnnbench.config import usable_cores; from rnnbench.models.base import cpu_device; "
             "print(usable_cores(), cpu_device())")
     out = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split(maxsplit=1)

@@ -75,7 +75,7 @@ def test_report_is_self_contained(runs, tmp_path):
     parser.feed(page)
     assert parser.refs and all(ref.startswith(("data:image/png;base64,", "#")) for ref in parser.refs)
     assert parser.tags.count("img") >= 3 and "table" in parser.tags
-    assert "Crossover" in page or "No crossover" in page
+    assert "rnn vs linear:" in page and "crossover" in page
     assert "versions:" in page and "<summary>config</summary>" in page
     md = (tmp_path / "r.md").read_text()
     assert "learning_curve.png" in md and "## Comparison" in md

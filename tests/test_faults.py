@@ -175,7 +175,7 @@ def _sigterm_on(monkeypatch, cls, method):
 
 
 def test_sigterm_mid_rnn_training_checkpoints_exits_143_and_resumes_exactly(tmp_path, monkeypatch):
-    from rnnbench.rnn.train import Steps
+    from rnnbench.models.rnn.train import Steps
 
     cfg = config(tmp_path)
     with monkeypatch.context() as m:
@@ -193,7 +193,7 @@ def test_sigterm_mid_rnn_training_checkpoints_exits_143_and_resumes_exactly(tmp_
 
 
 def test_sigterm_in_a_linear_compare_leaves_nothing_half_written_and_exits_143(tmp_path, monkeypatch):
-    from rnnbench.linear import LinearBaseline
+    from rnnbench.models.linear.model import LinearBaseline
 
     cfg = config(tmp_path, data={"sizes": [50, 100, 200]}, experiment={"seeds": [0], "models": ["linear"]})
     with monkeypatch.context() as m:
@@ -265,7 +265,7 @@ def test_predict_with_a_damaged_model_file_is_one_clear_line(tmp_path, kind, vic
 
 def test_a_model_that_cannot_be_pickled_is_a_clear_error_before_anything_is_written(tmp_path):
     from rnnbench.errors import RnnbenchError
-    from rnnbench.linear import LinearBaseline
+    from rnnbench.models.linear.model import LinearBaseline
 
     model = LinearBaseline(Config().linear, None)
     model.counter_, model.columns_, model.tfidf_, model.chosen_ = (lambda: 0), [], None, {}

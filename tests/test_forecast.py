@@ -108,7 +108,7 @@ def test_forecast_crossover_beyond_the_sizes_run():
     assert SIZES[-1] < true < 100 * SIZES[-1]
     for higher in (True, False):  # accuracy (1 − error) or an error metric such as RMSE
         fc = forecast(_pair(lin, rnn, higher=higher), "accuracy" if higher else "rmse", higher, n_boot=200)
-        c = fc["crossover"]
+        c = fc["crossover"]["rnn"]
         assert c["status"] == "crossover" and c["size"] == pytest.approx(true, rel=0.25)
         assert c["low"] <= c["size"] <= c["high"]
         preds = fc["models"]["rnn"]["predictions"]
@@ -121,8 +121,8 @@ def test_forecast_crossover_beyond_the_sizes_run():
 
 def test_no_crossover_within_100x():
     fc = forecast(_pair(LIN, (0.6, 0.2, 0.09)), "accuracy", True, n_boot=100)
-    assert fc["crossover"]["status"] == "none within the horizon" and fc["crossover"]["size"] is None
-    assert fc["crossover"]["horizon"] == 3_200_000
+    assert fc["crossover"]["rnn"]["status"] == "none within the horizon" and fc["crossover"]["rnn"]["size"] is None
+    assert fc["crossover"]["rnn"]["horizon"] == 3_200_000
 
 
 def test_one_seed_gives_numbers_without_intervals():
@@ -163,7 +163,7 @@ def test_forecast_command_writes_the_forecast(tmp_path):
     assert r.output.strip().splitlines()[-1] == str(exp)
     fc = json.loads((exp / "forecast.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert fc["models"]["linear"]["trustworthy"] and fc["models"]["rnn"]["trustworthy"]
-    assert fc["crossover"]["status"] == "crossover"
+    assert fc["crossover"]["rnn"]["status"] == "crossover" and fc["baseline"] == "linear"
     md = (exp / "forecast.md").read_text()
     assert "| 16,000 (2×) |" in md and "would overtake" in md
     assert (exp / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -211,11 +211,13 @@ def test_compare_outputs_carry_the_forecast(tmp_path):
     folder = out["dir"]
     fc = json.loads((folder / "forecast.json").read_text())
     cross = json.loads((folder / "crossover.json").read_text())
+    cross = cross["models"]["rnn"]
     assert cross["crossover_size"] is None  # not within the sizes run
-    assert cross["forecast"]["status"] == "crossover" and cross["forecast"]["size"] == pytest.approx(fc["crossover"]["size"])
-    assert fc["measured_crossover"]["crossover_size"] is None
+    assert cross["forecast"]["status"] == "crossover"
+    assert cross["forecast"]["size"] == pytest.approx(fc["crossover"]["rnn"]["size"])
+    assert fc["measured_crossover"]["rnn"]["crossover_size"] is None
     md = out["markdown"]
-    assert "**No crossover within the sizes run:**" in md and "**Forecast crossover**" in md
+    assert "**rnn vs linear:** no crossover within the sizes run:" in md and "**Forecast crossover, rnn vs linear**" in md
     assert "| 16,000 (2×) |" in md
     assert (folder / "forecast.md").exists()
 

@@ -3,11 +3,12 @@ import pytest
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from rnnbench.config import LinearConfig, load_config
+from rnnbench.config import load_config
 from rnnbench.data import Split, Task, Tokenizer, generate
 from rnnbench.errors import RnnbenchError
-from rnnbench.linear import LinearBaseline, grid_points
-from rnnbench.ngrams import NgramCounter
+from rnnbench.models.linear.model import LinearBaseline, grid_points
+from rnnbench.models.linear.ngrams import NgramCounter
+from rnnbench.models.linear.spec import LinearConfig
 
 BINARY = Task("sentiment", "binary", 2)
 
@@ -98,7 +99,7 @@ def test_each_grid_point_is_logged_and_shown_as_it_finishes(data, tmp_path, monk
     (so `rnnbench status` reads "grid k/n" of a running fit), and stderr one line per point."""
     import json
 
-    import rnnbench.linear
+    import rnnbench.models.linear.model
     from rnnbench.runs import Run
     from rnnbench.status import progress_of, progress_text
 
@@ -113,7 +114,7 @@ def test_each_grid_point_is_logged_and_shown_as_it_finishes(data, tmp_path, monk
         seen.append(progress_text(progress_of(run.path)))
 
     monkeypatch.setattr(run, "log", spy)
-    monkeypatch.setattr(rnnbench.linear, "GRID_QUIET_S", 0.0)
+    monkeypatch.setattr(rnnbench.models.linear.model, "GRID_QUIET_S", 0.0)
     model = LinearBaseline(LinearConfig(min_df=[1, 2], C=[0.5, 4.0]), BINARY, n_jobs=1).fit(train, val, run=run)
     rows = [json.loads(x) for x in (run.path / "metrics.jsonl").read_text().splitlines()]
     assert [r["event"] for r in rows] == ["grid_start"] + ["grid_point"] * 4 and rows[0]["points"] == 4

@@ -14,13 +14,13 @@ from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-import rnnbench.linear
-import rnnbench.ngrams
-from rnnbench.config import LinearConfig
+import rnnbench.models.linear.model
+import rnnbench.models.linear.ngrams
 from rnnbench.data import Split, Task, Tokenizer, generate
-from rnnbench.linear import LinearBaseline
-from rnnbench.ngrams import NgramCounter
-from rnnbench.shared_csr import SharedCSR, open_shared
+from rnnbench.models.linear.model import LinearBaseline
+from rnnbench.models.linear.ngrams import NgramCounter
+from rnnbench.models.linear.shared_csr import SharedCSR, open_shared
+from rnnbench.models.linear.spec import LinearConfig
 
 BINARY = Task("sentiment", "binary", 2)
 
@@ -53,18 +53,18 @@ def test_every_grid_point_and_the_chosen_model_are_scikit_learns(data, monkeypat
     """In this process (small grids) or in worker processes that map the matrices from shared memory
     (large ones): the same models as scikit-learn's, and no shared-memory segment left behind."""
     train, val, test = data
-    monkeypatch.setattr(rnnbench.ngrams, "CHUNK_DOCS", 64)  # several chunks even on this small corpus
+    monkeypatch.setattr(rnnbench.models.linear.ngrams, "CHUNK_DOCS", 64)  # several chunks even on this small corpus
     shared = []
 
-    class Spy(rnnbench.linear.SharedCSR):
+    class Spy(rnnbench.models.linear.model.SharedCSR):
         def __init__(self, x):
             super().__init__(x)
             shared.append(self.handle)
 
-    monkeypatch.setattr(rnnbench.linear, "SharedCSR", Spy)
+    monkeypatch.setattr(rnnbench.models.linear.model, "SharedCSR", Spy)
     pools, here = [], []
 
-    class Pool(rnnbench.linear.ProcessPoolExecutor):
+    class Pool(rnnbench.models.linear.model.ProcessPoolExecutor):
         def __init__(self, max_workers, **kw):
             pools.append(max_workers)
             super().__init__(max_workers, **kw)
@@ -75,10 +75,10 @@ def test_every_grid_point_and_the_chosen_model_are_scikit_learns(data, monkeypat
         here.append(threading.current_thread().name)
         return fit_point(self, params, *args)
 
-    monkeypatch.setattr(rnnbench.linear, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(rnnbench.models.linear.model, "ProcessPoolExecutor", Pool)
     monkeypatch.setattr(LinearBaseline, "_fit_point", spy)
     if where == "workers":
-        monkeypatch.setattr(rnnbench.linear, "PROCESS_MIN_NNZ", 0)
+        monkeypatch.setattr(rnnbench.models.linear.model, "PROCESS_MIN_NNZ", 0)
     model = LinearBaseline(LinearConfig(min_df=[2, 4], C=[0.5, 4.0]), BINARY, n_jobs=2).fit(train, val)
     if where == "workers":  # two at once: one in a thread here, one in a worker process
         assert pools == [1] and 1 <= len(here) < 4 and set(here) == {"rnnbench-grid-point"}
@@ -137,10 +137,10 @@ def test_narrowed_columns_are_the_tfidf_of_those_columns(data, norm):
     cols = np.flatnonzero(np.bincount(counts.indices, minlength=counts.shape[1]) >= 3)
     assert 0 < len(cols) < counts.shape[1]
     theirs_tfidf = TfidfTransformer(sublinear_tf=True, norm=norm).fit(counts[:, cols])
-    ours_tfidf = rnnbench.linear.tfidf_of_columns(tfidf, cols)
+    ours_tfidf = rnnbench.models.linear.model.tfidf_of_columns(tfidf, cols)
     np.testing.assert_array_equal(ours_tfidf.idf_, theirs_tfidf.idf_)
     theirs = theirs_tfidf.transform(counts[:, cols])
-    ours = rnnbench.linear.narrow_columns(rnnbench.linear.tfidf_in_place(tfidf, counts.copy()), cols, norm)
+    ours = rnnbench.models.linear.model.narrow_columns(rnnbench.models.linear.model.tfidf_in_place(tfidf, counts.copy()), cols, norm)
     assert ours.indices.dtype == np.int32
     for attr in ("indptr", "indices"):
         np.testing.assert_array_equal(getattr(ours, attr), getattr(theirs, attr))
@@ -148,7 +148,7 @@ def test_narrowed_columns_are_the_tfidf_of_those_columns(data, norm):
     np.testing.assert_array_equal(ours_tfidf.transform(counts[:, cols]).data, theirs.data)  # prediction: exact
     # a chain (min_df 1 -> 3 -> 5, as the grid derives each from the previous): the error does not grow much
     cols5 = np.flatnonzero(np.bincount(counts.indices, minlength=counts.shape[1]) >= 5)
-    chained = rnnbench.linear.narrow_columns(ours, np.searchsorted(cols, cols5), norm)
+    chained = rnnbench.models.linear.model.narrow_columns(ours, np.searchsorted(cols, cols5), norm)
     direct = TfidfTransformer(sublinear_tf=True, norm=norm).fit(counts[:, cols5]).transform(counts[:, cols5])
     np.testing.assert_array_max_ulp(chained.data, direct.data, maxulp=32)  # 17 measured (l1)
 
@@ -180,8 +180,8 @@ def test_the_grid_holds_one_min_dfs_matrix_at_a_time(data, monkeypatch, C, expec
             if row["event"] == "grid_point":
                 events.append(f"point {row['min_df']}")
 
-    monkeypatch.setattr(rnnbench.linear, "SharedCSR", Spy)
-    monkeypatch.setattr(rnnbench.linear, "PROCESS_MIN_NNZ", 0)
+    monkeypatch.setattr(rnnbench.models.linear.model, "SharedCSR", Spy)
+    monkeypatch.setattr(rnnbench.models.linear.model, "PROCESS_MIN_NNZ", 0)
     model = LinearBaseline(LinearConfig(min_df=[2, 4], C=C), BINARY, n_jobs=2).fit(train, val, run=Log())
     widths = {2: model.counter_.df_.size, 4: int((model.counter_.df_ >= 4).sum())}
     names = {f"make {w}": f"make {m}" for m, w in widths.items()} | {f"drop {w}": f"drop {m}" for m, w in widths.items()}
@@ -226,11 +226,12 @@ def test_a_matrix_still_read_here_outlives_the_removal_of_its_segments():
     assert not names & shared_segments()  # removed from /dev/shm
     np.testing.assert_array_equal(x.toarray(), expected)  # and still readable here
     del x
-    rnnbench.shared_csr._close_lingering()
-    assert not rnnbench.shared_csr._LINGERING
+    rnnbench.models.linear.shared_csr._close_lingering()
+    assert not rnnbench.models.linear.shared_csr._LINGERING
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+@pytest.mark.slow  # an end-to-end run: in CI's full suite, not the edit loop
 def test_a_grid_that_fails_while_its_thread_fits_ends_cleanly():
     """A worker that dies (the OOM killer, say) while the thread of the fitting process is mid-fit: the
     grid ends with the error, in a live process, and leaves no segment behind."""
@@ -248,8 +249,8 @@ FAILING_GRID = """
 import os, signal, time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-import rnnbench.linear as L
-from rnnbench.config import LinearConfig
+import rnnbench.models.linear.model as L
+from rnnbench.models.linear.spec import LinearConfig
 from rnnbench.data import Split, Task, generate
 
 L.PROCESS_MIN_NNZ = 0
@@ -296,12 +297,12 @@ except BrokenProcessPool:
 
 @pytest.mark.parametrize("sublinear_tf,norm", [(True, "l2"), (False, "l2"), (True, None), (True, "l1")])
 def test_tfidf_in_place_is_the_transformers_transform(data, monkeypatch, sublinear_tf, norm):
-    monkeypatch.setattr(rnnbench.linear, "TFIDF_BLOCK", 7)  # many blocks
+    monkeypatch.setattr(rnnbench.models.linear.model, "TFIDF_BLOCK", 7)  # many blocks
     counts = NgramCounter((1, 2), dtype=np.float64).fit_transform(data[0].texts)
     tfidf = TfidfTransformer(sublinear_tf=sublinear_tf, norm=norm).fit(counts)
     expected = tfidf.transform(counts.copy())
     data_array = counts.data
-    out = rnnbench.linear.tfidf_in_place(tfidf, counts)
+    out = rnnbench.models.linear.model.tfidf_in_place(tfidf, counts)
     assert out.data is data_array  # in place
     for attr in ("indptr", "indices", "data"):
         np.testing.assert_array_equal(getattr(out, attr), getattr(expected, attr))  # bit for bit
@@ -309,8 +310,8 @@ def test_tfidf_in_place_is_the_transformers_transform(data, monkeypatch, subline
 
 GRID_IN_WORKERS = """
 import sys, numpy as np
-import rnnbench.linear as L
-from rnnbench.config import LinearConfig
+import rnnbench.models.linear.model as L
+from rnnbench.models.linear.spec import LinearConfig
 from rnnbench.data import Split, Task, generate
 L.PROCESS_MIN_NNZ = 0
 texts, y = generate(4000, seed=3)
@@ -364,7 +365,7 @@ def test_a_killed_fit_leaves_no_grid_worker_behind(tmp_path):
 
 HOLD_A_MATRIX = """
 import sys, time, numpy as np, scipy.sparse as sp
-from rnnbench.shared_csr import SharedCSR
+from rnnbench.models.linear.shared_csr import SharedCSR
 held = SharedCSR(sp.random(200, 50, density=0.1, format="csr", random_state=0))
 print(" ".join(part[0] for part in held.handle[1].values()), flush=True)
 time.sleep(600)
@@ -383,7 +384,7 @@ def test_segments_of_a_killed_process_group_are_removed_by_the_next_fit(capfd):
 
     import scipy.sparse as sp
 
-    from rnnbench.shared_csr import SharedCSR
+    from rnnbench.models.linear.shared_csr import SharedCSR
 
     def holder():
         proc = subprocess.Popen([sys.executable, "-c", HOLD_A_MATRIX], stdout=subprocess.PIPE, text=True,
@@ -422,7 +423,7 @@ def test_a_segment_whose_owner_lives_in_another_pid_namespace_is_kept(tmp_path, 
     yet); once neither holds, it is removed."""
     import fcntl
 
-    import rnnbench.shared_csr as shared_csr
+    import rnnbench.models.linear.shared_csr as shared_csr
 
     monkeypatch.setattr(shared_csr, "SHM_DIR", tmp_path)  # a folder of its own: other fits sweep /dev/shm
     no_such_pid = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
@@ -472,7 +473,7 @@ def test_without_file_locks_a_shared_matrix_still_works_and_nothing_is_swept(mon
     """Where fcntl is missing (Windows), segments are neither locked nor swept."""
     import scipy.sparse as sp
 
-    import rnnbench.shared_csr as shared_csr
+    import rnnbench.models.linear.shared_csr as shared_csr
 
     monkeypatch.setattr(shared_csr, "fcntl", None)
     stale = tmp_path / "rnnbench-1-0123456789ab"

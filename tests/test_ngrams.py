@@ -8,7 +8,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 from rnnbench.data import Tokenizer
 from rnnbench.errors import RnnbenchError
-from rnnbench.ngrams import NgramCounter
+from rnnbench.models.linear.ngrams import NgramCounter
 
 
 def random_texts(n: int, seed: int, vocab: int = 60) -> list[str]:

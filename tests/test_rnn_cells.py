@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from rnnbench.config import RnnConfig
-from rnnbench.rnn.cells import N_GATES, gru_recurrence, lstm_recurrence, scan_recurrence, simple_recurrence
-from rnnbench.rnn.model import SequenceModel
+from rnnbench.models.rnn.cells import (
+    N_GATES,
+    gru_recurrence,
+    lstm_recurrence,
+    scan_recurrence,
+    simple_recurrence,
+)
+from rnnbench.models.rnn.model import SequenceModel
+from rnnbench.models.rnn.spec import RnnConfig
 from tests.helpers import use_loops
 
 jax.config.update("jax_enable_x64", False)
@@ -122,7 +128,8 @@ def test_gates_and_inits_differ():
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_chunked_evaluation_equals_one_pass_over_each_text(cell):
     from rnnbench.data import Ragged, Task
-    from rnnbench.rnn.train import Steps, outputs_to_scores, predict
+    from rnnbench.models.jaxtrain.optim import outputs_to_scores
+    from rnnbench.models.rnn.train import Steps, predict
 
     cfg = RnnConfig(cell=cell, embed_dim=8, hidden_dim=12, layers=2, learned_init_state=True, batch_size=4)
     task = Task("t", "binary", 2)
@@ -144,7 +151,8 @@ def test_chunked_training_gradient_equals_one_pass_backpropagation(cell, chunk):
     """Training reads a batch chunk by chunk and walks the chunks' pullbacks back: full BPTT, so the
     loss and every gradient (embedding rows, learned initial state, both layers) match one pass."""
     from rnnbench.data import Task
-    from rnnbench.rnn.train import Steps, chunk_sizes, loss_fn
+    from rnnbench.models.jaxtrain.optim import loss_fn
+    from rnnbench.models.rnn.train import Steps, chunk_sizes
 
     cfg = RnnConfig(cell=cell, embed_dim=6, hidden_dim=8, layers=2, learned_init_state=True, batch_size=5,
                     chunk=chunk)
@@ -178,7 +186,8 @@ def test_per_batch_programs_train_as_the_per_chunk_ones(cell, kind):
     both layers), on a batch as wide as its length class and on one padded up to it (33 tokens -> 40).
     One program per width, and none of the chunk programs."""
     from rnnbench.data import Task
-    from rnnbench.rnn.train import Steps, length_class, n_outputs
+    from rnnbench.models.jaxtrain.optim import n_outputs
+    from rnnbench.models.rnn.train import Steps, length_class
 
     cfg = RnnConfig(cell=cell, embed_dim=6, hidden_dim=8, layers=2, learned_init_state=True, batch_size=5, chunk=4)
     task, rng = Task("t", kind, 3 if kind == "multiclass" else 2 if kind == "binary" else 0), np.random.default_rng(2)
@@ -194,7 +203,7 @@ def test_per_batch_programs_train_as_the_per_chunk_ones(cell, kind):
         batch = np.pad(tokens, ((0, 0), (0, width - 20)))
         params, opt_state, losses = steps.params, steps.tx.init(steps.params), []
         for step in range(3):
-            params, opt_state, loss, _ = steps.train_step(params, opt_state, batch, lengths, y, w, step, steps.base_key)
+            params, opt_state, loss, _ = steps.update(params, opt_state, batch, lengths, y, w, step, steps.base_key)
             losses.append(float(loss))
         trained[name] = steps, losses, params
     (chunked, want_losses, want) = trained["per-chunk"]
@@ -212,8 +221,8 @@ def test_per_batch_programs_train_as_the_per_chunk_ones(cell, kind):
 
 def test_length_classes_are_a_fixed_ladder_four_rungs_a_doubling():
     from rnnbench.data import Ragged
-    from rnnbench.rnn.batching import Batcher, bucket_boundaries
-    from rnnbench.rnn.train import length_class
+    from rnnbench.models.jaxtrain.batching import Batcher, bucket_boundaries
+    from rnnbench.models.rnn.train import length_class
 
     ladder = [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160]
     assert sorted({length_class(w, 16) // 16 for w in range(1, 1025)}) == ladder[:20]
@@ -231,7 +240,7 @@ def test_length_classes_are_a_fixed_ladder_four_rungs_a_doubling():
 
 
 def test_a_batch_is_read_in_full_chunks_and_a_half_chunk_where_that_holds_its_end():
-    from rnnbench.rnn.train import chunk_sizes as sizes
+    from rnnbench.models.rnn.train import chunk_sizes as sizes
 
     assert sizes(16, 200) == [16] * 12 + [8]  # the benchmark's 200 tokens: 200 steps, not 208
     assert sizes(16, 201) == sizes(16, 208) == [16] * 13
@@ -246,7 +255,7 @@ def test_saved_chunks_hold_no_copies_of_the_weights(cell):
     """A forward chunk's pullback takes the weights from the parameters again in the backward: the
     residuals it returns (one set per chunk, held until the backward) contain no weight matrix."""
     from rnnbench.data import Task
-    from rnnbench.rnn.train import Steps
+    from rnnbench.models.rnn.train import Steps
 
     cfg = RnnConfig(cell=cell, embed_dim=6, hidden_dim=10, layers=2, batch_size=3, chunk=4)
     steps = Steps(SequenceModel(40, 1, cfg, rngs=nnx.Rngs(0)), cfg, Task("t", "binary", 2), 0)
@@ -264,15 +273,15 @@ _CACHE_PROBE = """
 import importlib, os, pkgutil, sys
 import jax, numpy as np
 import rnnbench
-for m in pkgutil.walk_packages(rnnbench.__path__, "rnnbench."):  # every module, rnnbench.rnn's included
+for m in pkgutil.walk_packages(rnnbench.__path__, "rnnbench."):  # every module, rnnbench.models.rnn's included
     importlib.import_module(m.name)
 print(repr(jax.config.jax_compilation_cache_dir), jax.config.jax_persistent_cache_min_compile_time_secs)
 from flax import nnx
-from rnnbench.config import RnnConfig
+from rnnbench.models.rnn.spec import RnnConfig
 from rnnbench.data import Task
-from rnnbench.rnn import enable_compilation_cache
-from rnnbench.rnn.model import SequenceModel
-from rnnbench.rnn.train import Steps
+from rnnbench.models.jaxtrain.compile_cache import enable_compilation_cache
+from rnnbench.models.rnn.model import SequenceModel
+from rnnbench.models.rnn.train import Steps
 cfg = RnnConfig(embed_dim=4, hidden_dim=6, batch_size=2, chunk=4)
 steps = Steps(SequenceModel(20, 1, cfg, rngs=nnx.Rngs(0)), cfg, Task("t", "binary", 2), 0)
 print(repr(jax.config.jax_compilation_cache_dir), jax.config.jax_persistent_cache_min_compile_time_secs)
@@ -280,7 +289,7 @@ os.environ["RNNBENCH_DATA"] = os.path.join(os.environ["RNNBENCH_DATA"], "elsewhe
 enable_compilation_cache()  # idempotent: the cache JAX has opened stays
 print(repr(jax.config.jax_compilation_cache_dir))
 tokens, lengths = np.ones((2, 4), np.int32), np.array([4, 2], np.int32)
-steps.train_step(steps.params, steps.tx.init(steps.params), tokens, lengths, np.array([0, 1]),
+steps.update(steps.params, steps.tx.init(steps.params), tokens, lengths, np.array([0, 1]),
                  np.ones(2, np.float32), 0, steps.base_key)[2].block_until_ready()
 """
 

@@ -1,4 +1,4 @@
-"""The GRU's fused CPU kernels (rnnbench/rnn/gru_cpu.cc): the same answers as XLA's step, built once,
+"""The GRU's fused CPU kernels (rnnbench/models/rnn/gru_cpu.cc): the same answers as XLA's step, built once,
 and a clean fallback to XLA's step where they cannot be built."""
 
 import os
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnbench.rnn import cells, native
+from rnnbench.models.rnn import cells, native
 from tests.helpers import use_loops
 
 

@@ -14,10 +14,11 @@ from click.testing import CliRunner
 from flax import nnx
 
 from rnnbench.cli import main
-from rnnbench.config import RnnConfig
 from rnnbench.data import Task
-from rnnbench.rnn.model import SequenceModel
-from rnnbench.rnn.train import Steps
+from rnnbench.models.jaxtrain.loop import moving_average
+from rnnbench.models.rnn.model import SequenceModel
+from rnnbench.models.rnn.spec import RnnConfig
+from rnnbench.models.rnn.train import Steps
 from rnnbench.runs import Run
 from tests.helpers import write_config
 
@@ -106,7 +107,7 @@ def test_the_gradient_norm_stays_finite_while_the_gradient_is():
     and stopped a healthy 600k-post run; an infinite or NaN element still gives a non-finite norm."""
     import optax
 
-    from rnnbench.rnn.train import global_norm
+    from rnnbench.models.jaxtrain.optim import global_norm
 
     huge = {"a": np.array([1e30, -3e29], np.float32), "b": np.ones(3, np.float32)}
     assert not np.isfinite(float(optax.tree.norm(huge)))  # the overflow
@@ -122,10 +123,10 @@ def test_divergence_after_a_validated_epoch_keeps_that_epoch(tmp_path, monkeypat
     """Training that blows up after a validated epoch ends as early stopping would: the best epoch's
     model is scored and kept, and the run says why it stopped (on the full blog corpus a GPU run's
     gradient norm overflowed in its third epoch, after its best first one, and the run was lost)."""
-    import rnnbench.rnn.train as train_mod
+    import rnnbench.models.jaxtrain.loop as loop_mod
 
     evaluations = [0]
-    real_evaluate, real_step = train_mod.evaluate, train_mod.Steps.train_step
+    real_evaluate, real_step = loop_mod.evaluate, Steps.train_step
 
     def counting_evaluate(*args, **kwargs):
         evaluations[0] += 1
@@ -135,8 +136,8 @@ def test_divergence_after_a_validated_epoch_keeps_that_epoch(tmp_path, monkeypat
         params, opt_state, loss, gnorm = real_step(self, *args)
         return (params, opt_state, loss * np.nan, gnorm) if evaluations[0] else (params, opt_state, loss, gnorm)
 
-    monkeypatch.setattr(train_mod, "evaluate", counting_evaluate)
-    monkeypatch.setattr(train_mod.Steps, "train_step", step_then_blow_up)
+    monkeypatch.setattr(loop_mod, "evaluate", counting_evaluate)
+    monkeypatch.setattr(Steps, "train_step", step_then_blow_up)
     r, run_dir = train(rnn_config(tmp_path, rnn={"epochs": 3}))
     assert r.exit_code == 0, r.output
     res = result(run_dir)
@@ -167,7 +168,7 @@ def test_learning_rate_is_a_runtime_value_not_a_recompile():
         params = jax.tree.map(jax.numpy.copy, steps.params)  # the step donates its inputs
         opt = steps.tx.init(params)
         opt.hyperparams["learning_rate"] = jax.numpy.asarray(lr)
-        params, opt, _, _ = steps.train_step(params, opt, tokens, lengths, y, w, 0, steps.base_key)
+        params, opt, _, _ = steps.update(params, opt, tokens, lengths, y, w, 0, steps.base_key)
         outs.append(jax.tree.leaves(params)[0])
     assert steps.compiled_programs() == 4  # forward, head, backward, update: once each for both rates
     assert not np.allclose(outs[0], outs[1])
@@ -232,7 +233,7 @@ def test_compiled_programs_are_bounded_by_jax_compile_log(caplog):
 
     from rnnbench.config import Config
     from rnnbench.data import Split, generate
-    from rnnbench.rnn.model_api import RNNClassifier
+    from rnnbench.models.rnn.model_api import RNNClassifier
 
     texts, y = generate(900, seed=11, mean_tokens=60)
     cfg = Config().replace(**{"rnn.embed_dim": 8, "rnn.hidden_dim": 8, "rnn.epochs": 2, "rnn.batch_size": 16})
@@ -261,9 +262,9 @@ def test_per_batch_programs_are_bounded_by_the_length_classes(caplog):
 
     from rnnbench.config import Config
     from rnnbench.data import Split, generate
-    from rnnbench.rnn.batching import Batcher
-    from rnnbench.rnn.model_api import RNNClassifier
-    from rnnbench.rnn.train import length_class
+    from rnnbench.models.jaxtrain.batching import Batcher
+    from rnnbench.models.rnn.model_api import RNNClassifier
+    from rnnbench.models.rnn.train import length_class
 
     texts, y = generate(900, seed=11, mean_tokens=60)
     cfg = Config().replace(**{"rnn.embed_dim": 8, "rnn.hidden_dim": 8, "rnn.epochs": 2, "rnn.batch_size": 16,
@@ -293,7 +294,7 @@ def test_per_batch_programs_are_bounded_by_the_length_classes(caplog):
 def test_a_run_resumed_at_its_last_checkpoint_reports_the_programs_its_training_compiled(tmp_path):
     from rnnbench.config import Config
     from rnnbench.data import Split, generate
-    from rnnbench.rnn.model_api import RNNClassifier
+    from rnnbench.models.rnn.model_api import RNNClassifier
 
     texts, y = generate(300, seed=5, mean_tokens=30)
     cfg = Config().replace(**{"rnn.embed_dim": 8, "rnn.hidden_dim": 8, "rnn.epochs": 1, "rnn.batch_size": 32})
@@ -309,7 +310,7 @@ def test_a_run_resumed_at_its_last_checkpoint_reports_the_programs_its_training_
 def _small_fit(run_dir, programs="auto", **rnn):
     from rnnbench.config import Config
     from rnnbench.data import Split, generate
-    from rnnbench.rnn.model_api import RNNClassifier
+    from rnnbench.models.rnn.model_api import RNNClassifier
 
     texts, y = generate(300, seed=5, mean_tokens=30)
     overrides = {"rnn.embed_dim": 8, "rnn.hidden_dim": 8, "rnn.batch_size": 32, "rnn.patience": 10,
@@ -347,7 +348,7 @@ def test_weight_average_is_what_is_validated_kept_and_resumed(tmp_path):
     cfg = RnnConfig(embed_dim=4, hidden_dim=4, ema=0.75)
     steps = Steps(SequenceModel(30, 1, cfg, rngs=nnx.Rngs(0)), cfg, Task("t", "binary", 2), 0)
     ones = jax.tree.map(jax.numpy.ones_like, steps.params)
-    avg = steps.average(jax.tree.map(jax.numpy.zeros_like, steps.params), ones)
+    avg = moving_average(cfg.ema)(jax.tree.map(jax.numpy.zeros_like, steps.params), ones)
     assert all(np.allclose(leaf, 0.25) for leaf in jax.tree.leaves(avg))
 
 
@@ -365,7 +366,7 @@ def _losses(cfg, steps_to_try):
 @pytest.mark.parametrize("option", ["dropout", "input_dropout"])
 def test_dropout_masks_follow_the_step_and_never_touch_predictions(option):
     from rnnbench.data import Ragged
-    from rnnbench.rnn.train import predict
+    from rnnbench.models.rnn.train import predict
 
     small = {"embed_dim": 8, "hidden_dim": 8, "chunk": 4, "layers": 2}
     noisy, plain = RnnConfig(**small, **{option: 0.5}), RnnConfig(**small)
@@ -398,11 +399,11 @@ def test_input_dropout_drops_that_share_of_the_embedded_inputs():
 def test_a_long_epoch_says_how_long_it_will_take_and_logs_progress_without_a_terminal(monkeypatch, capsys):
     """After the compiling steps, the epoch's expected time at the measured rate; with no progress bar (a
     log file), a line a minute with the share done, the rate and the time left."""
-    from rnnbench.rnn import train as train_mod
+    from rnnbench.models.jaxtrain import loop as loop_mod
 
     now = [0.0]
-    monkeypatch.setattr(train_mod.time, "perf_counter", lambda: now[0])
-    meter = train_mod._EpochMeter("epoch 1/2", batches=1000, tokens=1_000_000, enabled=True, lines=True)
+    monkeypatch.setattr(loop_mod.time, "perf_counter", lambda: now[0])
+    meter = loop_mod._EpochMeter("epoch 1/2", batches=1000, tokens=1_000_000, enabled=True, lines=True)
     for step in range(1, 31):  # 1,000 tokens a batch at 100 batches/s after the warm-up
         now[0] += 0.01 if step > 3 else 5.0
         meter.update(step, step * 1000)
@@ -412,7 +413,7 @@ def test_a_long_epoch_says_how_long_it_will_take_and_logs_progress_without_a_ter
     meter.update(600, 600_000)
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("epoch 1/2:  60% (600/1,000 batches), ") and line.endswith(" left")
-    quiet = train_mod._EpochMeter("epoch 1/2", batches=1000, tokens=10**6, enabled=False, lines=True)
+    quiet = loop_mod._EpochMeter("epoch 1/2", batches=1000, tokens=10**6, enabled=False, lines=True)
     for step in range(1, 31):
         quiet.update(step, step * 1000)
     assert capsys.readouterr().err == ""
@@ -423,16 +424,14 @@ class _Crash(BaseException):
 
 
 def _crash_at(monkeypatch, step: int) -> None:
-    from rnnbench.rnn import train as train_mod
+    real = Steps.train_step
 
-    real = train_mod.Steps.train_step
-
-    def train_step(self, params, opt_state, tokens, lengths, y, w, s, base_key):
+    def train_step(self, params, opt_state, batch, s):
         if s == step:
             raise _Crash(f"killed before step {step}")
-        return real(self, params, opt_state, tokens, lengths, y, w, s, base_key)
+        return real(self, params, opt_state, batch, s)
 
-    monkeypatch.setattr(train_mod.Steps, "train_step", train_step)
+    monkeypatch.setattr(Steps, "train_step", train_step)
 
 
 def _curve(run_dir):
@@ -497,11 +496,11 @@ def _legacy_save(manager, params, opt_state, best_params, state, ema_params=None
 
 def test_a_checkpoint_in_the_earlier_format_still_resumes(tmp_path, monkeypatch):
     """A run stopped at an epoch's end by an earlier rnnbench (its checkpoint format) resumes here."""
-    from rnnbench.rnn import train as train_mod
+    from rnnbench.models.jaxtrain import checkpoints
 
     clean, texts = _small_fit(tmp_path / "clean", epochs=2, ema=0.5)
     with monkeypatch.context() as m:
-        m.setattr(train_mod, "_save", _legacy_save)
+        m.setattr(checkpoints, "save", _legacy_save)
         _small_fit(tmp_path / "run", epochs=1, ema=0.5)
     resumed, _ = _small_fit(tmp_path / "run", epochs=2, ema=0.5)
     np.testing.assert_array_equal(resumed.predict_scores(texts), clean.predict_scores(texts))

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from rnnbench.cli import main
 from rnnbench.config import load_config
-from rnnbench.sweep import expand, first_reach, mean_band
+from rnnbench.plan import sweep_plan
+from rnnbench.sweep import first_reach, mean_band
 from tests.helpers import write_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -33,12 +34,12 @@ def sweep(*args):
 
 def test_expand_grid_times_zip_times_seeds(tmp_path):
     cfg = load_config(sweep_config(tmp_path, experiment={"seeds": [0, 1]}))
-    runs = expand(cfg)
+    runs = sweep_plan(cfg)
     assert len(runs) == 2 * 2 * 2
     labels = {tuple(sorted(r.label.items(), key=str)) for r in runs}
     assert len(labels) == 4  # zip lists are walked together, not crossed
     assert {(r.cfg.rnn.learning_rate, r.cfg.rnn.clip_norm) for r in runs} == {(0.01, 1.0), (0.001, None)}
-    assert len({r.run().path for r in runs}) == 8
+    assert len({r.run.path for r in runs}) == 8
 
 
 @pytest.mark.parametrize("sweep_section, plot, message", [
@@ -161,7 +162,7 @@ def test_a_line_that_pools_other_swept_keys_says_so(tmp_path, monkeypatch, by, p
                "zip": {"rnn.learning_rate": [0.01, 0.001], "rnn.clip_norm": [1.0, None]}, "seeds": [0, 1]}
     spec = {"x": "step", "y": "train_loss", **({"by": by} if by else {})}
     cfg = load_config(sweep_config(tmp_path, sweep=section, plot=[spec]))
-    runs = expand(cfg)
+    runs = sweep_plan(cfg)
     ok = SimpleNamespace(result=SimpleNamespace(ok=True), run=object())
     monkeypatch.setattr(sweep_module, "series", lambda run, x, y: (np.array([20.0, 40.0]), np.array([0.7, 0.3])))
     texts = []

@@ -217,7 +217,7 @@ def test_a_fitted_model_satisfies_the_model_contract(tmp_path):
 
     from rnnbench.config import load_config
     from rnnbench.data import Split, Task, generate
-    from rnnbench.model import Model, model_class
+    from rnnbench.models.base import Model, model_class
     from rnnbench.runs import Run
 
     texts, y = generate(300, seed=2, mean_tokens=30)

@@ -423,6 +423,110 @@ def _merged_rows_warning(rows: _Rows, delimiter: str, is_label) -> list[str]:
     return out
 
 
+class _Labels:
+    """What each raw label of a generic file becomes: a class name, a number, or a reason to drop the row;
+    and the order of the classes (``data.label_map``'s, else sorted)."""
+
+    def __init__(self, label_map: dict | None, kind: str | None, all_labels: list, label_column: str | None,
+                 shown: str):
+        self.label_map, self.kind = label_map, kind
+        self.unmapped, self.unparsable = Counter(), Counter()
+        self.order = None
+        if label_map is not None:
+            self.keys = {str(k).strip(): v for k, v in label_map.items()}
+            self.numeric_keys = {to_float(k): k for k in self.keys if to_float(k) is not None}
+            self.order = list(dict.fromkeys(_label_text(v) for v in self.keys.values() if v is not None))
+        elif kind != "regression":
+            numeric = Counter(v for v in all_labels if to_float(v) is not None)
+            other = Counter(v for v in all_labels if to_float(v) is None)
+            if numeric and other:
+                few, many = (other, numeric) if sum(other.values()) <= sum(numeric.values()) else (numeric, other)
+                what = "numbers" if many is numeric else "names"
+                where = f"label column '{label_column}'" if label_column else "data.label_from_path"
+                raise RnnbenchError(
+                    f"{shown}: {where} holds {what} ({sum(many.values()):,} rows) and {sum(few.values())} "
+                    f"that are not: {_odd_values(few)}; map every value in data.label_map (null drops one), or "
+                    f"fix the file")
+
+    def target(self, raw) -> tuple | str:
+        """``("cls", name)`` or ``("num", value)``, or why the row is dropped."""
+        if self.label_map is not None:
+            found, v = _map_label(raw, self.keys, self.numeric_keys)
+            if not found:
+                self.unmapped[raw] += 1
+                return "label not in data.label_map"
+            if v is None:
+                return "label mapped to null"
+            return ("num", float(v)) if self.kind == "regression" else ("cls", _label_text(v))
+        if self.kind == "regression":
+            x = to_float(raw)
+            if x is None:
+                self.unparsable[raw] += 1
+                return "unparsable label"
+            return ("num", x)
+        return ("cls", raw)
+
+    def notes(self) -> list[str]:
+        out = []
+        if self.unmapped:
+            out.append(f"labels not in data.label_map (dropped): {_odd_values(self.unmapped)}")
+        if self.unparsable:
+            out.append(f"labels that are not numbers (dropped): {_odd_values(self.unparsable)}")
+        return out
+
+
+def _convert(rows: _Rows, labels: _Labels, report: LoadReport, group_column: str | None) -> tuple[Split, list]:
+    """The rows whose label is kept, as a split, and their targets (class names or numbers)."""
+    keep, ys = [], []
+    for i, raw in enumerate(rows.labels):
+        if raw is None or (raw == "" and not (labels.label_map and "" in labels.label_map)):
+            report.drop("empty label")
+            continue
+        t = labels.target(raw)
+        if isinstance(t, str):
+            report.drop(t)
+            continue
+        keep.append(i)
+        ys.append(t[1])
+    groups = np.array(rows.groups, np.int64)[keep] if group_column else None
+    return Split([rows.texts[i] for i in keep], ys, groups), ys
+
+
+def _classes(order: list | None, train: Split, tr_y: list, test: Split | None, te_y: list | None,
+             report: LoadReport) -> tuple[list[str], Split, Split | None]:
+    """The classes (in ``order``, else sorted: numerically where every name is a number), and both splits'
+    labels as class indices; test rows of a class the training file lacks are dropped and counted."""
+    seen = set(tr_y)
+    if order is not None:
+        classes = [c for c in order if c in seen]
+    elif all(to_float(c) is not None for c in seen):
+        classes = sorted(seen, key=float)
+    else:
+        classes = sorted(seen)
+    index = {c: i for i, c in enumerate(classes)}
+    train.y = np.array([index[c] for c in tr_y], np.int64)
+    if test is not None:
+        keep = [i for i, c in enumerate(te_y) if c in index]
+        if len(keep) < len(te_y):
+            report.drop("label not in the training file", len(te_y) - len(keep))
+        test = Split([test.texts[i] for i in keep], np.array([index[te_y[i]] for i in keep], np.int64),
+                     test.groups[keep] if test.groups is not None else None)
+    return classes, train, test
+
+
+def _classification_kind(kind: str | None, classes: list[str], label_column: str | None, shown: str) -> str:
+    """binary or multiclass: as ``data.task_kind`` says (checked against the classes), else by their number."""
+    k = len(classes)
+    where = f"column '{label_column}'" if label_column else "data.label_from_path"
+    if kind == "binary" and k > 2:
+        raise RnnbenchError(f"{shown}: task_kind binary but {where} has {k} classes ({', '.join(classes[:8])}): "
+                            "set data.task_kind: multiclass, or map them with data.label_map")
+    if k < 2:
+        raise RnnbenchError(f"{shown}: {where} has one class in the training data ({classes[0]!r}): nothing to "
+                            "tell apart")
+    return kind or ("binary" if k <= 2 else "multiclass")
+
+
 def load_generic(path, task: str, *, fmt: str, text_columns: list[str], label_column: str | None,
                  task_kind: str | None, test_path: str | None, test_fraction: float, group_column: str | None,
                  delimiter: str | None = None, quoting: str | None = None, member: str | None = None,
@@ -453,90 +557,17 @@ def load_generic(path, task: str, *, fmt: str, text_columns: list[str], label_co
         report.notes.append("rows read per file: " + ", ".join(f"{s} {n:,}" for s, n in [*tr.files, *(te.files if te else [])]))
     kind = task_kind
     all_labels = [v for v in [*tr.labels, *(te.labels if te else [])] if v not in (None, "")]
-
-    # what each raw label becomes: a class name, a number, or dropped (a reason)
-    if label_map is not None:
-        keys = {str(k).strip(): v for k, v in label_map.items()}
-        numeric_keys = {to_float(k): k for k in keys if to_float(k) is not None}
-        unmapped = Counter()
-
-        def target(raw):
-            found, v = _map_label(raw, keys, numeric_keys)
-            if not found:
-                unmapped[raw] += 1
-                return "label not in data.label_map"
-            if v is None:
-                return "label mapped to null"
-            return ("num", float(v)) if kind == "regression" else ("cls", _label_text(v))
-        order = list(dict.fromkeys(_label_text(v) for v in keys.values() if v is not None))
-    elif kind == "regression":
-        unparsable = Counter()
-
-        def target(raw):
-            x = to_float(raw)
-            if x is None:
-                unparsable[raw] += 1
-                return "unparsable label"
-            return ("num", x)
-        order = None
-    else:
-        numeric = Counter(v for v in all_labels if to_float(v) is not None)
-        other = Counter(v for v in all_labels if to_float(v) is None)
-        if numeric and other:
-            few, many = (other, numeric) if sum(other.values()) <= sum(numeric.values()) else (numeric, other)
-            what = "numbers" if many is numeric else "names"
-            where = f"label column '{label_column}'" if label_column else "data.label_from_path"
-            raise RnnbenchError(
-                f"{tr_files[0].shown}: {where} holds {what} ({sum(many.values()):,} rows) and {sum(few.values())} "
-                f"that are not: {_odd_values(few)}; map every value in data.label_map (null drops one), or fix "
-                f"the file")
-
-        def target(raw):
-            return ("cls", raw)
-        order = None
-
-    def convert(rows: _Rows, classes: dict | None) -> tuple[Split, list]:
-        keep, ys = [], []
-        for i, raw in enumerate(rows.labels):
-            if raw is None or (raw == "" and not (label_map and "" in label_map)):
-                report.drop("empty label")
-                continue
-            t = target(raw)
-            if isinstance(t, str):
-                report.drop(t)
-                continue
-            keep.append(i)
-            ys.append(t[1])
-        groups = np.array(rows.groups, np.int64)[keep] if group_column else None
-        return Split([rows.texts[i] for i in keep], ys, groups), ys
-
-    train, tr_y = convert(tr, None)
-    test, te_y = convert(te, None) if te else (None, None)
+    labels = _Labels(label_map, kind, all_labels, label_column, tr_files[0].shown)
+    train, tr_y = _convert(tr, labels, report, group_column)
+    test, te_y = _convert(te, labels, report, group_column) if te else (None, None)
     classes: list[str] = []
     if kind == "regression":
         train.y = np.array(tr_y, np.float64)
         if test is not None:
             test.y = np.array(te_y, np.float64)
     else:
-        seen = set(tr_y)
-        if order is not None:
-            classes = [c for c in order if c in seen]
-        elif all(to_float(c) is not None for c in seen):
-            classes = sorted(seen, key=float)
-        else:
-            classes = sorted(seen)
-        index = {c: i for i, c in enumerate(classes)}
-        train.y = np.array([index[c] for c in tr_y], np.int64)
-        if test is not None:
-            keep = [i for i, c in enumerate(te_y) if c in index]
-            if len(keep) < len(te_y):
-                report.drop("label not in the training file", len(te_y) - len(keep))
-            test = Split([test.texts[i] for i in keep], np.array([index[te_y[i]] for i in keep], np.int64),
-                         test.groups[keep] if test.groups is not None else None)
-    if label_map is not None and unmapped:
-        report.notes.append(f"labels not in data.label_map (dropped): {_odd_values(unmapped)}")
-    if label_map is None and kind == "regression" and unparsable:
-        report.notes.append(f"labels that are not numbers (dropped): {_odd_values(unparsable)}")
+        classes, train, test = _classes(labels.order, train, tr_y, test, te_y, report)
+    report.notes += labels.notes()
     if tr.suspects or (te and te.suspects):
         is_label = ((lambda v: to_float(v) is not None) if kind == "regression" else
                     (lambda v, known=set(all_labels): v in known))
@@ -546,16 +577,7 @@ def load_generic(path, task: str, *, fmt: str, text_columns: list[str], label_co
     if test is None:
         train, test = holdout(train.texts, train.y, test_fraction, groups=train.groups)
     if kind != "regression" and len(train):
-        k = len(classes)
-        where = f"column '{label_column}'" if label_column else "data.label_from_path"
-        if kind == "binary" and k > 2:
-            raise RnnbenchError(f"{tr_files[0].shown}: task_kind binary but {where} has {k} classes "
-                                f"({', '.join(classes[:8])}): set data.task_kind: multiclass, or map them with "
-                                f"data.label_map")
-        if k < 2:
-            raise RnnbenchError(f"{tr_files[0].shown}: {where} has one class in the training data "
-                                f"({classes[0]!r}): nothing to tell apart")
-        kind = kind or ("binary" if k <= 2 else "multiclass")
+        kind = _classification_kind(kind, classes, label_column, tr_files[0].shown)
     if group_column:
         report.notes.append(
             f"rows grouped by {group_column}: {n_groups(train.groups)} groups in the training pool, "

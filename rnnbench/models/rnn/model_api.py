@@ -11,17 +11,19 @@ import jax
 import numpy as np
 from flax import nnx
 
-from .. import devices
-from ..config import ComputeConfig, Config, from_dict
-from ..data import Ragged, Split, Task, Tokenizer
-from ..fileio import atomic_write_bytes, atomic_write_json
-from ..metrics import evaluate
-from .batching import Batcher, bucket_boundaries
+from ... import devices
+from ...config import ComputeConfig, Config, from_dict
+from ...data import Ragged, Split, Task, Tokenizer
+from ...fileio import atomic_write_bytes, atomic_write_json
+from ...metrics import evaluate
+from ..jaxtrain.batching import Batcher, bucket_boundaries
+from ..jaxtrain.loop import fit
+from ..jaxtrain.optim import n_outputs
 from .model import SequenceModel
-from .train import Steps, fit, n_outputs, predict
+from .train import Steps, predict
 
 if TYPE_CHECKING:
-    from ..runs import Run
+    from ...runs import Run
 
 
 def _flatten(params) -> dict[str, np.ndarray]:
@@ -83,9 +85,11 @@ class RNNClassifier:
         val_seqs = self._sequences(val.texts)
         timings = {"vectorize": time.perf_counter() - t0}
         self.model_ = self._build(self.tokenizer_.vocab_size)
-        out = fit(self.model_, rnn, self.task, train_b, val_seqs, val.y, self.seed, run=run, progress=progress,
-                  y_scale=self.y_scale_, programs=programs)
-        self.steps_, self.params_ = out.steps, out.best_params
+        steps = Steps(self.model_, rnn, self.task, self.seed, programs, max_len=self.cfg.data.max_len)
+        steps.width = int(train_b.boundaries[-1])  # per-chunk: every training batch one shape, one set of programs
+        out = fit(steps, rnn, self.task, train_b, val_seqs, val.y, self.seed, run=run, progress=progress,
+                  y_scale=self.y_scale_)
+        self.steps_, self.params_ = steps, out.best_params
         val_scores = self._unscale(predict(self.steps_, self.params_, val_seqs, self.cfg.data.max_len))  # best
         self.validation_ = evaluate(self.task, val.y, val_scores)
         self.chosen_ = {"best_epoch": out.state.best_epoch}

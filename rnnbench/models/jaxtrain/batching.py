@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import Ragged
+from ...data import Ragged
 
 
 def bucket_boundaries(lengths: np.ndarray, n_buckets: int, max_len: int, multiple: int = 1) -> np.ndarray:

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .data import UNK, Ragged, Tokenizer
-from .errors import RnnbenchError
+from ...data import UNK, Ragged, Tokenizer
+from ...errors import RnnbenchError
 
 CHUNK_DOCS = 5_000  # measured at 100k blog posts: 15 s CPU at 2.5k-5k, 17 s at 10k, 18 s at 20k, 30 s at 100k
 

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ..config import RnnConfig
 from .cells import N_GATES, gru_recurrence, lstm_recurrence, scan_recurrence, simple_recurrence
+from .spec import RnnConfig
 
 
 def _init_matrix(kind: str, scale: float, key, shape: tuple[int, int], n_gates: int) -> jax.Array:

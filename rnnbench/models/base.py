@@ -1,9 +1,10 @@
 """The model contract: what the run machinery (``experiment``, ``compare``, ``sweep``) asks of a model.
 
-Both :class:`rnnbench.linear.LinearBaseline` and :class:`rnnbench.rnn.model_api.RNNClassifier`
-satisfy :class:`Model`. Learned state ends in ``_`` and is set by ``fit`` (``load`` restores what
-``predict_scores`` needs); before ``fit`` a model is only its settings, so only a fitted model is an
-instance of the (runtime-checkable) protocol.
+Every registered kind's class (:mod:`rnnbench.models.registry`) satisfies :class:`Model`, as
+:class:`~rnnbench.models.linear.model.LinearBaseline` and :class:`~rnnbench.models.rnn.model_api.RNNClassifier`
+do. Learned state ends in ``_`` and is set by ``fit`` (``load`` restores what ``predict_scores`` needs);
+before ``fit`` a model is only its settings, so only a fitted model is an instance of the
+(runtime-checkable) protocol.
 """
 
 from __future__ import annotations
@@ -12,20 +13,17 @@ import platform
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .config import Config, cores_label
-from .errors import RnnbenchError
+from ..config import Config, cores_label
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from .runs import Run
-
-MODEL_KINDS = ("linear", "rnn")
+    from ..runs import Run
 
 
 @runtime_checkable
 class Model(Protocol):
-    kind: str  # "linear" or "rnn": the run folder's and the result's model name
+    kind: str  # the registered kind's name: the run folder's and the result's model name
     chosen_: dict[str, Any]  # what validation selected: the linear grid point, the RNN's best epoch
     validation_: dict[str, float]  # the chosen model's validation metrics
     training_: dict[str, Any]  # what the fit did (the RNN's epochs, steps, ...; empty for the linear model)
@@ -52,16 +50,10 @@ class Model(Protocol):
 
 
 def model_class(kind: str) -> type[Model]:
-    """The class of a model kind (imported lazily: the linear path never loads JAX)."""
-    if kind == "linear":
-        from .linear import LinearBaseline
+    """The class of a registered model kind (imported on first use: the linear path never loads JAX)."""
+    from . import get
 
-        return LinearBaseline
-    if kind == "rnn":
-        from .rnn.model_api import RNNClassifier
-
-        return RNNClassifier
-    raise RnnbenchError(f"unknown model kind '{kind}' (choose from: {', '.join(MODEL_KINDS)})")
+    return get(kind).model_class()
 
 
 def cpu_device() -> str:

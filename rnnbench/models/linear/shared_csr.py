@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .fileio import pid_alive
+from ...fileio import pid_alive
 
 try:
     import fcntl

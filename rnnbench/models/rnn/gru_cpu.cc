@@ -2,7 +2,7 @@
 //
 // XLA compiles a GRU step's elementwise work into about ten small kernels (each gate, each saved
 // value's in-place write), most on one thread; here each step is one pass over its rows, shared by the
-// intra-op thread pool. rnnbench/rnn/native.py compiles this file on first use and cells.py calls it
+// intra-op thread pool. rnnbench/models/rnn/native.py compiles this file on first use and cells.py calls it
 // between the step's recurrent matmuls, which stay XLA's. Float32 only; layouts are row-major:
 //
 //   forward step t:   h (B,H), gh = h W_h (B,3H), xw (T,B,3H), b_x (3H), b_h (3H), mask (T,B,1), t,

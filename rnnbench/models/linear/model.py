@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import io
 import multiprocessing
 import os
 import pickle
@@ -45,15 +46,16 @@ from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import normalize
 
-from .config import LinearConfig, usable_cores
-from .data import Split, Task
-from .errors import RnnbenchError
-from .fileio import atomic_write_bytes
-from .metrics import evaluate, is_better, primary
-from .model import cpu_device
+from ...config import usable_cores
+from ...data import Split, Task
+from ...errors import RnnbenchError
+from ...fileio import atomic_write_bytes
+from ...metrics import evaluate, is_better, primary
+from ...outputs import duration
+from ..base import cpu_device
 from .ngrams import NgramCounter
-from .outputs import duration
 from .shared_csr import SharedCSR, open_shared
+from .spec import LinearConfig
 
 FEATURE_DTYPE = np.float64  # float32 features change what lbfgs converges to (see above)
 TFIDF_BLOCK = 1 << 22  # non-zeros per step of the in-place tf-idf
@@ -61,7 +63,7 @@ PROCESS_MIN_NNZ = 2_000_000  # smaller training matrices are fitted in this proc
 GRID_QUIET_S = 10.0  # grids done sooner print nothing as they go (each point is still in the run's log)
 
 if TYPE_CHECKING:
-    from .runs import Run
+    from ...runs import Run
 
 
 def tfidf_in_place(tfidf: TfidfTransformer, x):
@@ -331,7 +333,7 @@ class LinearBaseline:
         if not path.is_file():
             raise RnnbenchError(f"{path}: missing (rerun that run with --force)")
         try:
-            state = pickle.loads(path.read_bytes())
+            state = _Unpickler(io.BytesIO(path.read_bytes())).load()
             if not isinstance(state, dict) or not {"cfg", "task", "model_"} <= set(state):
                 raise ValueError("not a saved linear model")
         except Exception as e:  # noqa: BLE001 - a truncated or foreign pickle fails in many ways
@@ -341,6 +343,19 @@ class LinearBaseline:
         for k, v in state.items():
             setattr(obj, k, v)
         return obj
+
+
+# where the classes of a model saved by an earlier rnnbench live now (model kinds became packages)
+_MOVED = {("rnnbench.ngrams", "NgramCounter"): ("rnnbench.models.linear.ngrams", "NgramCounter"),
+          ("rnnbench.config", "LinearConfig"): ("rnnbench.models.linear.spec", "LinearConfig"),
+          ("rnnbench.linear", "LinearBaseline"): ("rnnbench.models.linear.model", "LinearBaseline")}
+
+
+class _Unpickler(pickle.Unpickler):
+    """Reads a saved model, also one saved before the model kinds moved into :mod:`rnnbench.models`."""
+
+    def find_class(self, module: str, name: str):
+        return super().find_class(*_MOVED.get((module, name), (module, name)))
 
 
 def _in_thread(fn, *args) -> Future:

@@ -1,4 +1,4 @@
-"""The GRU/LSTM/simple-RNN models (flax nnx), their batching and their training loop."""
+"""The on-disk cache of compiled XLA programs, shared by every JAX model kind and every process."""
 
 import os
 
