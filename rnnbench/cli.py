@@ -93,7 +93,8 @@ def _load_from_cli(name: str, path: str | None, task: str | None, config: str | 
         raise RnnbenchError(f"data info: NAME '{name}' disagrees with data.dataset '{cfg.data.dataset}' of "
                             f"{config}: leave NAME out to read the config's data set, or fix one of them")
     given = {"data.dataset": name, "data.path": path, "data.task": task}
-    return load_corpus(cfg.replace(**{k: v for k, v in given.items() if v is not None}))
+    cfg = cfg.replace(**{k: v for k, v in given.items() if v is not None})
+    return cfg, load_corpus(cfg)
 
 
 def _sets_dataset(config: str, overrides) -> bool:
@@ -117,7 +118,7 @@ def data_info(name, path, task, config, overrides):
     """Examples per split and label, token lengths, rows dropped. NAME may be left out with --config."""
     from .data import Tokenizer
 
-    corpus = _load_from_cli(name, path, task, config, overrides)
+    cfg, corpus = _load_from_cli(name, path, task, config, overrides)
     t = corpus.task
     names = t.class_names
     classes = f", {t.n_classes} classes: {', '.join(names)}" if t.n_classes else ""
@@ -134,6 +135,16 @@ def data_info(name, path, task, config, overrides):
         rows.append((split_name, len(split), target, f"{lengths.mean():.1f}", f"{np.median(lengths):.0f}",
                      f"{np.percentile(lengths, 99):.0f}"))
     _table(["split", "examples", "labels" if not t.is_regression else "target", "tokens mean", "median", "p99"], rows)
+    from .experiment import subsets_for
+
+    seed = cfg.experiment.seeds[0]
+    try:
+        sub = subsets_for(cfg, corpus, None, seed)
+        click.echo(f"validation: {len(sub.val):,} of the {len(corpus.train):,} training examples (data.val_fraction "
+                   f"{cfg.data.val_fraction:g}, at most data.val_max {cfg.data.val_max:,}; seed {seed}), so the "
+                   f"largest training size (--size, data.sizes) is {sub.pool_size:,}")
+    except RnnbenchError as e:
+        click.echo(f"validation: none can be carved out ({e})")
     for line in corpus.report.lines():  # the summary, then warnings and notes
         click.echo(line)
 
@@ -261,14 +272,28 @@ def predict(run_dir, texts, file_, proba):
     except Exception as e:  # noqa: BLE001 - a damaged or missing model file fails in many ways; one line
         raise RnnbenchError(f"{run_dir}: its saved model cannot be loaded ({type(e).__name__}: "
                             f"{(str(e).splitlines() or ['?'])[0]}); rerun that run with --force") from None
+    from .metrics import decide
+    from .runs import Run
+
     scores = model.predict_scores(texts)
-    names = _class_names(run_dir, model)
-    for text, s in zip(texts, scores):
+    result = Run(run_dir).result()
+    names = _class_names(result, model)
+    if model.task.is_regression:
+        labels = None
+    else:  # the run's decision rule: a threshold metric's, chosen on validation; else the most probable class
+        labels = decide(np.asarray(scores), result.decision)
+        if result.decision:
+            rule = (f"threshold {result.decision['threshold']:.4f} on {names[1]}" if "threshold" in result.decision
+                    else "class weights " + ", ".join(f"{w:g}" for w in result.decision["weights"]))
+            click.echo(f"note: labels by the run's {result.decision['metric']} rule ({rule})", err=True)
+        if proba:
+            click.echo("\t".join(["label", *(f"p({n})" for n in names[:model.task.n_classes]), "text"]))
+    for i, (text, s) in enumerate(zip(texts, scores)):
         short = text if len(text) <= 60 else text[:57] + "..."
-        if model.task.is_regression:
+        if labels is None:
             click.echo(f"{float(s):.4f}\t{short}")
         else:
-            label = int(np.argmax(s))
+            label = int(labels[i])
             probs = s if proba else s[label:label + 1]
             click.echo(f"{names[label]}\t" + "\t".join(f"{float(v):.4f}" for v in probs) + f"\t{short}")
 
@@ -294,11 +319,9 @@ def _file_texts(f) -> list[str]:
     return texts
 
 
-def _class_names(run_dir, model) -> list[str]:
+def _class_names(result, model) -> list[str]:
     """The run's class names (stored in result.json), else the task's (numbers for runs stored before)."""
-    from .runs import Run
-
-    stored = Run(run_dir).result().classes
+    stored = result.classes
     return stored if len(stored) >= model.task.n_classes else model.task.class_names
 
 
@@ -362,12 +385,14 @@ def compare(config_file, overrides, force, smoke, executor, workers, gpus_per_ru
 @click.argument("experiment_dir", type=click.Path())
 @click.option("--family", default="power", show_default=True,
               help="Curve shape: power (a·n^-b + c), exp, logpower or vapor (docs/forecast.md).")
-def forecast(experiment_dir, family):
+@click.option("--metric", help="Forecast this test metric (default: the experiment's, as compare decides on it); "
+              "another one is written to forecast-<metric>.* beside compare's files.")
+def forecast(experiment_dir, family, metric):
     """Forecast each model's learning curve and the crossover to 100x the largest size, from an experiment
     folder's finished runs: forecast.json, forecast.md, learning_curve.png."""
     from .forecast import run_forecast
 
-    out = run_forecast(Path(experiment_dir), family_name=family)
+    out = run_forecast(Path(experiment_dir), family_name=family, metric=metric)
     for note in out["notes"]:
         click.echo(f"note: {note}", err=True)
     click.echo(out["markdown"])

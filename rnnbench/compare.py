@@ -12,6 +12,7 @@ with no runs shows "—" and claims no crossover. Each kind is compared with ``e
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,24 +23,12 @@ from .data import Task
 from .errors import RnnbenchError
 from .experiment import announce, load_corpus, subsets_for
 from .fileio import atomic_write_json, atomic_write_text
-from .metrics import higher_is_better, primary
+from .metrics import THRESHOLD_METRICS, decision_metric, higher_is_better, selection_metric, threshold_free
 from .outputs import fmt, markdown_table, mean_std, output_dir, pm, write_csv
 from .plan import compare_plan
 
 CROSSOVER_COLUMNS = ["size", "model", "metric", "mean", "std", "n", "diff_vs_baseline", "rel_error_reduction",
                      "winner", "reference"]
-
-
-def decision_metric(cfg: Config, task: Task) -> tuple[str, bool]:
-    """The metric the crossover is decided on (``experiment.metric``, else the task's primary one) and
-    whether higher is better; a one-line error for a metric this task does not record."""
-    metric = cfg.experiment.metric
-    if metric is None:
-        return primary(task)
-    if metric == "roc_auc" and task.n_classes != 2:
-        raise RnnbenchError(f"experiment.metric: roc_auc needs a binary task; {task.name} has {task.n_classes} "
-                            "classes (use balanced_accuracy or macro_f1)")
-    return metric, higher_is_better(task, metric)
 
 
 def check_sizes_fit(cfg: Config, pool_size: int) -> None:
@@ -59,6 +48,7 @@ def run_compare(cfg: Config, force: bool = False, progress: bool = True, executo
     planned = compare_plan(cfg, kinds)
     corpus = load_corpus(cfg)
     decision_metric(cfg, corpus.task)
+    selection_metric(cfg, corpus.task)
     check_sizes_fit(cfg, subsets_for(cfg, corpus, cfg.data.sizes[0], cfg.experiment.seeds[0]).pool_size)
     if progress:
         announce(corpus)  # the loader's report, once per load
@@ -104,6 +94,27 @@ def summary_table(curve: Curve, baseline: str, metric: str, higher: bool, rows: 
     return table
 
 
+@dataclass
+class Comparison:
+    """Everything the tables of a compare are made from."""
+
+    cfg: Config
+    task: Task
+    metric: str
+    higher: bool
+    rows: list[dict]  # the finished runs
+    curve: Curve
+    table: list[dict]  # summary_table: a row per size and kind
+    cross: dict  # kind -> its measured crossover with the baseline
+    forecast: dict
+    timing: list[dict]
+    free: list[dict] | None = None  # a threshold metric's check: the same table on a threshold-free metric
+
+    @property
+    def baseline(self) -> str:
+        return self.cfg.experiment.baseline
+
+
 def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
     out_dir = output_dir(cfg)
     metric, higher = decision_metric(cfg, task)
@@ -112,28 +123,57 @@ def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
     metric_names = sorted({k for r in rows for k in r if k not in ROW_KEYS})
     write_csv(out_dir / "curves.csv", ["size", "seed", "model", "status", *metric_names, "train_seconds",
                                        "predict_seconds", "device", "reason"], rows)
-    curve = curves(rows, metric, sizes, seeds, _kinds_shown(cfg, rows))
+    kinds = _kinds_shown(cfg, rows)
+    curve = curves(rows, metric, sizes, seeds, kinds)
     table = summary_table(curve, baseline, metric, higher, rows)
-    write_csv(out_dir / "crossover.csv", CROSSOVER_COLUMNS, table)
+    free = None
+    if metric in THRESHOLD_METRICS:  # where the decision rule matters: the ranking's verdict beside it
+        fm = threshold_free(task)
+        free = summary_table(curves(rows, fm, sizes, seeds, kinds), baseline, fm, higher_is_better(task, fm), rows)
+    write_csv(out_dir / "crossover.csv", CROSSOVER_COLUMNS, table + (free or []))
     from .forecast import forecast, write_forecast
 
-    cross = {m: bootstrap_crossover(curve, m, baseline, higher) for m in challengers(curve, baseline)}
-    fc = forecast(curve, metric, higher, baseline, measured=cross)  # beside the measured crossover, and forecast.*
+    cross = {m: _claimed(bootstrap_crossover(curve, m, baseline, higher), m, table, higher, len(seeds))
+             for m in challengers(curve, baseline)}
+    fc = forecast(curve, metric, higher, baseline, measured=cross, pool=_pool_size(rows))
     for m, c in cross.items():
         c["forecast"] = {k: fc["crossover"][m][k] for k in ("status", "size", "low", "high", "horizon")}
     atomic_write_json(out_dir / "crossover.json", {"metric": metric, "baseline": baseline, "models": cross})
     write_forecast(out_dir, fc, cfg.experiment.name)
-    timing = timing_table(rows, sizes, baseline)
-    lacking = sorted({r["run_dir"] for r in rows if r["status"] == "ok" and metric not in r})
-    md = crossover_markdown(cfg, curve, metric, table, cross, timing, rows, fc, task=task, higher=higher,
-                            lacking=lacking)
+    comparison = Comparison(cfg, task, metric, higher, rows, curve, table, cross, fc,
+                            timing_table(rows, sizes, baseline), free)
+    md = crossover_markdown(comparison)
     atomic_write_text(out_dir / "crossover.md", md)
     from .plots import learning_curve_plot, timing_plot
 
     learning_curve_plot(out_dir / "learning_curve.png", curve, metric, cfg.experiment.name,
                         crossovers={m: c["crossover_size"] for m, c in cross.items()}, forecast=fc)
     timing_plot(out_dir / "timing.png", rows, sizes, cfg.experiment.name)
-    return {"dir": out_dir, "table": table, "crossover": cross, "markdown": md, "timing": timing}
+    return {"dir": out_dir, "table": table, "crossover": cross, "markdown": md, "timing": comparison.timing}
+
+
+def _pool_size(rows: list[dict]) -> int | None:
+    """The most training examples the data offers (its training pool), as the runs recorded it."""
+    pools = [r["pool_size"] for r in rows if r.get("pool_size")]
+    return max(pools) if pools else None
+
+
+def _claimed(cross: dict, model: str, table: list[dict], higher: bool, n_seeds: int) -> dict:
+    """A measured crossover as it may be claimed: none where the model, from the crossover on, does not beat
+    the text-blind reference (a lead between models that learned nothing is noise), and no interval from
+    one seed."""
+    c = cross["crossover_size"]
+    if c is not None:
+        after = [r for r in table if r["model"] == model and r["size"] >= c]
+        stuck = [r["size"] for r in after if not math.isnan(r["reference"])
+                 and not (r["mean"] > r["reference"] if higher else r["mean"] < r["reference"])]
+        if stuck:
+            cross = {**cross, "crossover_size": None, "low": None, "high": None,
+                     "withheld": f"{model} scored no better than the text-blind reference at "
+                                 f"{', '.join(f'{n:,}' for n in stuck)} examples"}
+    if n_seeds < 2:
+        cross = {**cross, "low": None, "high": None}
+    return cross
 
 
 def timing_table(rows: list[dict], sizes: list[int], baseline: str) -> list[dict]:
@@ -159,7 +199,7 @@ def timing_table(rows: list[dict], sizes: list[int], baseline: str) -> list[dict
 def _cell(row: dict, n_seeds: int) -> str:
     """``mean ± std``; a lone run says so (its spread is unknown, not 0), fewer seeds than the rest too."""
     n = row["n"]
-    if n == 1 and n_seeds > 1:
+    if n == 1:
         return f"{fmt(row['mean'])} (1 seed)"
     text = pm(row["mean"], row["std"])
     return text if n in (0, n_seeds) else f"{text} ({n} seeds)"
@@ -172,23 +212,27 @@ def _versus(row: dict) -> str:
     return f"{fmt(100 * row['rel_error_reduction'], 1)}% ({row['winner']})"
 
 
+def _beats(row: dict, higher: bool) -> bool:
+    return row["mean"] > row["reference"] if higher else row["mean"] < row["reference"]
+
+
 def _no_better_than_blind(table: list[dict], higher: bool) -> list[str]:
     """"the rnn at 500 and 1,000 examples" for each model kind whose mean does not beat the text-blind score."""
     out = []
     for model in dict.fromkeys(r["model"] for r in table):
         at = [f"{r['size']:,}" for r in table if r["model"] == model
-              and not (math.isnan(r["mean"]) or math.isnan(r["reference"]))
-              and not (r["mean"] > r["reference"] if higher else r["mean"] < r["reference"])]
+              and not (math.isnan(r["mean"]) or math.isnan(r["reference"])) and not _beats(r, higher)]
         if at:
             out.append(f"the {model} at {', '.join(at[:-1]) + ' and ' + at[-1] if len(at) > 1 else at[0]} examples")
     return out
 
 
-def _crossover_line(model: str, baseline: str, cross: dict, table: list[dict], rows: list[dict]) -> str:
+def _crossover_line(model: str, c: Comparison) -> str:
     """What the measured curves say of ``model`` against the baseline: a crossover (with its bootstrap
     interval), none within the sizes run, or why none is claimed."""
+    baseline, cross, table = c.baseline, c.cross[model], c.table
     mine = [r for r in table if r["model"] == model]
-    have = {r["model"] for r in rows}
+    have = {r["model"] for r in c.rows}
     head = f"**{model} vs {baseline}:**"
     missing = [m for m in (baseline, model) if m not in have]
     if missing:
@@ -199,56 +243,92 @@ def _crossover_line(model: str, baseline: str, cross: dict, table: list[dict], r
     if gaps:
         return (f"{head} no crossover claimed: one model has no finished run at {', '.join(gaps)} examples "
                 "(`rnnbench compare CONFIG` runs what is missing).")
-    c = cross["crossover_size"]
-    if c is not None:
+    if cross.get("withheld"):
+        return f"{head} no crossover claimed: {cross['withheld']}."
+    size = cross["crossover_size"]
+    if size is not None:
         interval = (f" (95% bootstrap interval over seeds: {cross['low']:,.0f} – {cross['high']:,.0f})"
-                    if cross["low"] is not None else "")
-        return f"{head} {model} overtakes {baseline} at about **{c:,.0f}** training examples{interval}."
+                    if cross["low"] is not None else " (one seed: no interval)" if c.curve.n_seeds < 2 else "")
+        return f"{head} {model} overtakes {baseline} at about **{size:,.0f}** training examples{interval}."
     if mine and all(r["winner"] == model for r in mine):
         return f"{head} no crossover within the sizes run: {model} is ahead at every size."
-    return (f"{head} no crossover within the sizes run: {model} does not overtake {baseline} by "
+    return (f"{head} no crossover within the sizes run: {model} does not overtake {baseline} for good by "
             f"{mine[-1]['size']:,} examples." if mine else f"{head} no results.")
 
 
-def crossover_markdown(cfg: Config, curve: Curve, metric: str, table: list[dict], cross: dict, timing, rows,
-                       fc: dict | None = None, task: Task | None = None, higher: bool = True,
-                       lacking: list[str] = ()) -> str:
-    n_seeds, baseline = curve.n_seeds, cfg.experiment.baseline
-    kinds, others = list(curve.scores), challengers(curve, baseline)
+def _disagreements(c: Comparison) -> list[str]:
+    """Where the threshold metric's winner and the threshold-free metric's differ: the decision rule, not
+    the ranking of texts, made the difference there."""
+    free = {(r["size"], r["model"]): r for r in c.free or []}
+    out = []
+    for r in c.table:
+        other = free.get((r["size"], r["model"]))
+        if r["model"] != c.baseline and other and "n/a" not in (r["winner"], other["winner"]) \
+                and r["winner"] != other["winner"]:
+            out.append(f"{r['size']:,} ({r['model']}: {r['winner']} on {c.metric}, {other['winner']} on "
+                       f"{other['metric']})")
+    return out
+
+
+def _threshold_lines(c: Comparison) -> list[str]:
+    """A threshold metric's table: how each model's decision rule was chosen, and the threshold-free check."""
+    fm = c.free[0]["metric"]
+    by = {(r["size"], r["model"]): r for r in c.free}
+    kinds, sizes = list(c.curve.scores), c.curve.sizes.astype(int).tolist()
+    lines = [f"{c.metric} depends on where a model puts its decision: each model's threshold (two classes) or class "
+             f"weights were chosen on validation to make its {c.metric} best, the same way for every model. The "
+             f"same runs on {fm}, which does not depend on the decision:", ""]
+    lines += markdown_table(["size", *kinds], [(f"{n:,}", *(_cell(by[n, m], c.curve.n_seeds) for m in kinds))
+                                               for n in sizes], "r" * (len(kinds) + 1))
+    disagree = _disagreements(c)
+    lines += ["", f"**The two disagree** at {'; '.join(disagree)}: there the decision rule, not how the model "
+              "ranks texts, decided." if disagree else f"The winners on {c.metric} and on {fm} agree at every size."]
+    return lines
+
+
+def crossover_markdown(c: Comparison) -> str:
+    cfg, table, n_seeds, baseline = c.cfg, c.table, c.curve.n_seeds, c.baseline
+    kinds, others = list(c.curve.scores), challengers(c.curve, baseline)
     seeds = "one seed" if n_seeds == 1 else f"mean ± std over {n_seeds} seeds"
-    blind = "mean predictor" if task is not None and task.is_regression else "majority class"
-    lines = [f"# {cfg.experiment.name}: {', '.join(others) or '—'} vs {baseline} ({cfg.data.dataset}, {metric}, {seeds})",
-             ""]
+    regression = c.task.is_regression
+    blind = "mean predictor" if regression else "majority class"
+    lines = [f"# {cfg.experiment.name}: {', '.join(others) or '—'} vs {baseline} ({cfg.data.dataset}, "
+             f"{c.metric}, {seeds})", ""]
     by = {(r["size"], r["model"]): r for r in table}
-    sizes = curve.sizes.astype(int).tolist()
+    sizes = c.curve.sizes.astype(int).tolist()
     lines += markdown_table(
         ["size", *kinds, *(f"{m} vs {baseline}: rel. error reduction (winner)" for m in others), blind],
         [(f"{n:,}", *(_cell(by[n, m], n_seeds) for m in kinds), *(_versus(by[n, m]) for m in others),
           fmt(by[n, kinds[0]]["reference"], 4)) for n in sizes], "r" + "r" * (len(kinds) + len(others)) + "r")
-    lines.append("")
-    stuck = _no_better_than_blind(table, higher)
+    reference = ("the training targets' mean predicted for every text" if regression else
+                 "the training set's most frequent class predicted for every test text (below 0.5 where test's "
+                 "classes are balanced differently)")
+    lines += ["", f"Test {c.metric}; models selected on validation by {selection_metric(cfg, c.task)[0]}. The winner "
+              "is the better mean at that size; a crossover is a lead that lasts: the model ahead of the baseline "
+              f"at every larger size run. {blind}: {reference}.", ""]
+    stuck = _no_better_than_blind(table, c.higher)
     if stuck:
         lines += [f"**Learned nothing:** {'; '.join(stuck)} scored no better than the {blind} "
-                  f"({metric}), whatever the other model did.", ""]
+                  f"({c.metric}), whatever the other model did.", ""]
+    lacking = sorted({r["run_dir"] for r in c.rows if r["status"] == "ok" and c.metric not in r})
     if lacking:
-        lines += [f"**{len(lacking)} run(s) did not record {metric}** (made by an older rnnbench) and are left "
+        lines += [f"**{len(lacking)} run(s) did not record {c.metric}** (made by an older rnnbench) and are left "
                   f"out; `--force` reruns them. First: {lacking[0]}", ""]
-    for m in others:
-        lines.append(_crossover_line(m, baseline, cross[m], table, rows))
+    lines += [_crossover_line(m, c) for m in others]
     if not others:
         lines.append(f"**No crossover:** only the baseline ({baseline}) is in this experiment.")
-    if fc is not None:
-        from .forecast import crossover_line, predictions_table
+    if c.free:
+        lines += ["", *_threshold_lines(c)]
+    from .forecast import crossover_line, predictions_table
 
-        lines += ["", *(crossover_line(fc, m) for m in others)]
-        if any(f["trustworthy"] for f in fc["models"].values()):
-            lines += ["", *predictions_table(fc)]
-    failed = [f"- size {r['size']:,}: {r['model']} seed {r['seed']}: {r['reason']}" for r in rows if r["status"] != "ok"]
+    lines += ["", *(crossover_line(c.forecast, m) for m in others)]
+    if any(f["trustworthy"] for f in c.forecast["models"].values()):
+        lines += ["", *predictions_table(c.forecast)]
+    failed = [f"- size {r['size']:,}: {r['model']} seed {r['seed']}: {r['reason']}" for r in c.rows if r["status"] != "ok"]
     if failed:
         lines += ["", "Failed runs (left out of the means):", *failed]
     lines += ["", "## Cost: training time to convergence (mean seconds, per device)", ""]
     lines += markdown_table(["size", "model", "device", "seconds", "runs", f"× {baseline}"],
                             [(f"{t['size']:,}", t["model"], t["device"], fmt(t["seconds"], 1), t["runs"],
-                              f"{fmt(t['vs_baseline'], 2)}×") for t in timing], "rllrrr")
+                              f"{fmt(t['vs_baseline'], 2)}×") for t in c.timing], "rllrrr")
     return "\n".join(lines) + "\n"
-

@@ -25,6 +25,9 @@ from . import models
 from .errors import RnnbenchError
 from .options import opt, section
 
+MetricName = Literal["accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss", "rmse", "mae", "spearman",
+                     "r2"]
+
 
 @dataclass
 class ExperimentConfig:
@@ -36,10 +39,13 @@ class ExperimentConfig:
                                 "overrides it")
     baseline: str = opt("linear", doc="the model kind every other one is compared against (crossover, forecast, "
                                       "winner)")
-    metric: Literal["accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss",
-                    "rmse", "mae", "spearman", "r2"] | None = opt(
-                        None, doc="the test metric `compare` decides the crossover on; null: accuracy "
-                                  "(rmse for regression). Model selection stays on those")
+    metric: MetricName | None = opt(
+        None, doc="the metric that decides: every model kind is selected on it on validation (grid point, epoch, "
+                  "search trial; a threshold metric's decision rule too) and the tables, crossovers and forecasts "
+                  "compare test scores on it; null: accuracy (rmse for regression)")
+    selection_metric: MetricName | None = opt(
+        None, doc="select models on this metric instead of `metric` (the tables still decide on `metric`); null: "
+                  "`metric`")
 
 
 @dataclass
@@ -55,18 +61,18 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    dataset: str = opt("synthetic", doc="a registry name (`rnnbench data list`), or csv / tsv / jsonl / parquet "
+    dataset: str = opt("synthetic", doc="a registry name (`rnnbench data list`), or csv / tsv / json / jsonl / parquet "
                                          "for your file")
     path: str | list[str] | None = opt(
-        None, doc="file or folder to read; null: the downloaded or registered copy. csv/tsv/jsonl/parquet: also a "
+        None, doc="file or folder to read; null: the downloaded or registered copy. csv/tsv/json/jsonl/parquet: also a "
                   "glob ('data/*.csv') or a list; a folder gives its files of the format (with label_from_path: those "
                   "it matches); .gz/.bz2/.xz files and .zip/.tar archives are read as they are")
     task: str | None = opt(None, doc="which of the data set's tasks; null: its first")
-    text_columns: list[str] = opt([], doc="csv/tsv/jsonl/parquet: columns joined (with \" . \") into the text")
-    label_column: str | None = opt(None, doc="csv/tsv/jsonl/parquet: the column holding the label or target")
+    text_columns: list[str] = opt([], doc="csv/tsv/json/jsonl/parquet: columns joined (with \" . \") into the text")
+    label_column: str | None = opt(None, doc="csv/tsv/json/jsonl/parquet: the column holding the label or target")
     task_kind: Literal["binary", "multiclass", "regression"] | None = opt(
-        None, doc="csv/tsv/jsonl/parquet: what the label is; null: binary or multiclass from the labels seen")
-    test_path: str | None = opt(None, doc="csv/tsv/jsonl/parquet: a separate test file (or folder, glob); null: "
+        None, doc="csv/tsv/json/jsonl/parquet: what the label is; null: binary or multiclass from the labels seen")
+    test_path: str | None = opt(None, doc="csv/tsv/json/jsonl/parquet: a separate test file (or folder, glob); null: "
                                            "test_fraction of path")
     delimiter: str | None = opt(None, doc="csv/tsv: the field separator (';', '|', \"\\t\"); null: ',' for csv, tab for tsv")
     quoting: Literal["csv", "none"] | None = opt(
@@ -81,6 +87,13 @@ class DataConfig:
     label_from_path: str | None = opt(
         None, doc="instead of label_column: a regular expression with one group, searched in each file's path "
                   "(relative to a folder given), whose match is the file's label ('rt-polarity\\.(pos|neg)$')")
+    records: str | None = opt(
+        None, doc="json (one JSON document a file): the dotted path of the list of records inside it ('reviews', "
+                  "'data.items'); null: the document is the list. Fields of json/jsonl/parquet rows may be nested: "
+                  "text_columns and label_column take dotted paths ('author.name')")
+    where: dict[str, Any] | None = opt(
+        None, doc="csv/tsv/json/jsonl/parquet: keep only rows whose column has this value (or one of these values), "
+                  "e.g. {language: english}; the loader report counts the rows it drops")
     group_column: str | None = opt(
         None, doc="rows sharing this column's value (an author, a product) never straddle training and validation, "
                   "nor training and a test split rnnbench makes; blog-authorship: always blog_id")

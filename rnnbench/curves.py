@@ -17,7 +17,8 @@ from . import models
 from .errors import RnnbenchError
 from .runs import Run, RunResult, is_experiment, runs_of
 
-ROW_KEYS = ("size", "seed", "model", "status", "reason", "train_seconds", "predict_seconds", "device", "run_dir")
+ROW_KEYS = ("size", "seed", "model", "status", "reason", "train_seconds", "predict_seconds", "device", "run_dir",
+            "pool_size")
 
 
 def row_of(result: RunResult, path: Path) -> dict:
@@ -26,7 +27,7 @@ def row_of(result: RunResult, path: Path) -> dict:
     row = {"size": result.size, "seed": result.seed, "model": result.model, "status": result.status,
            "reason": result.reason, "train_seconds": result.timings.get("fit", float("nan")),
            "predict_seconds": result.timings.get("predict", float("nan")), "device": result.device,
-           "run_dir": str(path)}
+           "run_dir": str(path), "pool_size": result.pool_size}
     row.update(result.metrics)
     row.update({f"reference_{k}": v for k, v in result.reference.items()})
     return row
@@ -42,8 +43,9 @@ def finished_rows(planned) -> list[dict]:
     return rows
 
 
-def rows_from_experiment(folder: Path) -> tuple[list[dict], str, list[str]]:
-    """The finished runs of an experiment folder, whatever config made them: rows, the task's kind, notes.
+def rows_from_experiment(folder: Path) -> tuple[list[dict], dict, list[str]]:
+    """The finished runs of an experiment folder, whatever config made them: rows, the task (name, kind,
+    n_classes, as the runs recorded it), notes.
     Where several finished runs share a model, size and seed (the config changed between them), the
     newest counts."""
     folder = Path(folder)
@@ -75,10 +77,10 @@ def rows_from_experiment(folder: Path) -> tuple[list[dict], str, list[str]]:
     if len(tasks) > 1:
         raise RnnbenchError(f"{folder / 'runs'} mixes runs of {len(tasks)} data sets or tasks "
                             f"({', '.join(sorted(f'{a}/{b}' for a, b, _ in tasks))}): give one experiment's folder")
-    kind = next(iter(tasks))[2]
+    task = next(iter(found.values()))[1].task
     rows = [row_of(r, d) for _, r, d in found.values()]
     notes = [f"{older} older run(s) of the same model, size and seed were left out (the newest counts)"] if older else []
-    return sorted(rows, key=lambda r: (r["size"], r["seed"], r["model"])), kind, notes
+    return sorted(rows, key=lambda r: (r["size"], r["seed"], r["model"])), task, notes
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata as md
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 
@@ -51,10 +52,17 @@ def installed_cuda_plugins() -> list[str]:
     return out
 
 
+def machine_has_gpu() -> bool:
+    """Whether this machine has an NVIDIA GPU at all (its driver's device files, or ``nvidia-smi``)."""
+    return os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi") is not None
+
+
 def why_no_gpu() -> str:
     plugins = installed_cuda_plugins()
     if not plugins:
-        return "jaxlib has no CUDA plugin; on a GPU machine " + INSTALL_HINT
+        if not machine_has_gpu():  # nothing to install for: no advice
+            return "this machine has no GPU"
+        return "jaxlib has no CUDA plugin; " + INSTALL_HINT
     if os.environ.get("JAX_PLATFORMS") and "cuda" not in os.environ["JAX_PLATFORMS"]:
         return f"JAX_PLATFORMS={os.environ['JAX_PLATFORMS']} hides the GPU"
     return f"{plugins[0]} is installed but finds no GPU (check the NVIDIA driver and CUDA_VISIBLE_DEVICES)"

@@ -11,7 +11,7 @@ from .config import Config, config_hash
 from .data import Corpus, Subsets, load, make_subsets
 from .data.registry import loader_options
 from .errors import RnnbenchError
-from .metrics import evaluate, reference_scores
+from .metrics import evaluate, reference_scores, selection_metric, tune_decision
 from .models.base import Model, model_class
 from .runs import SEQUENCE_DATA_KEYS, Run, RunResult
 
@@ -111,6 +111,7 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
     result = RunResult(model=kind, size=size, seed=seed, dataset=corpus.name,
                        task={"name": task.name, "kind": task.kind, "n_classes": task.n_classes},
                        n_train=len(subsets.train), n_val=len(subsets.val), n_test=len(subsets.test),
+                       pool_size=subsets.pool_size,
                        versions=versions(), classes=[] if task.is_regression else task.class_names,
                        data=corpus.report.to_dict())
     t0 = time.perf_counter()
@@ -126,9 +127,13 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
     t = time.perf_counter()
     scores = model.predict_scores(subsets.test.texts)  # the one and only look at test data
     predict_s = time.perf_counter() - t
-    result.metrics = evaluate(task, subsets.test.y, scores)
+    # the decision rule a threshold metric needs, chosen on validation the same way for every model kind
+    result.selection = selection_metric(cfg, task)[0]
+    result.decision = tune_decision(task, subsets.val.y, model.validation_scores_, result.selection)
+    result.metrics = evaluate(task, subsets.test.y, scores, result.decision)
     result.reference = reference_scores(task, subsets.train.y, subsets.test.y)
-    result.validation, result.chosen, result.training = model.validation_, model.chosen_, model.training_
+    result.validation = evaluate(task, subsets.val.y, model.validation_scores_, result.decision)
+    result.chosen, result.training = model.chosen_, model.training_
     # a resumed RNN run: the training its earlier processes did counts in its total too
     earlier = model.timings_.get("train_wall", 0.0) - model.timings_.get("train_loop", 0.0)
     result.timings = {**model.timings_, "predict": predict_s, "total": time.perf_counter() - t0 + earlier}

@@ -33,6 +33,7 @@ from . import models
 from .curves import Curve, bootstrap_crossover, challengers, crossover_size, curves, rows_from_experiment
 from .errors import RnnbenchError
 from .fileio import atomic_write_json, atomic_write_text
+from .metrics import higher_is_better, primary
 from .outputs import markdown_table
 
 HORIZONS = (2, 10, 100)  # forecasts at these multiples of the largest size run
@@ -439,9 +440,11 @@ def _crossover_value(grid: np.ndarray, adv: np.ndarray) -> float:
 
 
 def forecast(curve: Curve, metric: str, higher: bool, baseline: str = "linear", family_name: str = DEFAULT_FAMILY,
-             n_boot: int = N_BOOT, level: float = 0.95, seed: int = 0, measured: dict | None = None) -> dict:
+             n_boot: int = N_BOOT, level: float = 0.95, seed: int = 0, measured: dict | None = None,
+             pool: int | None = None) -> dict:
     """The forecast of every model kind on the curve and of each one's crossover with ``baseline``, as
-    written to ``forecast.json``. ``measured``: each kind's measured crossover (:func:`bootstrap_crossover`)."""
+    written to ``forecast.json``. ``measured``: each kind's measured crossover (:func:`bootstrap_crossover`);
+    ``pool``: the training examples the data offers (horizons beyond it are marked so)."""
     fam = family(family_name)
     sizes = np.asarray(curve.sizes, float)
     n_seeds = curve.n_seeds
@@ -464,8 +467,10 @@ def forecast(curve: Curve, metric: str, higher: bool, baseline: str = "linear", 
     error = "1 − " + metric if higher else metric
     return {"family": fam.name, "title": fam.title, "formula": fam.formula, "metric": metric, "error": error,
             "higher_better": higher, "level": level, "n_boot": n_boot if n_seeds > 1 else 0, "n_seeds": n_seeds,
-            "sizes": [int(n) for n in sizes], "horizons": [{"factor": h, "size": int(round(sizes.max() * h))}
-                                                           for h in HORIZONS] if len(sizes) else [],
+            "sizes": [int(n) for n in sizes], "pool": pool,
+            "horizons": [{"factor": h, "size": int(round(sizes.max() * h)),
+                          "beyond_data": bool(pool is not None and sizes.max() * h > pool)}
+                         for h in HORIZONS] if len(sizes) else [],
             "baseline": baseline, "models": models, "crossover": cross, "measured_crossover": measured or {}}
 
 
@@ -548,8 +553,12 @@ def predictions_table(fc: dict) -> list[str]:
                 cells.append(_iv(p["score"], p["low"], p["high"], fmt=lambda v: f"{v:.4f}"))
             else:
                 cells.append("not trustworthy")
-        rows.append((f"{h['size']:,} ({h['factor']}×)", *cells))
-    return markdown_table(["size", *(f"{m} (forecast)" for m in kinds)], rows, "r" + "r" * len(kinds))
+        rows.append((f"{h['size']:,} ({h['factor']}×){' †' if h.get('beyond_data') else ''}", *cells))
+    out = markdown_table(["size", *(f"{m} (forecast)" for m in kinds)], rows, "r" + "r" * len(kinds))
+    if any(h.get("beyond_data") for h in fc["horizons"]):
+        out += ["", f"† more training examples than this data set has ({fc['pool']:,}): what the curve would do with "
+                "more data of the same kind, not a size you can run here."]
+    return out
 
 
 def forecast_markdown(fc: dict, name: str) -> str:
@@ -591,22 +600,31 @@ def json_ready(fc: dict) -> dict:
     return clean(fc)
 
 
-def write_forecast(out_dir: Path, fc: dict, name: str) -> str:
+def write_forecast(out_dir: Path, fc: dict, name: str, suffix: str = "") -> str:
     md = forecast_markdown(fc, name)
-    atomic_write_json(out_dir / "forecast.json", json_ready(fc))
-    atomic_write_text(out_dir / "forecast.md", md)
+    atomic_write_json(out_dir / f"forecast{suffix}.json", json_ready(fc))
+    atomic_write_text(out_dir / f"forecast{suffix}.md", md)
     return md
 
 
 # ------------------------------------------------------------------------------------ from a folder
 
 
-def run_forecast(folder: Path, family_name: str = DEFAULT_FAMILY, n_boot: int = N_BOOT) -> dict:
+def run_forecast(folder: Path, family_name: str = DEFAULT_FAMILY, n_boot: int = N_BOOT, metric: str | None = None) -> dict:
     """``rnnbench forecast``: forecast.json, forecast.md and the learning-curve plot (with the forecast)
-    from an experiment folder's finished runs."""
+    from an experiment folder's finished runs, on the experiment's metric (as ``compare`` decides on it),
+    or on ``metric``: then into ``forecast-<metric>.*`` and ``learning_curve-<metric>.png``, leaving the
+    experiment's own files as ``compare`` wrote them."""
+    from .data import Task
+
     family(family_name)
-    rows, kind, notes, baseline = _experiment_rows(folder)
-    metric, higher = ("rmse", False) if kind == "regression" else ("accuracy", True)
+    rows, task_info, notes, settings = _experiment_rows(folder)
+    task = Task(task_info.get("name") or "", task_info.get("kind") or "binary", task_info.get("n_classes") or 0)
+    experiment = settings.get("experiment") or {}
+    own = experiment.get("metric") or primary(task)[0]
+    metric = metric or own
+    higher = higher_is_better(task, metric, "--metric")
+    baseline = experiment.get("baseline") or "linear"
     ok = [r for r in rows if r["status"] == "ok"]
     sizes = sorted({r["size"] for r in ok})
     if len(sizes) < MIN_SIZES:
@@ -617,22 +635,24 @@ def run_forecast(folder: Path, family_name: str = DEFAULT_FAMILY, n_boot: int = 
     curve = curves(ok, metric, sizes, seeds, [m for m in models.names() if any(r["model"] == m for r in ok)])
     measured = ({m: bootstrap_crossover(curve, m, baseline, higher) for m in challengers(curve, baseline)}
                 if curve.has(baseline) else {})
-    fc = forecast(curve, metric, higher, baseline, family_name, n_boot=n_boot, measured=measured)
+    pools = [r["pool_size"] for r in ok if r.get("pool_size")]
+    fc = forecast(curve, metric, higher, baseline, family_name, n_boot=n_boot, measured=measured,
+                  pool=max(pools) if pools else None)
     folder = Path(folder)
-    md = write_forecast(folder, fc, folder.name)
+    suffix = "" if metric == own else f"-{metric}"
+    md = write_forecast(folder, fc, folder.name, suffix)
     from .plots import learning_curve_plot
 
-    learning_curve_plot(folder / "learning_curve.png", curve, metric, folder.name,
+    learning_curve_plot(folder / f"learning_curve{suffix}.png", curve, metric, folder.name,
                         crossovers={m: c["crossover_size"] for m, c in measured.items()}, forecast=fc)
-    return {"dir": folder, "forecast": fc, "markdown": md, "notes": notes}
+    return {"dir": folder, "forecast": fc, "markdown": md, "notes": notes, "suffix": suffix}
 
 
-def _experiment_rows(folder: Path) -> tuple[list[dict], str, list[str], str]:
-    """The finished runs of an experiment folder, the task's kind, notes, and the baseline the runs' config
-    names (``experiment.baseline``; ``linear`` for runs made before it existed)."""
+def _experiment_rows(folder: Path) -> tuple[list[dict], dict, list[str], dict]:
+    """The finished runs of an experiment folder, the task, notes, and the config the runs were made with
+    (the newest run's: its ``experiment.metric`` and ``experiment.baseline``)."""
     from .runs import Run
 
-    rows, kind, notes = rows_from_experiment(folder)
-    settings = Run(Path(rows[0]["run_dir"])).settings()
-    baseline = (settings.get("experiment") or {}).get("baseline") or "linear"
-    return rows, kind, notes, baseline
+    rows, task, notes = rows_from_experiment(folder)
+    newest = max(rows, key=lambda r: Run(Path(r["run_dir"])).finished_ns())
+    return rows, task, notes, Run(Path(newest["run_dir"])).settings()

@@ -40,7 +40,10 @@ SEQUENCE_DATA_KEYS = ("max_len", "keep")  # data options only kinds that read to
 # later change of default cannot alias runs with different settings. Add each new option here (a model
 # kind's own: its ``ModelKind.neutral``).
 NEUTRAL_DATA_OPTIONS = {"group_column": None, "delimiter": None, "quoting": None, "columns": None, "member": None,
-                        "label_map": None, "label_from_path": None}
+                        "label_map": None, "label_from_path": None, "records": None, "where": None}
+
+
+PRIMARY_METRICS = (None, "accuracy", "rmse")  # selection metrics that select as every run did before the option
 
 
 def hashed_settings(sections: dict, model: str) -> dict:
@@ -89,7 +92,11 @@ def run_spec(cfg: Config, model: str, size: int, seed: int, by_content: bool = T
         elif data[key]:
             where = Path(data[key]).expanduser().resolve()
             data[key] = f"sha256:{data_digest(where)}" if by_content and where.exists() else str(where)
-    return {"model": model, "size": size, "seed": seed, **hashed_settings({**cfg.to_dict(), "data": data}, model)}
+    spec = {"model": model, "size": size, "seed": seed, **hashed_settings({**cfg.to_dict(), "data": data}, model)}
+    selection = cfg.experiment.selection_metric or cfg.experiment.metric
+    if selection not in PRIMARY_METRICS:  # what every kind selects on; the primary one keeps the keys of before
+        spec["selection"] = selection
+    return spec
 
 
 def run_path(cfg: Config, model: str, size: int, seed: int, by_content: bool = True) -> Path:
@@ -163,6 +170,7 @@ class RunResult:
     n_train: int = 0
     n_val: int = 0
     n_test: int = 0
+    pool_size: int | None = None  # the training examples the data offers (the largest size a run can have)
     metrics: dict[str, float] = field(default_factory=dict)  # test, scored once
     validation: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -173,6 +181,8 @@ class RunResult:
     classes: list[str] = field(default_factory=list)  # class i's name (classification; older runs: none stored)
     data: dict[str, Any] = field(default_factory=dict)  # the loader's report: rows read, dropped and why, notes
     reference: dict[str, float] = field(default_factory=dict)  # a text-blind model's test scores (majority / mean)
+    selection: str = ""  # the metric the model was selected on (older runs: the task's primary one)
+    decision: dict[str, Any] | None = None  # a threshold metric's rule, tuned on validation (metrics.tune_decision)
 
     @property
     def ok(self) -> bool:
@@ -388,7 +398,7 @@ class Run:
             inside = runs_inside(self.path)
             if inside:
                 done = [r for r in inside if r.done]
-                names = [r.path.relative_to(self.path).as_posix() for r in [*done, *(r for r in inside if not r.done)]]
+                names = [str(r.path) for r in [*done, *(r for r in inside if not r.done)]]  # as the user can paste them
                 more = f" and {len(names) - 8} more" if len(names) > 8 else ""
                 raise RnnbenchError(f"{self.path} is an experiment folder, not a run: give one of its {len(inside)} "
                                     f"runs ({len(done)} finished): {', '.join(names[:8])}{more}")

@@ -70,7 +70,7 @@ def progress_of(run_path: Path) -> dict:
         if "wall_seconds" in r:
             out["wall_seconds"] = r["wall_seconds"]
         if ev == "eval" and "val_metric" in r:
-            out["val_metric"] = r["val_metric"]
+            out["val_metric"], out["metric"] = r["val_metric"], r.get("metric")
         if ev == "grid_start":
             out["grid_points"], out["grid_total"] = 0, r.get("points")
         if ev == "grid_point":
@@ -97,7 +97,7 @@ def progress_text(p: dict) -> str:
     if p.get("grid_total"):
         parts.append(f"grid {p.get('grid_points', 0)}/{p['grid_total']}")
     if p.get("val_metric") is not None:
-        parts.append(f"val {p['val_metric']:.4f}")
+        parts.append(f"val {p['metric'] + ' ' if p.get('metric') else ''}{p['val_metric']:.4f}")
     if p.get("tokens_per_s"):
         parts.append(f"{p['tokens_per_s']:,.0f} tok/s")
     if p.get("epoch_ends_seconds") is not None:

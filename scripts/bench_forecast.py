@@ -81,8 +81,8 @@ def load_study(path: Path) -> tuple[list[dict], str, bool, str]:
         rows, metric, higher = rows_from_csv(path)
         return rows, metric, higher, f"{path} (a curves table)"
     if (path / "runs").is_dir():
-        rows, kind, _ = rows_from_experiment(path)
-        metric, higher = ("rmse", False) if kind == "regression" else ("accuracy", True)
+        rows, task, _ = rows_from_experiment(path)
+        metric, higher = ("rmse", False) if task.get("kind") == "regression" else ("accuracy", True)
         return [r for r in rows if r["status"] == "ok"], metric, higher, f"{path} (its finished runs)"
     if (path / "curves.csv").exists():
         rows, metric, higher = rows_from_csv(path / "curves.csv")

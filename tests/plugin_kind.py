@@ -50,7 +50,8 @@ class Centroid:
         t0 = time.perf_counter()
         x = self._features(train.texts)
         self.centroids_ = np.stack([x[train.y == c].mean(0) for c in range(self.task.n_classes)])
-        self.validation_ = evaluate(self.task, val.y, self.predict_scores(val.texts))
+        self.validation_scores_ = self.predict_scores(val.texts)
+        self.validation_ = evaluate(self.task, val.y, self.validation_scores_)
         self.chosen_, self.training_ = {}, {}
         self.timings_, self.device_ = {"fit": time.perf_counter() - t0}, "cpu"
         return self

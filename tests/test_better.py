@@ -37,7 +37,9 @@ def test_the_crossover_is_decided_on_the_chosen_metric(tmp_path):
         r["accuracy"] = 0.5
     out = write_outputs(cfg, BINARY, rows)
     table = list(csv.DictReader(open(out["dir"] / "crossover.csv")))
-    assert {t["metric"] for t in table} == {"macro_f1"}
+    # the decision metric's rows, and (macro F1 being a threshold metric) the threshold-free check's
+    assert {t["metric"] for t in table} == {"macro_f1", "roc_auc"}
+    assert all(t["mean"] != "nan" for t in table if t["metric"] == "macro_f1")
     assert 1000 < out["crossover"]["rnn"]["crossover_size"] < 2000
     assert "macro_f1" in out["markdown"].splitlines()[0]
 
@@ -80,8 +82,8 @@ def test_a_metric_of_the_wrong_kind_is_one_line_exit_2_before_any_run(tmp_path, 
 
 
 def test_roc_auc_needs_a_binary_task(tmp_path):
-    from rnnbench.compare import decision_metric
     from rnnbench.errors import RnnbenchError
+    from rnnbench.metrics import decision_metric
 
     cfg = load_config(None, ["experiment.metric=roc_auc"])
     assert decision_metric(cfg, BINARY) == ("roc_auc", True)

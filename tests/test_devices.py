@@ -31,9 +31,17 @@ def test_train_programs_auto_is_per_chunk_on_a_cpu_and_per_batch_on_a_gpu():
     assert resolve("per-batch", cpu) == "per-batch" and resolve("per-chunk", "gpu") == "per-chunk"
 
 
-def test_gpu_without_one_is_an_error_naming_the_extra():
+def test_gpu_without_one_is_an_error_naming_the_extra(monkeypatch):
+    """Where the machine has a GPU that JAX does not see, the error names the extra to install; where it
+    has none, it says so and advises nothing (a CPU-only machine is not told to install CUDA every run)."""
+    monkeypatch.setattr(devices, "machine_has_gpu", lambda: True)
     with pytest.raises(RnnbenchError, match=r"JAX sees no GPU: .*\.\[cuda12\]|JAX_PLATFORMS=cpu hides the GPU"):
         devices.choose(ComputeConfig(device="gpu"))
+    if not devices.installed_cuda_plugins():
+        monkeypatch.setattr(devices, "machine_has_gpu", lambda: False)
+        with pytest.raises(RnnbenchError, match=r"JAX sees no GPU: this machine has no GPU$"):
+            devices.choose(ComputeConfig(device="gpu"))
+        assert "cuda" not in devices.why_no_gpu()
 
 
 def test_bfloat16_on_a_cpu_is_refused_with_the_reason():

@@ -63,7 +63,8 @@ def test_predict_prints_label_and_probability(tmp_path):
     f.write_text("the plot was good .\n\nthe plot was bad .\n")
     assert len(run("predict", run_dir, "--file", f).stdout.strip().splitlines()) == 2
     full = [line.split("\t") for line in run("predict", run_dir, "--proba", "the plot was very good .").output.splitlines()]
-    label, p0, p1, text = full[0]
+    assert full[0] == ["label", "p(0)", "p(1)", "text"]  # a header names the classes
+    label, p0, p1, text = full[1]
     assert label == "1" and float(p0) + float(p1) == pytest.approx(1.0, abs=2e-4) and p1 == lines[0][1]
 
 

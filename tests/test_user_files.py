@@ -384,7 +384,8 @@ def test_class_names_and_the_load_report_end_to_end(tmp_path):
     (tmp_path / "texts.txt").write_bytes(b"a lovely great film\n\ncaf\xe9 dull film\n   \n")
     p = cli("predict", run_dir, "--file", tmp_path / "texts.txt", "--proba")
     assert p.exit_code == 0, p.output
-    assert len(p.stdout.splitlines()) == 2 and p.stdout.splitlines()[1].split("\t")[3] == "caf\ufffd dull film"
+    assert p.stdout.splitlines()[0] == "label\tp(neg)\tp(pos)\ttext"
+    assert len(p.stdout.splitlines()) == 3 and p.stdout.splitlines()[2].split("\t")[3] == "caf\ufffd dull film"
     assert "skipped 2 empty line(s) (line 2, 4)" in p.stderr and "1 line(s) had bytes that are not UTF-8" in p.stderr
     # an experiment folder: its runs are listed
     for folder in (tmp_path / "runs" / "mine", tmp_path / "runs" / "mine" / "runs"):

@@ -31,7 +31,8 @@ from .files import csv_reader, to_float
 from .groups import GroupCodes, n_groups, shared_groups
 from .sources import DataFile, data_files, open_source
 
-FORMATS = ("csv", "tsv", "jsonl", "parquet")
+FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
+DICT_ROWS = ("json", "jsonl", "parquet")  # formats whose rows are mappings (nested fields: "author.name")
 DELIMITED = ("csv", "tsv")
 QUOTINGS = ("csv", "none")
 _SNIFF_BYTES = 1 << 20
@@ -60,15 +61,17 @@ class Options:
     label_map: dict | None
     columns: tuple[str, ...] | None
     kind: str | None
+    records: tuple[str, ...] | None = None  # json: the path of the list of records inside the document
+    where: tuple[tuple[str, frozenset], ...] = ()  # (column, the values a row may have there)
 
     @property
     def fields(self) -> list[str]:
         return [*self.text_columns, *([self.label_column] if self.label_column else []),
-                *([self.group_column] if self.group_column else [])]
+                *([self.group_column] if self.group_column else []), *(c for c, _ in self.where)]
 
 
 def _options(fmt, text_columns, label_column, task_kind, group_column, delimiter, quoting, member, label_map,
-             label_from_path, columns) -> Options:
+             label_from_path, columns, records=None, where=None) -> Options:
     """The options checked against each other: each mistake is one error naming the option and the fix."""
     if not text_columns:
         raise RnnbenchError(f"data set '{fmt}' needs data.text_columns (the column(s) holding the text)")
@@ -110,9 +113,21 @@ def _options(fmt, text_columns, label_column, task_kind, group_column, delimiter
         if missing:
             raise RnnbenchError(f"data.columns {list(columns)} has no column '{missing[0]}' (named by the other "
                                 f"data options)")
+    if records is not None and fmt != "json":
+        raise RnnbenchError(f"data.records is for json files (one JSON document each), not {fmt}: remove it, or set "
+                            "data.dataset: json")
+    if records is not None and not all(records.split(".")):
+        raise RnnbenchError(f"data.records: a dotted path of keys such as 'reviews' or 'data.items', got {records!r}")
+    rules = []
+    for column, allowed in (where or {}).items():
+        values = allowed if isinstance(allowed, list) else [allowed]
+        if not values:
+            raise RnnbenchError(f"data.where.{column}: an empty list keeps no row")
+        rules.append((column, frozenset(_label_text(v) for v in values)))
     return Options(fmt, tuple(text_columns), label_column, label_re, group_column,
                    delimiter or ("\t" if fmt == "tsv" else ","), quoting, member, label_map,
-                   tuple(columns) if columns is not None else None, task_kind)
+                   tuple(columns) if columns is not None else None, task_kind,
+                   tuple(records.split(".")) if records else None, tuple(rules))
 
 
 # ------------------------------------------------------------------------------ TSV quoting
@@ -241,9 +256,15 @@ def _delimited(raw, opts: Options, quoting: str) -> Iterator:
         yield _BLANK if not line else [line] if whole else line.split(opts.delimiter)
 
 
-def _json_rows(raw) -> Iterator:
+def _json_rows(raw, shown: str) -> Iterator:
     f = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="\n")
+    first = True
     for line in f:
+        if first and line.strip():
+            first = False
+            if line.strip() in ("[", "{") or line.lstrip().startswith("["):  # one document, not a row a line
+                raise RnnbenchError(f"{shown} is one JSON document, not JSON lines (a record a line): set "
+                                    "data.dataset: json (and data.records: the key of its list of records)")
         if not line.strip():
             yield _BLANK
             continue
@@ -252,6 +273,46 @@ def _json_rows(raw) -> Iterator:
         except json.JSONDecodeError:
             row = None
         yield row if isinstance(row, dict) else None
+
+
+def _json_document_rows(raw, opts: Options, shown: str) -> Iterator:
+    """The records of a file holding one JSON document: a list of records, or an object holding the list at
+    ``data.records`` (an API response such as ``{"success": 1, "reviews": [...]}``)."""
+    try:
+        doc = json.load(io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape"))
+    except json.JSONDecodeError as e:
+        raise RnnbenchError(f"{shown}: not a JSON document (line {e.lineno}, column {e.colno}: {e.msg}); a file "
+                            "with one record a line is data.dataset: jsonl") from None
+    where = "the document"
+    for i, key in enumerate(opts.records or ()):
+        if not isinstance(doc, dict) or key not in doc:
+            keys = ", ".join(map(str, doc)) if isinstance(doc, dict) else f"a {type(doc).__name__}"
+            raise RnnbenchError(f"{shown}: data.records {'.'.join(opts.records)!r}: {where} has no key {key!r} "
+                                f"(keys: {keys})")
+        doc, where = doc[key], f"'{'.'.join(opts.records[:i + 1])}'"
+    if not isinstance(doc, list):
+        lists = [k for k, v in doc.items() if isinstance(v, list)] if isinstance(doc, dict) else []
+        hint = (f": name the list of records with data.records (lists here: {', '.join(lists)})" if lists else
+                "; data.records names the list of records inside it")
+        raise RnnbenchError(f"{shown}: {where} is a JSON {type(doc).__name__}, not a list of records{hint}")
+    for row in doc:
+        yield row if isinstance(row, dict) else None
+
+
+def _field(row: dict, name: str):
+    """A row's field, a nested one by its dotted path (``author.name``) where no key has the dotted name;
+    :data:`_MISSING` where there is none."""
+    if name in row:
+        return row[name]
+    node = row
+    for part in name.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+_MISSING = object()
 
 
 def _parquet_rows(f: DataFile, raw, opts: Options, shown: str) -> Iterator:
@@ -318,7 +379,9 @@ def _read(specs: list[DataFile], opts: Options, split: str, report: LoadReport, 
             if opts.fmt == "parquet":
                 _take_dicts(_parquet_rows(f, raw, opts, shown), opts, split, report, codes, out, path_label, shown)
             elif opts.fmt == "jsonl":
-                _take_dicts(_json_rows(raw), opts, split, report, codes, out, path_label, shown)
+                _take_dicts(_json_rows(raw, shown), opts, split, report, codes, out, path_label, shown)
+            elif opts.fmt == "json":
+                _take_dicts(_json_document_rows(raw, opts, shown), opts, split, report, codes, out, path_label, shown)
             else:
                 quoting = opts.quoting or ("csv" if opts.fmt == "csv" else _tsv_default(f, opts, shown, report))
                 _take_delimited(raw, opts, quoting, split, report, codes, out, path_label, shown)
@@ -329,6 +392,10 @@ def _read(specs: list[DataFile], opts: Options, split: str, report: LoadReport, 
 def _keep(get, opts: Options, report: LoadReport, codes: GroupCodes, out: _Rows, path_label: str | None) -> None:
     """Take one row, whose field ``c`` is ``get(c)``, or count why it is dropped."""
     bad: list = []
+    for column, allowed in opts.where:
+        if (_value(get(column), bad) or "").strip() not in allowed:
+            report.drop(f"not kept by data.where ({column})")
+            return
     raw_texts = [_value(get(c), bad) for c in opts.text_columns]
     text_ = " . ".join(t.strip() for t in raw_texts if t and t.strip())
     if not text_:
@@ -357,11 +424,11 @@ def _take_dicts(rows, opts, split, report, codes, out, path_label, shown) -> Non
         if row is None:
             report.drop("malformed row")
             continue
-        missing = [c for c in opts.fields if c not in row]
+        missing = [c for c in opts.fields if _field(row, c) is _MISSING]
         if missing:
             raise RnnbenchError(f"{shown}: no field '{missing[0]}' in row {report.read[split]} "
                                 f"(fields: {', '.join(map(str, row))})")
-        _keep(row.get, opts, report, codes, out, path_label)
+        _keep(lambda c, row=row: _field(row, c), opts, report, codes, out, path_label)
 
 
 def _take_delimited(raw, opts, quoting, split, report, codes, out, path_label, shown) -> None:
@@ -531,7 +598,7 @@ def load_generic(path, task: str, *, fmt: str, text_columns: list[str], label_co
                  task_kind: str | None, test_path: str | None, test_fraction: float, group_column: str | None,
                  delimiter: str | None = None, quoting: str | None = None, member: str | None = None,
                  label_map: dict | None = None, label_from_path: str | None = None,
-                 columns: list[str] | None = None) -> Corpus:
+                 columns: list[str] | None = None, records: str | None = None, where: dict | None = None) -> Corpus:
     """Your CSV, TSV, JSON-lines or Parquet file(s), described by the config: the text columns (joined by
     " . "), the label column (or the label in each file's path), the kind of task; a separate test file,
     or a seeded holdout. ``path`` is a file, folder, glob or list (:func:`.sources.data_files`). With
@@ -541,7 +608,7 @@ def load_generic(path, task: str, *, fmt: str, text_columns: list[str], label_co
     and counted. ``label_map`` maps raw labels to class names (numbers for regression); those mapped to
     null and those not in it are dropped and counted."""
     opts = _options(fmt, text_columns, label_column, task_kind, group_column, delimiter, quoting, member,
-                    label_map, label_from_path, columns)
+                    label_map, label_from_path, columns, records, where)
     report = LoadReport()
     codes = GroupCodes()
     spec = [str(p) for p in path] if isinstance(path, (list, tuple)) else str(path)

@@ -241,7 +241,8 @@ register(DatasetInfo(
 for _fmt in GENERIC:
     register(DatasetInfo(
         _fmt, f"your {_fmt.upper()} file(s): data.text_columns, data.label_column (or data.label_from_path), "
-              f"data.task_kind; data.label_map, data.group_column" + (", data.delimiter, data.quoting, "
-                                                                       "data.columns" if _fmt in ("csv", "tsv") else ""),
+              f"data.task_kind; data.label_map, data.group_column, data.where"
+              + (", data.delimiter, data.quoting, data.columns" if _fmt in ("csv", "tsv") else "")
+              + (", data.records" if _fmt == "json" else ""),
         {"label": "binary"}, "yours", "local file", partial(load_generic, fmt=_fmt)))
 del _fmt

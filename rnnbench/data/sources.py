@@ -29,7 +29,8 @@ from ..errors import RnnbenchError
 from .files import reading
 
 # the suffixes of each format's files, looked for in a folder (after a compression or .zip suffix)
-SUFFIXES = {"csv": (".csv",), "tsv": (".tsv", ".tab", ".txt"), "jsonl": (".jsonl", ".ndjson", ".json"),
+SUFFIXES = {"csv": (".csv",), "tsv": (".tsv", ".tab", ".txt"), "json": (".json",),
+            "jsonl": (".jsonl", ".ndjson", ".json"),
             "parquet": (".parquet", ".pq")}
 _WRAPPERS = (".gz", ".bz2", ".xz", ".zip")
 _GLOB_CHARS = re.compile(r"[*?\[]")

@@ -26,6 +26,7 @@ class Model(Protocol):
     kind: str  # the registered kind's name: the run folder's and the result's model name
     chosen_: dict[str, Any]  # what validation selected: the linear grid point, the RNN's best epoch
     validation_: dict[str, float]  # the chosen model's validation metrics
+    validation_scores_: Any  # the chosen model's scores on the validation split (its decision rule is tuned on them)
     training_: dict[str, Any]  # what the fit did (the RNN's epochs, steps, ...; empty for the linear model)
     timings_: dict[str, float]  # seconds: at least "fit"
     device_: str  # where it was fitted, e.g. "cpu (2 cores, x86_64)"

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from ... import termination
 from ...data import Task
-from ...metrics import evaluate, is_better, primary
+from ...metrics import better, evaluate, higher_is_better, primary, tune_decision
 from ...outputs import duration
 from . import checkpoints
 from .batching import Batch, Batcher
@@ -76,12 +76,14 @@ class FitResult:
 
 
 def fit(trainable: Trainable, cfg: LoopSettings, task: Task, train: Batcher, val, val_y: np.ndarray, seed: int,
-        run: Run | None = None, progress: bool = True, y_scale=(0.0, 1.0)) -> FitResult:
-    """Train with early stopping on the validation metric (``val``: the inputs ``trainable.predict`` reads).
+        run: Run | None = None, progress: bool = True, y_scale=(0.0, 1.0), metric: str | None = None) -> FitResult:
+    """Train with early stopping on the validation ``metric`` (the selection metric, at its tuned decision
+    rule: :func:`rnnbench.metrics.selection_score`; default the task's primary one; ``val``: the inputs
+    ``trainable.predict`` reads).
     With a ``run``: log to it, checkpoint after every epoch (and every ``cfg.checkpoint_every_s`` seconds
     within one), and resume from its last checkpoint, its metrics log kept up to that checkpoint. A SIGTERM
     is served between two steps: a checkpoint, then :class:`~rnnbench.termination.Terminated`."""
-    return _Loop(trainable, cfg, task, train, val, val_y, seed, run, progress, y_scale).run()
+    return _Loop(trainable, cfg, task, train, val, val_y, seed, run, progress, y_scale, metric).run()
 
 
 def moving_average(decay: float):
@@ -95,7 +97,7 @@ class _Loop:
     """One fit's state: the parameters, the optimizer's, the best so far, the average, the position."""
 
     def __init__(self, trainable: Trainable, cfg: LoopSettings, task: Task, train: Batcher, val, val_y, seed: int,
-                 run: Run | None, progress: bool, y_scale):
+                 run: Run | None, progress: bool, y_scale, metric: str | None = None):
         self.trainable, self.cfg, self.task, self.train, self.val, self.val_y = trainable, cfg, task, train, val, val_y
         self.seed, self.run_, self.progress, self.y_scale = seed, run, progress, y_scale
         self.params = trainable.params
@@ -105,7 +107,8 @@ class _Loop:
         self.ema_params = jax.tree.map(jnp.copy, self.params) if cfg.ema else None
         self.average = moving_average(cfg.ema)
         self.state = TrainState()
-        self.metric, _ = primary(task)
+        self.metric = metric or primary(task)[0]
+        self.higher = higher_is_better(task, self.metric, "experiment.selection_metric")
         self.manager = checkpoints.checkpointer(run.checkpoint_dir) if run is not None else None
         self.log = run.log if run is not None else (lambda record: None)
         self.tokens_seen, self.wall_before = 0, 0.0  # the curve's x axes continue across a resume
@@ -153,17 +156,18 @@ class _Loop:
         scores = self.trainable.predict(weights, self.val)
         if task.is_regression:
             scores = scores * self.y_scale[1] + self.y_scale[0]
-        val_metrics = evaluate(task, self.val_y, scores)
+        val_metrics = evaluate(task, self.val_y, scores, tune_decision(task, self.val_y, scores, self.metric))
         score = val_metrics[self.metric]
         if not math.isfinite(score):
             return self.stop_diverged(f"validation {self.metric} is {score} at step {state.step}")
-        if is_better(task, score, state.best_metric):
+        if better(self.higher, score, state.best_metric):
             state.best_metric, state.best_epoch, state.bad_evals = score, epoch_float, 0
             self.best_params = jax.device_get(weights)
         else:
             state.bad_evals += 1
         self.log({"event": "eval", "step": state.step, "epoch": epoch_float,
-                  **{f"val_{k}": v for k, v in val_metrics.items()}, "val_metric": score, "wall_seconds": self.wall()})
+                  **{f"val_{k}": v for k, v in val_metrics.items()}, "val_metric": score, "metric": self.metric,
+                  "wall_seconds": self.wall()})
         return state.bad_evals >= self.cfg.patience
 
     def checkpoint(self, batch: int, epoch_tokens: int, losses: list) -> None:

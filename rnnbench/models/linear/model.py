@@ -50,7 +50,7 @@ from ...config import usable_cores
 from ...data import Split, Task
 from ...errors import RnnbenchError
 from ...fileio import atomic_write_bytes
-from ...metrics import evaluate, is_better, primary
+from ...metrics import better, evaluate, higher_is_better, primary, selection_metric, tune_decision
 from ...outputs import duration
 from ..base import cpu_device
 from .ngrams import NgramCounter
@@ -117,15 +117,17 @@ def grid_points(cfg: LinearConfig, task: Task) -> list[dict]:
 class LinearBaseline:
     kind = "linear"
 
-    def __init__(self, cfg: LinearConfig, task: Task, n_jobs: int = 2):
+    def __init__(self, cfg: LinearConfig, task: Task, n_jobs: int = 2, metric: str | None = None):
         # learned state (set by fit): counter_, columns_ (the count columns kept for the chosen min_df),
-        # tfidf_, model_, chosen_, validation_, grid_, training_, timings_, device_
+        # tfidf_, model_, chosen_, validation_, validation_scores_, grid_, training_, timings_, device_
         self.cfg, self.task, self.n_jobs = cfg, task, n_jobs
+        self.metric = metric  # the selection metric (None: the task's primary one, when fitting)
 
     @classmethod
     def from_config(cls, cfg, task: Task, seed: int = 0) -> LinearBaseline:
         """The experiment's baseline (deterministic: ``seed`` is accepted for a uniform surface)."""
-        return cls(cfg.linear, task, n_jobs=cfg.compute.threads or usable_cores())
+        return cls(cfg.linear, task, n_jobs=cfg.compute.threads or usable_cores(),
+                   metric=selection_metric(cfg, task)[0])
 
     # ------------------------------------------------------------------ fitting
     def _estimator(self, strength: float):
@@ -141,8 +143,15 @@ class LinearBaseline:
         est = self._estimator(strength).fit(x_tr, y_tr)
         result = {"params": params, "fit_seconds": time.perf_counter() - t, "model": est}
         if x_va is not None:
-            result["validation"] = evaluate(self.task, y_va, self._scores(est, x_va))
+            self._score_point(result, x_va, y_va)
         return result
+
+    def _score_point(self, result: dict, x_va, y_va) -> None:
+        """A grid point's validation scores, its metrics and its selection score (the selection metric at
+        its own tuned decision rule: :func:`rnnbench.metrics.selection_score`)."""
+        scores = self._scores(result["model"], x_va)
+        decision = tune_decision(self.task, y_va, scores, self.metric)
+        result["scores"], result["validation"] = scores, evaluate(self.task, y_va, scores, decision)
 
     def _fit_grid(self, phases: list[list[dict]], smallest: list, at: dict[int, np.ndarray], norm: str | None,
                   y_tr, y_va, done=lambda result: None) -> list[dict]:
@@ -217,8 +226,7 @@ class LinearBaseline:
                 here = running.pop(future)
                 results.append(result := future.result())
                 if "validation" not in result:
-                    scores = self._scores(result["model"], mats[result["params"]["min_df"]][1])
-                    result["validation"] = evaluate(self.task, y_va, scores)
+                    self._score_point(result, mats[result["params"]["min_df"]][1], y_va)
                 done(results[-1])
                 if pending:
                     start(here)
@@ -255,7 +263,8 @@ class LinearBaseline:
         # min_df (more features).
         todo = sorted((p for p in points if p["min_df"] in features),
                       key=lambda p: (p[name] if self.task.is_regression else -p[name], p["min_df"]))
-        metric, _ = primary(self.task)
+        self.metric = self.metric or primary(self.task)[0]
+        metric, higher = self.metric, higher_is_better(self.task, self.metric, "experiment.selection_metric")
         if run is not None:
             run.log({"event": "grid_start", "points": len(todo)})
 
@@ -292,13 +301,13 @@ class LinearBaseline:
                                     r["params"]["min_df"]))
         for result in results:
             self.grid_.append({"params": result["params"], "validation": result["validation"]})
-            if best is None or is_better(self.task, result["validation"][metric], best["validation"][metric]):
+            if best is None or better(higher, result["validation"][metric], best["validation"][metric]):
                 best = result
         self.chosen_ = dict(best["params"])
-        self.validation_ = best["validation"]
+        self.validation_, self.validation_scores_ = best["validation"], best["scores"]
         self.columns_, self.tfidf_ = features[best["params"]["min_df"]][:2]
         self.model_ = best["model"]
-        self.timings_["fit_chosen"] = best["fit_seconds"]
+        self.timings_["chosen_point"] = best["fit_seconds"]  # the chosen grid point's fit (it is the final model)
         self.timings_["fit"] = self.timings_["vectorize"] + self.timings_["grid_fit"]
         return self
 

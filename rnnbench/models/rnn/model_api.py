@@ -15,7 +15,7 @@ from ... import devices
 from ...config import ComputeConfig, Config, from_dict
 from ...data import Ragged, Split, Task, Tokenizer
 from ...fileio import atomic_write_bytes, atomic_write_json
-from ...metrics import evaluate
+from ...metrics import evaluate, selection_metric
 from ..jaxtrain.batching import Batcher, bucket_boundaries
 from ..jaxtrain.loop import fit
 from ..jaxtrain.optim import n_outputs
@@ -88,10 +88,10 @@ class RNNClassifier:
         steps = Steps(self.model_, rnn, self.task, self.seed, programs, max_len=self.cfg.data.max_len)
         steps.width = int(train_b.boundaries[-1])  # per-chunk: every training batch one shape, one set of programs
         out = fit(steps, rnn, self.task, train_b, val_seqs, val.y, self.seed, run=run, progress=progress,
-                  y_scale=self.y_scale_)
+                  y_scale=self.y_scale_, metric=selection_metric(self.cfg, self.task)[0])
         self.steps_, self.params_ = steps, out.best_params
         val_scores = self._unscale(predict(self.steps_, self.params_, val_seqs, self.cfg.data.max_len))  # best
-        self.validation_ = evaluate(self.task, val.y, val_scores)
+        self.validation_, self.validation_scores_ = evaluate(self.task, val.y, val_scores), val_scores
         self.chosen_ = {"best_epoch": out.state.best_epoch}
         self.training_ = {"epochs_run": out.state.epoch, "steps": out.state.step,
                           "vocab_size": self.tokenizer_.vocab_size, "buckets": [int(b) for b in self.boundaries_],
