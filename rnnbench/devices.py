@@ -105,4 +105,4 @@ def use(compute: ComputeConfig, dtype: str = "float32") -> Choice:
 
 @functools.cache
 def _announce(reason: str) -> None:
-    print(f"rnnbench: the RNN runs on the {reason}", file=sys.stderr, flush=True)
+    print(f"rnnbench: JAX models run on the {reason}", file=sys.stderr, flush=True)
