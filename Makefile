@@ -9,7 +9,7 @@ ifneq ($(filter-out cuda12 cuda13,$(GPU)),)
 $(error GPU must be cuda12 or cuda13, got '$(GPU)')
 endif
 
-.PHONY: install test test-fast lint bench demo reproduce reproduce-smoke
+.PHONY: install test test-fast lint bench demo reproduce reproduce-smoke results
 
 install:  ## GPU=cuda12 or GPU=cuda13 adds jax's CUDA plugin (a GPU box)
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +37,6 @@ reproduce:  ## every talk config at full size on this machine, then one report (
 
 reproduce-smoke:  ## the same chain at smoke sizes (minutes; CI runs it)
 	scripts/reproduce_talk.sh --smoke
+
+results:  ## every published table and plot rebuilt from the archives in results/ (no training, no data)
+	$(BIN)/python scripts/build_results.py

@@ -485,7 +485,36 @@ def status(target, overrides, smoke):
 
 @main.group(cls=_Group)
 def export():
-    """Export runs to other tools."""
+    """Export runs: a results archive, or to other tools."""
+
+
+@export.command("results")
+@click.argument("experiment_dir", type=click.Path())
+@click.option("-o", "--out", required=True, type=click.Path(), help="The archive to write (.tar.gz).")
+@click.option("--max-points", type=int, default=200, show_default=True,
+              help="At most this many training-curve lines per run's metrics log (0: all).")
+def export_results_cmd(experiment_dir, out, max_points):
+    """One archive of an experiment's finished runs without weights: configs, results, metrics logs, test
+    predictions and a manifest. `rnnbench import` unpacks it into any run store."""
+    from .archive import export_results
+
+    if max_points < 0:
+        raise RnnbenchError(f"--max-points must be 0 (all) or more, got {max_points}")
+    done = export_results(Path(experiment_dir), Path(out), max_points or None)
+    click.echo(f"{done['runs']} run(s), {done['bytes'] / 1e6:.2f} MB: {done['path']}")
+
+
+@main.command("import")
+@click.argument("archive", type=click.Path())
+@click.option("--into", type=click.Path(), default="runs", show_default=True,
+              help="The run store (an experiment.output_dir) to unpack into.")
+def import_cmd(archive, into):
+    """Unpack a results archive (`rnnbench export results`) into a run store: its runs count in compare
+    --tables-only, forecast, report and status; runs already there are kept."""
+    from .archive import import_results
+
+    done = import_results(Path(archive), Path(into))
+    click.echo(f"{len(done['added'])} run(s) added, {len(done['kept'])} already there: {done['dir']}")
 
 
 @export.command("tensorboard")

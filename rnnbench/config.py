@@ -43,6 +43,9 @@ class ExperimentConfig:
         None, doc="the metric that decides: every model kind is selected on it on validation (grid point, epoch, "
                   "search trial; a threshold metric's decision rule too) and the tables, crossovers and forecasts "
                   "compare test scores on it; null: accuracy (rmse for regression)")
+    group_scores: bool = opt(
+        False, doc="grouped data (data.group_column): the tables also score each test group (an author) as a whole, "
+                   "its label predicted from the mean of its texts' probabilities, as author-profiling studies report")
     selection_metric: MetricName | None = opt(
         None, doc="select models on this metric instead of `metric` (the tables still decide on `metric`); null: "
                   "`metric`")
@@ -102,6 +105,12 @@ class DataConfig:
     sizes: list[int] = opt([], doc="training-set sizes, increasing (compare); empty: all available")
     val_fraction: float = opt(0.1, min=0.01, max=0.5, doc="share of the training pool kept for validation")
     val_max: int = opt(5000, min=10, doc="at most this many validation examples")
+    val_groups: int | None = opt(
+        None, min=1, doc="grouped data (group_column): validation is this many whole groups (authors), in a seeded "
+                         "order, instead of val_fraction / val_max rows; null: by rows")
+    val_max_per_group: int | None = opt(
+        None, min=1, doc="grouped data: each validation group contributes at most this many rows (a seeded "
+                         "sample; its other rows are used nowhere), so no prolific author dominates selection")
     max_len: int = opt(400, min=4, doc="models that read token sequences (rnn): tokens read per text")
     keep: Literal["first", "last"] = opt("first", doc="models that read token sequences: which max_len tokens of "
                                                        "a longer text they read")

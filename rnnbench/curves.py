@@ -30,6 +30,7 @@ def row_of(result: RunResult, path: Path) -> dict:
            "run_dir": str(path), "pool_size": result.pool_size}
     row.update(result.metrics)
     row.update({f"reference_{k}": v for k, v in result.reference.items()})
+    row.update({f"group_{k}": v for k, v in result.group_metrics.items() if k != "groups"})
     return row
 
 
@@ -80,7 +81,8 @@ def rows_from_experiment(folder: Path) -> tuple[list[dict], dict, list[str]]:
     task = next(iter(found.values()))[1].task
     rows = [row_of(r, d) for _, r, d in found.values()]
     notes = [f"{older} older run(s) of the same model, size and seed were left out (the newest counts)"] if older else []
-    return sorted(rows, key=lambda r: (r["size"], r["seed"], r["model"])), task, notes
+    order = {m: i for i, m in enumerate(models.names())}  # kinds in the registry's order, as compare's rows
+    return sorted(rows, key=lambda r: (r["size"], r["seed"], order[r["model"]])), task, notes
 
 
 @dataclass

@@ -11,7 +11,7 @@ from .config import Config, config_hash
 from .data import Corpus, Subsets, load, make_subsets
 from .data.registry import loader_options
 from .errors import RnnbenchError
-from .metrics import evaluate, reference_scores, selection_metric, tune_decision
+from .metrics import decide, evaluate, group_metrics, reference_scores, selection_metric, tune_decision
 from .models.base import Model, model_class
 from .runs import SEQUENCE_DATA_KEYS, Run, RunResult
 
@@ -21,7 +21,7 @@ _CORPORA: dict[str, Corpus] = {}
 def load_corpus(cfg: Config) -> Corpus:
     """Load the config's data set (cached in-process: a compare or sweep loads it once)."""
     d = cfg.data
-    split_only = ("sizes", "val_fraction", "val_max", *SEQUENCE_DATA_KEYS)  # they do not change what is loaded
+    split_only = ("sizes", "val_fraction", "val_max", "val_groups", "val_max_per_group", *SEQUENCE_DATA_KEYS)  # they do not change what is loaded
     key = config_hash({k: v for k, v in cfg.to_dict()["data"].items() if k not in split_only})
     if key not in _CORPORA:
         if len(_CORPORA) >= 2:
@@ -44,7 +44,8 @@ def announce(corpus: Corpus) -> None:
 
 
 def subsets_for(cfg: Config, corpus: Corpus, size: int | None, seed: int) -> Subsets:
-    return make_subsets(corpus, seed, size, cfg.data.val_fraction, cfg.data.val_max)
+    d = cfg.data
+    return make_subsets(corpus, seed, size, d.val_fraction, d.val_max, d.val_groups, d.val_max_per_group)
 
 
 def default_size(cfg: Config) -> int | None:
@@ -57,6 +58,8 @@ def load_model(run_dir) -> Model:
     result = run.require_done()
     if not result.ok:
         raise RnnbenchError(f"run {run_dir} failed ({result.reason or 'unknown reason'}): nothing to predict with")
+    if run.imported:
+        raise RnnbenchError(run.weights_hint())
     return model_class(result.model).load(run.path)
 
 
@@ -133,6 +136,10 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
     result.metrics = evaluate(task, subsets.test.y, scores, result.decision)
     result.reference = reference_scores(task, subsets.train.y, subsets.test.y)
     result.validation = evaluate(task, subsets.val.y, model.validation_scores_, result.decision)
+    test = subsets.test
+    run.save_predictions(test.y, scores, test.groups, None if task.is_regression else decide(scores, result.decision))
+    if test.groups is not None and not task.is_regression:  # each test author, from the mean of their texts
+        result.group_metrics = group_metrics(task, test.y, scores, test.groups)
     result.chosen, result.training = model.chosen_, model.training_
     # a resumed RNN run: the training its earlier processes did counts in its total too
     earlier = model.timings_.get("train_wall", 0.0) - model.timings_.get("train_loop", 0.0)
