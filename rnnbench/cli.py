@@ -463,23 +463,26 @@ def report(dirs, output):
 @click.argument("target", type=click.Path())
 @click.option("--set", "overrides", multiple=True, help=SET_HELP + " (with a CONFIG)")
 @click.option("--smoke", is_flag=True, help="With a CONFIG: its smoke overrides.")
-def status(target, overrides, smoke):
+@click.option("--trials", is_flag=True, help="Every search trial: its settings, state and validation curve.")
+def status(target, overrides, smoke, trials):
     """The runs of an experiment: done, running (where, epoch, step, validation, tokens/s, ETA), stale
     claims, failed (why), to do. TARGET: the experiment folder, or its CONFIG (then runs not started
     yet are listed too)."""
-    from .status import collect, planned_runs, render
+    from .status import collect, planned_runs, render, search_lines
 
     path = Path(target)
     if path.is_file():
         from .config import load_config
+        from .runs import experiment_dir
 
         cfg = load_config(path, overrides)
-        states = collect(path, planned_runs(cfg.with_smoke() if smoke else cfg))
+        cfg = cfg.with_smoke() if smoke else cfg
+        states, folder = collect(path, planned_runs(cfg)), experiment_dir(cfg)
     else:
         if not path.exists():
             raise RnnbenchError(f"{target}: no such experiment folder or config")
-        states = collect(path)
-    for line in render(states):
+        states, folder = collect(path), path
+    for line in render(states) + search_lines(folder, trials):
         click.echo(line)
 
 

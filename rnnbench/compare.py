@@ -27,7 +27,7 @@ from .fileio import atomic_write_json, atomic_write_text
 from .intervals import Preds, compare_intervals
 from .metrics import THRESHOLD_METRICS, decision_metric, higher_is_better, selection_metric, threshold_free
 from .outputs import fmt, markdown_table, mean_std, output_dir, pm, write_csv
-from .plan import compare_plan
+from .plan import compare_plan, models_to_run
 from .runs import Run
 
 CROSSOVER_COLUMNS = ["size", "model", "metric", "mean", "std", "n", "low", "high", "diff_vs_baseline", "diff_low",
@@ -48,15 +48,20 @@ def run_compare(cfg: Config, force: bool = False, progress: bool = True, executo
     from .executor import ExecutorSpec, execute, jobs_for
 
     spec = executor or ExecutorSpec.resolve(cfg.compute)
-    planned = compare_plan(cfg, kinds)
+    compare_plan(cfg, kinds)  # the checks that need no data: the sizes, seeds, searches
     corpus = load_corpus(cfg)
     decision_metric(cfg, corpus.task)
-    selection_metric(cfg, corpus.task)
+    higher = selection_metric(cfg, corpus.task)[1]
     check_sizes_fit(cfg, subsets_for(cfg, corpus, cfg.data.sizes[0], cfg.experiment.seeds[0]).pool_size)
     if progress:
         announce(corpus)  # the loader's report, once per load
     if run:
-        execute(jobs_for(planned, force), spec, device=cfg.compute.device, progress=progress, desc="compare")
+        from .tune import cells, run_search
+
+        for cell in cells(cfg, kinds or models_to_run(cfg), higher):  # the searches first: their recipes
+            run_search(cell, spec, force, progress)
+        execute(jobs_for(compare_plan(cfg, kinds), force), spec, device=cfg.compute.device, progress=progress,
+                desc="compare")
     return write_outputs(cfg, corpus.task, finished_rows(compare_plan(cfg, kinds=list(models.names()))))
 
 
@@ -124,6 +129,7 @@ class Comparison:
     free: list[dict] | None = None  # a threshold metric's check: the same table on a threshold-free metric
     grouped: bool = False  # the intervals resample test groups (authors), not texts
     by_group: list[dict] | None = None  # experiment.group_scores: the table of whole groups (authors)
+    budgets: dict | None = None  # (kind, size) -> how its model was selected (search.budget_at)
 
     @property
     def baseline(self) -> str:
@@ -136,8 +142,14 @@ def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
     baseline = cfg.experiment.baseline
     sizes, seeds = list(cfg.data.sizes), list(cfg.experiment.seeds)
     metric_names = sorted({k for r in rows for k in r if k not in ROW_KEYS})
+    budgets = search_budgets(cfg, rows)
+    for r in rows:  # each run's model: how it was selected, beside its score
+        b = budgets.get((r["model"], r["size"]), {})
+        r.update(trials=b.get("trials"), pruned=b.get("pruned"), search_seconds=b.get("seconds"),
+                 tuned=b.get("tuned", ""))
     write_csv(out_dir / "curves.csv", ["size", "seed", "model", "status", *metric_names, "train_seconds",
-                                       "predict_seconds", "device", "reason"], rows)
+                                       "predict_seconds", "device", "trials", "pruned", "search_seconds", "tuned",
+                                       "reason"], rows)
     kinds = _kinds_shown(cfg, rows)
     curve = curves(rows, metric, sizes, seeds, kinds)
     preds = test_predictions(rows)
@@ -168,7 +180,7 @@ def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
     write_forecast(out_dir, fc, cfg.experiment.name)
     grouped = any(b and b["grouped"] for b in bands_.values())
     comparison = Comparison(cfg, task, metric, higher, rows, curve, table, cross, fc,
-                            timing_table(rows, sizes, baseline), free, grouped, by_group)
+                            timing_table(rows, sizes, baseline), free, grouped, by_group, budgets)
     md = crossover_markdown(comparison)
     atomic_write_text(out_dir / "crossover.md", md)
     from .plots import learning_curve_plot, timing_plot
@@ -177,6 +189,25 @@ def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
                         crossovers={m: c["crossover_size"] for m, c in cross.items()}, forecast=fc)
     timing_plot(out_dir / "timing.png", rows, sizes, cfg.experiment.name)
     return {"dir": out_dir, "table": table, "crossover": cross, "markdown": md, "timing": comparison.timing}
+
+
+def search_budgets(cfg: Config, rows: list[dict]) -> dict[tuple[str, int], dict]:
+    """(kind, size) -> what selecting its model cost (:func:`rnnbench.search.budget_at`); for a kind with no
+    search, its fits' seconds and where its own grid's choice sat at an edge."""
+    from .search import budget_at, native_edges
+
+    out = {}
+    for kind, size in dict.fromkeys((r["model"], r["size"]) for r in rows):
+        mine = [r for r in rows if r["model"] == kind and r["size"] == size and r["status"] == "ok"]
+        b = budget_at(cfg, kind, size, sorted({r["seed"] for r in mine}))
+        if b["seconds"] is None:
+            b["seconds"] = round(sum(r["train_seconds"] for r in mine), 1)
+        if not b["tuned"]:  # its own grid (or one recipe): what its runs tried, and where they chose
+            results = [Run(Path(r["run_dir"])).result() for r in mine if r.get("run_dir")]
+            b["trials"] = max((x.training.get("grid_points", 1) for x in results), default=1)
+            b["edges"] = sorted({e for x in results for e in native_edges(cfg, kind, x.chosen)})
+        out[kind, size] = b
+    return out
 
 
 def test_predictions(rows: list[dict]) -> dict[int, dict[str, dict[int, Preds]]]:
@@ -371,6 +402,20 @@ def _group_lines(c: Comparison) -> list[str]:
     return lines
 
 
+def _budget_lines(c: Comparison) -> list[str]:
+    """How each model was selected at each size: so a reader sees whether the fight was fair."""
+    lines = ["## Selection budget: what each model's choice on validation cost", "",
+             "Configurations tried per seed (a search's trials, or the linear model's grid points), trials pruned, "
+             "the compute seconds spent (all seeds), how the size got its recipe, and choices at the edge of what was "
+             "tried.", ""]
+    rows = [(f"{n:,}", kind, b["tuned"] or "its own grid" if b["trials"] > 1 else b["tuned"] or "one recipe",
+             f"{b['trials']:g}", b["pruned"], fmt(b["seconds"], 0), "; ".join(b["edges"]) or "—")
+            for (kind, n), b in sorted(c.budgets.items(), key=lambda x: (x[0][1], list(c.curve.scores).index(x[0][0])
+                                                                            if x[0][0] in c.curve.scores else 99))]
+    return lines + markdown_table(["size", "model", "recipe", "tried/seed", "pruned", "seconds", "at an edge"], rows,
+                                  "rllrrrl")
+
+
 def crossover_markdown(c: Comparison) -> str:
     cfg, table, n_seeds, baseline = c.cfg, c.table, c.curve.n_seeds, c.baseline
     kinds, others = list(c.curve.scores), challengers(c.curve, baseline)
@@ -412,6 +457,8 @@ def crossover_markdown(c: Comparison) -> str:
     lines += ["", *(crossover_line(c.forecast, m) for m in others)]
     if any(f["trustworthy"] for f in c.forecast["models"].values()):
         lines += ["", *predictions_table(c.forecast)]
+    if c.budgets:
+        lines += ["", *_budget_lines(c)]
     failed = [f"- size {r['size']:,}: {r['model']} seed {r['seed']}: {r['reason']}" for r in c.rows if r["status"] != "ok"]
     if failed:
         lines += ["", "Failed runs (left out of the means):", *failed]

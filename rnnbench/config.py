@@ -161,6 +161,32 @@ PlotY = Literal["train_loss", "val_metric", "grad_norm", "tokens_per_s"]
 
 
 @dataclass
+class SearchConfig:
+    """How one model kind is tuned on validation (``search.<kind>``; docs/tuning.md). Each trial is a run
+    in the store; the best on the selection metric is the kind's point on the learning curve."""
+
+    space: dict[str, Any] = opt(
+        {}, doc="dotted option -> a list of values, or a range {low, high, log, step}: any option of the kind's "
+                "section, and data.max_len / data.keep for kinds that read token sequences; empty: the kind's own "
+                "grid (linear: its min_df × C lists)")
+    sampler: Literal["grid", "random", "tpe"] = opt("grid", doc="grid: every combination of the values; random or "
+                                                                  "tpe (Optuna's): `trials` draws")
+    trials: int = opt(20, min=1, doc="random / tpe: trials per search (a grid runs every point)")
+    pruner: Literal["none", "halving", "hyperband"] = opt(
+        "none", doc="stop unpromising trials early on their validation curve (successive halving, Hyperband); "
+                    "kinds that train in epochs only")
+    at_sizes: list[int] = opt([], doc="tune at these training sizes only; every other size takes the recipe of the "
+                                      "nearest tuned size below (above, for sizes below the first); empty: every size")
+    seeds: list[int] | None = opt(None, doc="tune with these seeds; the others take the recipe of a tuned seed at "
+                                            "their size; null: every seed")
+    extend_edges: bool = opt(False, doc="grid: where the chosen value is the grid's smallest or largest, try one "
+                                        "step past it, until the choice is interior or max_extensions steps")
+    max_extensions: int = opt(2, min=0, max=10, doc="extend_edges: at most this many steps past an edge")
+    storage: str | None = opt(None, doc="an Optuna storage URL (a database server) for the studies; null: a journal "
+                                        "file in the experiment folder, shared by every node that sees it")
+
+
+@dataclass
 class SweepConfig:
     """What ``rnnbench sweep`` expands into runs: ``grid`` (cartesian product) × ``zip`` (walked together) × seeds."""
 
@@ -212,6 +238,8 @@ class ConfigBase:
 
     def __post_init__(self) -> None:
         models.check_names(self.experiment.models, "experiment.models")
+        for kind in self.search:
+            models.get(kind, f"search.{kind}")
         models.get(self.experiment.baseline, "experiment.baseline")
         if self.sweep is not None:
             models.get(self.sweep.model, "sweep.model")
@@ -275,6 +303,9 @@ def _assemble() -> type:
         ("tokenizer", TokenizerConfig, section(TokenizerConfig, "the vocabulary of the models that read token sequences")),
         *((k.name, k.section, section(k.section, k.doc)) for k in models.kinds()),
         ("compute", ComputeConfig, section(ComputeConfig, "devices and threads")),
+        ("search", dict[str, SearchConfig], opt(
+            {}, doc="model kind -> how it is tuned on validation (docs/tuning.md); a kind without one trains its "
+                    "section's settings as they are (the linear model searches its own grid)")),
         ("sweep", SweepConfig | None, opt(None, doc="what `rnnbench sweep` runs; absent: the config is not a sweep")),
         ("plot", list[PlotConfig], opt([], doc="figures `rnnbench sweep` draws")),
         ("smoke", dict[str, Any], opt({}, doc="dotted overrides for a tiny run (`--smoke`: tests and CI)")),

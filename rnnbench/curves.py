@@ -18,7 +18,7 @@ from .errors import RnnbenchError
 from .runs import Run, RunResult, is_experiment, runs_of
 
 ROW_KEYS = ("size", "seed", "model", "status", "reason", "train_seconds", "predict_seconds", "device", "run_dir",
-            "pool_size")
+            "pool_size", "recipe", "trials", "pruned", "search_seconds", "tuned")
 
 
 def row_of(result: RunResult, path: Path) -> dict:
@@ -40,7 +40,7 @@ def finished_rows(planned) -> list[dict]:
     for p in planned:
         run = p.run
         if run.done:
-            rows.append(row_of(run.result(), run.path))
+            rows.append({**row_of(run.result(), run.path), "recipe": p.label.get("recipe", "")})
     return rows
 
 

@@ -100,6 +100,7 @@ class Job:
     path: str  # the run folder, as the driver computes it
     label: str  # what the run is, for the terminal: "rnn size 200 seed 0" (and a sweep's point)
     point: str = ""  # a sweep's point alone: "rnn.cell=gru" (for its one-line summary)
+    trial: dict = field(default_factory=dict)  # a search's trial (rnnbench.search): its study, to report to
     key: str = ""  # unique per job and driver: a retry of the job may take over its own lease
     env: dict = field(default_factory=dict)  # set in the worker before anything loads JAX
     progress_every: float = 20.0  # seconds between a worker's progress lines
@@ -147,7 +148,7 @@ def run_job(job: dict, in_worker: bool = True, progress: bool = False) -> dict:
     try:
         cfg = from_dict(job["cfg"])
         out = train_one(cfg, job["model"], size=job["size"], seed=job["seed"], force=job["force"],
-                        progress=progress)
+                        progress=progress, trial=job.get("trial") or None)
         return {**base, "result": out.result.to_dict(), "run": str(out.run.path), "skipped": out.skipped}
     except lease.Claimed as e:
         holder = None if e.holder is None else {"host": e.holder.host, "pid": e.holder.pid,

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from .config import Config, config_hash
 from .data import Corpus, Subsets, load, make_subsets
 from .data.registry import loader_options
-from .errors import RnnbenchError
+from .errors import Pruned, RnnbenchError
 from .metrics import decide, evaluate, group_metrics, reference_scores, selection_metric, tune_decision
 from .models.base import Model, model_class
+from .pruning import pruning_callback
 from .runs import SEQUENCE_DATA_KEYS, Run, RunResult
 
 _CORPORA: dict[str, Corpus] = {}
@@ -95,8 +96,9 @@ def run_summary(result: RunResult, skipped: bool) -> str:
 
 
 def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None = None, force: bool = False,
-              progress: bool = True, corpus: Corpus | None = None) -> Outcome:
-    """Train and score one model on one size and seed, through the run store."""
+              progress: bool = True, corpus: Corpus | None = None, trial: dict | None = None) -> Outcome:
+    """Train and score one model on one size and seed, through the run store. ``trial``: the search trial the
+    run is (:mod:`rnnbench.search`): its validation scores go to the trial's study, whose pruner may stop it."""
     model_cls = model_class(kind)  # an unknown kind fails here, before anything is read or written
     seed = cfg.experiment.seeds[0] if seed is None else seed
     corpus = corpus or load_corpus(cfg)
@@ -118,8 +120,18 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
                        versions=versions(), classes=[] if task.is_regression else task.class_names,
                        data=corpus.report.to_dict())
     t0 = time.perf_counter()
+    if trial:
+        result.trial = {k: trial[k] for k in ("study", "number") if k in trial}
+    prune = pruning_callback(trial)
     try:
-        model.fit(subsets.train, subsets.val, run=run, progress=progress)
+        model.fit(subsets.train, subsets.val, run=run, progress=progress, **({"prune": prune} if prune else {}))
+    except Pruned as e:  # a search stopped this trial: recorded as pruned, with where it stopped
+        result.status, result.reason, result.device = "pruned", str(e), model.device_
+        result.training = {"epochs_run": e.epoch, "last_validation": e.score}
+        result.timings = {"fit": time.perf_counter() - t0}
+        run.log({"event": "pruned", "epoch": e.epoch, "val_metric": e.score})
+        run.finish(result)
+        return Outcome(run, result, skipped=False)
     except FloatingPointError as e:  # diverged: a recorded failure, never a crash of the caller
         result.status, result.reason, result.device = "failed", str(e), model.device_
         result.timings = {"fit": time.perf_counter() - t0}

@@ -194,6 +194,7 @@ class RunResult:
     selection: str = ""  # the metric the model was selected on (older runs: the task's primary one)
     decision: dict[str, Any] | None = None  # a threshold metric's rule, tuned on validation (metrics.tune_decision)
     group_metrics: dict[str, float] = field(default_factory=dict)  # per test group (author): metrics.group_metrics
+    trial: dict[str, Any] = field(default_factory=dict)  # a search's trial: its study and number (rnnbench.search)
 
     @property
     def ok(self) -> bool:

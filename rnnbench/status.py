@@ -227,6 +227,47 @@ def planned_runs(cfg) -> list[Path]:
     return [p.run.path for p in plan_of(cfg)]
 
 
+def search_lines(target: Path, trials: bool = False) -> list[str]:
+    """Each search of an experiment folder (``search/*.journal``): its trials done, running, pruned and
+    failed, and the best so far with its settings; with ``trials``, every trial's settings, state and
+    validation curve (the scores its run logged)."""
+    from .runs import RUNS
+    from .search import FOLDER
+
+    journals = sorted((Path(target) / FOLDER).glob("*.journal"))
+    if not journals:
+        return []
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    lines = ["", "searches:"]
+    for journal in journals:
+        storage = JournalStorage(JournalFileBackend(str(journal)))
+        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            ts = study.get_trials(deepcopy=False)
+            count = {k: sum(t.state.name.lower() == k for t in ts) for k in ("complete", "running", "pruned", "fail")}
+            done = [t for t in ts if t.state.name == "COMPLETE" and t.value is not None]
+            best = (max if study.direction.name == "MAXIMIZE" else min)(done, key=lambda t: t.value) if done else None
+            head = (f"  {summary.study_name}: {count['complete']} done, {count['running']} running, {count['pruned']} "
+                    f"pruned, {count['fail']} failed")
+            if best is not None:
+                head += f"; best so far trial {best.number} (val {best.value:.4f}: {_params(best.params)})"
+            lines.append(head)
+            for t in ts if trials else []:
+                curve = [r["val_metric"] for r in Run(Path(target) / RUNS / t.user_attrs.get("run", "?")).metrics()
+                         if r.get("event") == "eval" and "val_metric" in r] if t.user_attrs.get("run") else []
+                lines.append(f"    trial {t.number} {t.state.name.lower()}: {_params(t.params)}; validation "
+                             + (" ".join(f"{v:.4f}" for v in curve) or "-"))
+    return lines
+
+
+def _params(params: dict) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()) or "its own grid"
+
+
 def render(states: list[RunStatus]) -> list[str]:
     header = ["run", "state", "where", "progress", "result"]
     rows = [[s.name + (f" ({s.variant})" if s.variant else ""), s.state, s.where or "-", s.progress or "-",

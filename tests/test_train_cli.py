@@ -32,7 +32,7 @@ def test_train_writes_a_complete_run_and_prints_its_dir_last(tmp_path):
     assert {"accuracy", "roc_auc", "log_loss"} <= set(result["metrics"]) <= set(result["validation"]) | {"roc_auc"}
     assert {"vectorize", "fit", "predict"} <= set(result["timings"])
     assert set(result["chosen"]) == {"min_df", "C"} and "jax" in result["versions"] and result["device"]
-    assert result["training"] == {} and result["reason"] == ""
+    assert result["training"] == {"grid_points": 2} and result["reason"] == ""  # its grid: min_df [1] × C
     assert yaml.safe_load(open(f"{run_dir}/config.yaml"))["linear"]["C"] == [1.0, 10.0]
     assert result["n_train"] + result["n_val"] == 1200
 

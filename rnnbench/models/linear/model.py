@@ -308,6 +308,7 @@ class LinearBaseline:
         self.columns_, self.tfidf_ = features[best["params"]["min_df"]][:2]
         self.model_ = best["model"]
         self.timings_["chosen_point"] = best["fit_seconds"]  # the chosen grid point's fit (it is the final model)
+        self.training_ = {"grid_points": len(results)}  # what selection tried on validation
         self.timings_["fit"] = self.timings_["vectorize"] + self.timings_["grid_fit"]
         return self
 
