@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -469,11 +470,23 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         _, inner = typing.get_args(tp)
         return {str(k): _coerce(v, inner, f"{key}.{k}") for k, v in value.items()}
     if tp in _SCALARS:
+        if tp is float and isinstance(value, str) and EXPONENT_FLOAT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as text; it is the number everyone means
         # bool is a subclass of int in Python; YAML's `true` must not pass for a number
         if not isinstance(value, _SCALARS[tp]) or (tp is not bool and isinstance(value, bool)):
             raise bad
         return float(value) if tp is float else value
     raise bad
+
+
+EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def number(value: Any) -> Any:
+    """``value``, or the float a YAML text such as ``3e-05`` means (YAML 1.1 wants a dot)."""
+    if isinstance(value, str) and EXPONENT_FLOAT.fullmatch(value.strip()):
+        return float(value)
+    return value
 
 
 _SCALARS = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import models
-from .config import Config, SearchConfig, config_hash
+from .config import Config, SearchConfig, config_hash, number
 from .errors import RnnbenchError
 from .runs import Run, experiment_dir
 
@@ -98,6 +98,7 @@ def dims(cfg: Config, kind: str) -> list[Dim]:
             also = f", or {' / '.join(allowed_data)}" if allowed_data else ""
             raise RnnbenchError(f"{at}: {kind} has no option {key!r} (search its {kind}.* options{also})")
         if isinstance(value, list):
+            value = [number(v) for v in value]
             if not value:
                 raise RnnbenchError(f"{at}: an empty list of values")
             if len(set(map(repr, value))) != len(value):
@@ -131,7 +132,8 @@ def _range(at: str, key: str, value: dict) -> Dim:
     unknown = set(value) - {"low", "high", "log", "step"}
     if unknown or "low" not in value or "high" not in value:
         raise RnnbenchError(f"{at}: a range is {{low, high}} with optional log and step, got {value!r}")
-    low, high, log, step = value["low"], value["high"], bool(value.get("log", False)), value.get("step")
+    low, high, log, step = (number(value["low"]), number(value["high"]), bool(value.get("log", False)),
+                            number(value.get("step")))
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
         raise RnnbenchError(f"{at}: low and high must be numbers, got {low!r} and {high!r}")
     if low > high:
