@@ -191,13 +191,14 @@ def _start_progress(job: dict) -> None:
 
 
 def _worker_main(argv: list[str]) -> int:
-    """``python -m rnnbench.executor JOB.json RESULT.json``: a local worker process."""
-    job_file, result_file = argv
-    try:  # SIGTERM (the driver stopping): a checkpoint at the next safe point, then exit
-        from .termination import EXIT_CODE, Terminated, install
-    except ImportError:
-        EXIT_CODE, Terminated, install = 143, KeyboardInterrupt, lambda: None
+    """``python -m rnnbench.executor JOB.json RESULT.json [DRIVER_PID]``: a local worker process. It gets
+    SIGTERM when the driver dies (even by SIGKILL): a checkpoint at the next safe point, then exit."""
+    job_file, result_file, *driver = argv
+    from .termination import EXIT_CODE, Terminated, die_with_parent, install
+
     install()
+    if driver:
+        die_with_parent(int(driver[0]), signal.SIGTERM)
     job = json.loads(Path(job_file).read_text())
     try:
         out = run_job(job, in_worker=True)
@@ -326,7 +327,8 @@ class LocalBackend:
         self.workers = spec.workers or 1
         self.slots = GpuSlots(gpus, spec.gpus_per_run, self.workers)
         self.procs: dict[int, tuple[subprocess.Popen, Path, Placement]] = {}
-        self.tmp = Path(tempfile.mkdtemp(prefix="rnnbench-jobs-"))
+        remove_abandoned_job_folders()
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{JOBS_PREFIX}{os.getpid()}-"))
 
     def free(self, job: Job) -> bool:
         if len(self.procs) >= self.workers:
@@ -343,7 +345,8 @@ class LocalBackend:
         result_file.unlink(missing_ok=True)
         job_file.write_text(json.dumps({**job.to_dict(), "env": {**job.env, **placement.env}}))
         env = {**os.environ, **placement.env}
-        proc = subprocess.Popen([sys.executable, "-m", "rnnbench.executor", str(job_file), str(result_file)], env=env)
+        proc = subprocess.Popen([sys.executable, "-m", "rnnbench.executor", str(job_file), str(result_file),
+                                 str(os.getpid())], env=env)
         self.procs[i] = (proc, result_file, placement)
 
     def busy(self) -> int:
@@ -382,6 +385,25 @@ class LocalBackend:
         import shutil
 
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+JOBS_PREFIX = "rnnbench-jobs-"  # + the driver's pid: a local driver's job and result files, in the temp folder
+
+
+def remove_abandoned_job_folders() -> list[Path]:
+    """Remove the job folders that local drivers of this machine left behind when they were killed (the
+    pid in the name no longer runs). Returns what was removed."""
+    import shutil
+
+    from .fileio import pid_alive
+
+    gone = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{JOBS_PREFIX}*"):
+        pid = folder.name[len(JOBS_PREFIX):].split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            gone.append(folder)
+    return gone
 
 
 def import_ray():

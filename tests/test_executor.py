@@ -254,10 +254,10 @@ def test_local_workers_with_faked_gpus_give_the_serial_tables(tmp_path, monkeypa
     assert len({c["pid"] for c in claims(tmp_path / "out")}) == 4  # a fresh process per run
 
 
-def wait_for_checkpoint(runs: Path, proc=None, deadline_s=300) -> Path:
+def wait_for_checkpoint(runs: Path, proc=None, deadline_s=300, pattern="rnn-*/checkpoints/*") -> Path:
     deadline = time.time() + deadline_s
     while time.time() < deadline and (proc is None or proc.poll() is None):
-        found = [p for p in runs.glob("rnn-*/checkpoints/*") if p.name.isdigit()]
+        found = [p for p in runs.glob(pattern) if p.name.isdigit()]
         if found:
             return found[0].parent.parent
         time.sleep(0.05)
@@ -285,6 +285,46 @@ def test_a_local_worker_killed_mid_run_is_retried_and_resumes(tmp_path, serial_l
     (first, second) = claims(tmp_path / "out")
     assert second["took_over"]["pid"] == holder.pid == first["pid"]
     assert table(tmp_path / "out") == table(serial_long)
+
+
+@pytest.mark.slow
+def test_a_killed_compare_takes_its_workers_along_and_the_next_one_cleans_up(tmp_path, serial_long, warm_home,
+                                                                             monkeypatch):
+    """SIGKILL the driver of ``compare --workers 2``: its workers get SIGTERM (a checkpoint, then exit) at
+    once instead of training on unsupervised; the next compare removes the job folder it left and
+    resumes the interrupted run."""
+    import tempfile
+
+    from rnnbench.fileio import pid_alive
+
+    monkeypatch.setenv("RNNBENCH_DATA", str(warm_home))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # the driver's job folder lands here
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    cfg = tiny_compare(tmp_path, "c.yaml", tmp_path / "out", rnn=LONG_RNN, experiment={"models": ["rnn"]})
+    with open(tmp_path / "driver.err", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "rnnbench.cli", "compare", str(cfg), "--workers", "2"],
+                                stdout=subprocess.DEVNULL, stderr=err)
+    exp = tmp_path / "out" / "t"
+    run = wait_for_checkpoint(exp / "runs", proc, pattern="rnn-n300-*/checkpoints/*")
+    holders = [lease.holder_of(exp / "runs" / name) for name in lease.claimed(exp)]
+    workers = {h.pid for h in holders if h is not None}
+    assert workers and proc.pid not in workers
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 60
+    while time.time() < deadline and any(pid_alive(p) for p in workers):
+        time.sleep(0.1)
+    assert not any(pid_alive(p) for p in workers), "a worker outlived its killed driver"
+    left = list((tmp_path / "tmp").glob(f"rnnbench-jobs-{proc.pid}-*"))
+    assert left  # what the killed driver could not remove
+    assert not Run(run).done and Run(run).checkpoint_step is not None  # stopped mid-run, checkpoint saved
+    r = cli("compare", cfg, "--workers", 2)
+    assert r.exit_code == 0, r.output
+    assert not any(p.exists() for p in left)
+    rows = [json.loads(x) for x in open(run / "metrics.jsonl")]
+    assert any(x.get("event") == "resumed" for x in rows)
+    assert [row for row in table(tmp_path / "out") if row["size"] == "300"] == table(serial_long)
 
 
 @pytest.fixture(scope="module")
