@@ -302,16 +302,34 @@ def _class_names(run_dir, model) -> list[str]:
     return stored if len(stored) >= model.task.n_classes else model.task.class_names
 
 
+def _executor_flag(ctx, param, value):
+    """The flags only the executor reads go to ``ctx.meta``, not to the command's parameters."""
+    ctx.meta.setdefault("rnnbench.executor", {})[param.name] = value
+    return value
+
+
 def _executor_options(f):
-    """--executor, --workers, --gpus-per-run, --address (compare and sweep; docs/distributed.md)."""
+    """--executor, --workers, --gpus-per-run, --address, --threads and Slurm's --partition, --time-min,
+    --array-parallelism, --sbatch (compare and sweep; docs/distributed.md)."""
+    later = {"expose_value": False, "callback": _executor_flag}
     for option in reversed([
-        click.option("--executor", type=click.Choice(["local", "ray"]), help="Where runs execute: local (this "
-                     "machine) or ray (a Ray cluster; pip install -e '.[ray]'). Default: compute.executor."),
-        click.option("--workers", type=int, help="Runs at once (local: processes; ray: tasks in flight). "
-                     "Default: compute.workers (local 1, in this process; ray as many as fit)."),
+        click.option("--executor", type=click.Choice(["local", "ray", "slurm"]), help="Where runs execute: local "
+                     "(this machine), ray (a Ray cluster; pip install -e '.[ray]') or slurm (a job per run, "
+                     "submitit; pip install -e '.[slurm]'). Default: compute.executor."),
+        click.option("--workers", type=int, help="Runs at once (local: processes; ray: tasks in flight; slurm: jobs "
+                     "queued). Default: compute.workers (local 1, in this process; ray and slurm as many as fit)."),
         click.option("--gpus-per-run", type=float, help="GPUs of each RNN run; fractions share a GPU "
                      "(0.25: four runs per GPU). Default: local one per worker, ray 1 if the cluster has GPUs."),
         click.option("--address", help="ray: the cluster, auto or HOST:PORT of its head (default: a local Ray)."),
+        click.option("--threads", type=int, **later, help="CPU threads of each run, the CPUs a Ray task or Slurm "
+                     "job reserves. Default: compute.threads (local: the usable cores; ray, slurm: 1)."),
+        click.option("--partition", **later, help="slurm: the partition. Default: compute.slurm_partition."),
+        click.option("--time-min", type=int, **later, help="slurm: each job's time limit in minutes. Default: "
+                     "compute.slurm_time_min."),
+        click.option("--array-parallelism", type=int, **later, help="slurm: one job array, this many jobs at once. "
+                     "Default: compute.slurm_array_parallelism (none: a job per run)."),
+        click.option("--sbatch", multiple=True, metavar="KEY=VALUE", **later, help="slurm: an sbatch option "
+                     "(account=lab, qos=high, mem=16G); repeatable. Added to compute.slurm_options."),
     ]):
         f = option(f)
     return f
@@ -320,7 +338,8 @@ def _executor_options(f):
 def _executor_spec(cfg, executor, workers, gpus_per_run, address):
     from .executor import ExecutorSpec, preflight
 
-    spec = ExecutorSpec.resolve(cfg.compute, executor, workers, gpus_per_run, address)
+    flags = click.get_current_context().meta.get("rnnbench.executor", {})
+    spec = ExecutorSpec.resolve(cfg.compute, executor, workers, gpus_per_run, address, **flags)
     preflight(spec, cfg.compute.device)  # bad flags fail here, before any data is read
     return spec
 
