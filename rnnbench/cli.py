@@ -493,6 +493,20 @@ def export_tensorboard_cmd(target, out):
     click.echo(f"{done['runs']} run(s), {done['scalars']} scalars: tensorboard --logdir {done['dir']}")
 
 
+@export.command("mlflow")
+@click.argument("target", type=click.Path(exists=True))
+@click.option("--tracking-uri", help="The MLflow tracking store: a URI or a folder (default: $MLFLOW_TRACKING_URI, "
+              "else ./mlruns).")
+def export_mlflow_cmd(target, tracking_uri):
+    """One MLflow run per run: settings as parameters, the metrics log as step metrics, tags, the learning
+    curve; exporting again updates the MLflow runs (pip install -e '.[mlflow]')."""
+    from .export import export_mlflow
+
+    done = export_mlflow(Path(target), tracking_uri)
+    click.echo(f"{done['runs']} run(s) ({done['created']} new, {done['updated']} updated), {done['metrics']} metric "
+               f"values: MLflow experiment {done['experiment']} at {done['uri']}")
+
+
 # ---------------------------------------------------------------------------------------- helpers
 
 
