@@ -1,5 +1,5 @@
-"""Where ``compare`` and ``sweep`` run their runs: in this process, in local worker processes, or on a Ray
-cluster. One interface for both commands (:func:`execute`), three backends behind it.
+"""Where ``compare`` and ``sweep`` run their runs: in this process, in local worker processes, on a Ray
+cluster or on a Slurm cluster. One interface for all (:func:`execute`), four backends behind it.
 
 - **serial** (``--executor local``, one worker): each run in this process, one after another.
 - **local** (``--workers N``): a fresh process per run, N at once. On a machine with GPUs each run of a
@@ -7,16 +7,23 @@ cluster. One interface for both commands (:func:`execute`), three backends behin
   (``--gpus-per-run 0.25``: four runs per GPU, with ``XLA_PYTHON_CLIENT_PREALLOCATE=false``), or by
   default one worker per GPU, round-robin. The other runs (``linear``) see no GPU. A worker that dies (killed, out of
   memory) is started again, up to ``compute.retries`` times; the run resumes from its last checkpoint.
-- **ray** (``--executor ray``, ``pip install -e '.[ray]'``): each run a Ray task with ``num_gpus`` set
-  (Ray assigns the devices), a fresh worker process per run (``max_calls=1``: JAX gives its GPU memory
-  back), a runtime environment carrying ``RNNBENCH_DATA``, the compile cache and preallocation off, and
-  Ray's own retries of a task whose worker died.
+  Workers get SIGTERM when the driver dies, even by SIGKILL (a checkpoint, then exit); a later driver
+  removes the job folders a killed one left.
+- **ray** (``--executor ray``, ``pip install -e '.[ray]'``): each run a Ray task reserving the run's
+  threads (``num_cpus``) and ``num_gpus`` (Ray assigns the devices), a fresh worker process per run
+  (``max_calls=1``: JAX gives its GPU memory back), a runtime environment carrying ``RNNBENCH_DATA``, the
+  compile cache and preallocation off, and Ray's own retries of a task whose worker died. Stopped, it
+  cancels its tasks gently: each saves its checkpoint, and is killed only after a grace period.
+- **slurm** (``--executor slurm``, ``pip install -e '.[slurm]'``): each run a Slurm job through
+  submitit (or one job array), checkpointed and requeued on preemption or at its time limit.
 
-The run store is the meeting point: every run claims its folder (:mod:`rnnbench.lease`) before it
-starts, so a run claimed by another process (another compare, another machine) is skipped and waited
-for, and after each run the driver checks that its ``DONE`` is visible here (if not, the output folder
-is not shared between the nodes). Workers print a progress line per run every ``compute.progress_every``
-seconds; Ray forwards them to the driver's terminal.
+A worker uses the threads its task or job reserved (:func:`use_threads`), and refuses a run from a
+driver of another rnnbench version. The run store is the meeting point: every run claims its folder
+(:mod:`rnnbench.lease`) before it starts, so a run claimed by another process (another compare, another
+machine) is skipped and waited for, and after each run the driver checks that its ``DONE`` is visible
+here (if not, the output folder is not shared between the nodes). Workers print a progress line per run
+every ``compute.progress_every`` seconds; Ray forwards them to the driver's terminal (a Slurm job's go
+to its log).
 """
 
 from __future__ import annotations
