@@ -123,7 +123,10 @@ def test_executor_settings_never_move_a_run_hash(tmp_path):
     cfg = load_config(write_config(tmp_path / "c.yaml"))
     spread = cfg.replace(**{"compute.executor": "ray", "compute.workers": 8, "compute.gpus_per_run": 0.25,
                             "compute.address": "10.0.0.1:6379", "compute.retries": 5, "compute.lease_timeout": 60.0,
-                            "compute.progress_every": 5.0})
+                            "compute.progress_every": 5.0, "compute.threads": 3, "compute.slurm_partition": "gpu",
+                            "compute.slurm_time_min": 5, "compute.slurm_array_parallelism": 4,
+                            "compute.slurm_options": {"qos": "high"}, "compute.slurm_setup": ["module load cuda"],
+                            "compute.slurm_cluster": "local"})
     for model in ("linear", "rnn"):
         assert run_path(cfg, model, 100, 0) == run_path(spread, model, 100, 0)
 
@@ -436,6 +439,8 @@ def test_ray_gpus_per_run_above_any_node(tmp_path, ray_cluster):
     one_line_error(cli("compare", tiny_compare(tmp_path, "c.yaml", tmp_path / "out"), "--executor", "ray",
                        "--gpus-per-run", 3), "--gpus-per-run 3 is more than any node of the Ray cluster has",
                    "2 GPU(s)")
+    one_line_error(cli("compare", tiny_compare(tmp_path, "c.yaml", tmp_path / "out"), "--executor", "ray",
+                       "--threads", 3), "--threads 3 is more than any node of the Ray cluster has", "2 CPU(s)")
     assert ray_cluster.is_initialized()  # the test's instance is left running
 
 
