@@ -672,6 +672,7 @@ class RayBackend:
 
 SLURM_HINT = "pip install -e '.[slurm]'"
 SLURM_FOLDER = "slurm"  # in an experiment folder: submitit's job files and logs, a folder per job
+SLURM_MAX_TIMEOUTS = 100  # times one job is requeued at its time limit (a long run in short jobs); preemptions: no limit
 
 
 def import_submitit():
@@ -760,7 +761,8 @@ class SlurmBackend:
         s = self.spec.slurm
         run = Path(job.path)
         folder = (run.parent.parent if run.parent.name == RUNS else run.parent) / SLURM_FOLDER / "%j"
-        ex = self.submitit.AutoExecutor(folder=folder, cluster=s.cluster)
+        ex = self.submitit.AutoExecutor(folder=folder, cluster=s.cluster, slurm_max_num_timeout=SLURM_MAX_TIMEOUTS,
+                                        local_max_num_timeout=SLURM_MAX_TIMEOUTS)
         params = {"name": "rnnbench", "timeout_min": s.time_min, "cpus_per_task": self.spec.run_threads(),
                   "gpus_per_node": gpus, "nodes": 1, "tasks_per_node": 1}
         if s.cluster == "slurm":

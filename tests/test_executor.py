@@ -207,6 +207,7 @@ def test_slurm_settings_reach_the_job_script(tmp_path, monkeypatch):
                  "--exclusive", "--qos=high", "--mail-type=END", "--signal=USR2@"):
         assert f"#SBATCH {line}" in script, (line, script)
     assert ex._executor.parameters["array_parallelism"] == 8
+    assert ex._executor.max_num_timeout == executor.SLURM_MAX_TIMEOUTS  # a long run in many short jobs
     linear = Job(cfg=cfg.to_dict(), model="linear", size=100, seed=0, force=False, path=str(path), label="linear")
     assert backend.gpus(linear) == 0  # a kind that wants no GPU asks for none
     assert str(path.parent.parent / "slurm") in str(ex._executor.folder)  # beside the shared run store
