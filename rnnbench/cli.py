@@ -325,16 +325,34 @@ def _class_names(result, model) -> list[str]:
     return stored if len(stored) >= model.task.n_classes else model.task.class_names
 
 
+def _executor_flag(ctx, param, value):
+    """The flags only the executor reads go to ``ctx.meta``, not to the command's parameters."""
+    ctx.meta.setdefault("rnnbench.executor", {})[param.name] = value
+    return value
+
+
 def _executor_options(f):
-    """--executor, --workers, --gpus-per-run, --address (compare and sweep; docs/distributed.md)."""
+    """--executor, --workers, --gpus-per-run, --address, --threads and Slurm's --partition, --time-min,
+    --array-parallelism, --sbatch (compare and sweep; docs/distributed.md)."""
+    later = {"expose_value": False, "callback": _executor_flag}
     for option in reversed([
-        click.option("--executor", type=click.Choice(["local", "ray"]), help="Where runs execute: local (this "
-                     "machine) or ray (a Ray cluster; pip install -e '.[ray]'). Default: compute.executor."),
-        click.option("--workers", type=int, help="Runs at once (local: processes; ray: tasks in flight). "
-                     "Default: compute.workers (local 1, in this process; ray as many as fit)."),
+        click.option("--executor", type=click.Choice(["local", "ray", "slurm"]), help="Where runs execute: local "
+                     "(this machine), ray (a Ray cluster; pip install -e '.[ray]') or slurm (a job per run, "
+                     "submitit; pip install -e '.[slurm]'). Default: compute.executor."),
+        click.option("--workers", type=int, help="Runs at once (local: processes; ray: tasks in flight; slurm: jobs "
+                     "queued). Default: compute.workers (local 1, in this process; ray and slurm as many as fit)."),
         click.option("--gpus-per-run", type=float, help="GPUs of each RNN run; fractions share a GPU "
                      "(0.25: four runs per GPU). Default: local one per worker, ray 1 if the cluster has GPUs."),
         click.option("--address", help="ray: the cluster, auto or HOST:PORT of its head (default: a local Ray)."),
+        click.option("--threads", type=int, **later, help="CPU threads of each run, the CPUs a Ray task or Slurm "
+                     "job reserves. Default: compute.threads (local: the usable cores; ray, slurm: 1)."),
+        click.option("--partition", **later, help="slurm: the partition. Default: compute.slurm_partition."),
+        click.option("--time-min", type=int, **later, help="slurm: each job's time limit in minutes. Default: "
+                     "compute.slurm_time_min."),
+        click.option("--array-parallelism", type=int, **later, help="slurm: one job array, this many jobs at once. "
+                     "Default: compute.slurm_array_parallelism (none: a job per run)."),
+        click.option("--sbatch", multiple=True, metavar="KEY=VALUE", **later, help="slurm: an sbatch option "
+                     "(account=lab, qos=high, mem=16G); repeatable. Added to compute.slurm_options."),
     ]):
         f = option(f)
     return f
@@ -343,7 +361,8 @@ def _executor_options(f):
 def _executor_spec(cfg, executor, workers, gpus_per_run, address):
     from .executor import ExecutorSpec, preflight
 
-    spec = ExecutorSpec.resolve(cfg.compute, executor, workers, gpus_per_run, address)
+    flags = click.get_current_context().meta.get("rnnbench.executor", {})
+    spec = ExecutorSpec.resolve(cfg.compute, executor, workers, gpus_per_run, address, **flags)
     preflight(spec, cfg.compute.device)  # bad flags fail here, before any data is read
     return spec
 
@@ -529,6 +548,20 @@ def export_tensorboard_cmd(target, out):
 
     done = export_tensorboard(Path(target), Path(out) if out else None)
     click.echo(f"{done['runs']} run(s), {done['scalars']} scalars: tensorboard --logdir {done['dir']}")
+
+
+@export.command("mlflow")
+@click.argument("target", type=click.Path(exists=True))
+@click.option("--tracking-uri", help="The MLflow tracking store: a URI or a folder (default: $MLFLOW_TRACKING_URI, "
+              "else ./mlruns).")
+def export_mlflow_cmd(target, tracking_uri):
+    """One MLflow run per run: settings as parameters, the metrics log as step metrics, tags, the learning
+    curve; exporting again updates the MLflow runs (pip install -e '.[mlflow]')."""
+    from .export import export_mlflow
+
+    done = export_mlflow(Path(target), tracking_uri)
+    click.echo(f"{done['runs']} run(s) ({done['created']} new, {done['updated']} updated), {done['metrics']} metric "
+               f"values: MLflow experiment {done['experiment']} at {done['uri']}")
 
 
 # ---------------------------------------------------------------------------------------- helpers

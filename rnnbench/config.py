@@ -141,19 +141,35 @@ class ComputeConfig:
         "auto", doc="how an RNN training step is compiled: per-chunk (a few programs serve every length, a host "
                     "call per chunk: fastest on a CPU), per-batch (one call per step, a program per length class: "
                     "fewer launches on a GPU); auto: per-batch on a GPU, per-chunk on a CPU")
-    threads: int | None = opt(None, min=1, doc="the linear grid's workers; null: the usable cores")
+    threads: int | None = opt(None, min=1, doc="CPU threads of a run (the linear grid's workers; in a worker process "
+                                               "also XLA's intra-op threads), the CPUs ray and slurm reserve for it; "
+                                               "null: the usable cores (ray and slurm: 1)")
     # how compare and sweep spread their runs (rnnbench/executor.py, docs/distributed.md); never hashed
-    executor: Literal["local", "ray"] = opt(
-        "local", doc="compare / sweep: local (this machine's processes) or ray (a Ray cluster: pip install -e '.[ray]')")
-    workers: int | None = opt(None, min=1, doc="runs at once; null: local 1 (in this process), ray as many as fit")
+    executor: Literal["local", "ray", "slurm"] = opt(
+        "local", doc="compare / sweep: local (this machine's processes), ray (a Ray cluster: pip install -e '.[ray]') "
+                     "or slurm (a job per run through submitit: pip install -e '.[slurm]')")
+    workers: int | None = opt(None, min=1, doc="runs at once; null: local 1 (in this process), ray and slurm as "
+                                               "many as fit")
     gpus_per_run: float | None = opt(
         None, min=0.0, doc="GPUs of each RNN run (0.25: four runs share one GPU; 0: none); null: local one GPU per "
-                           "worker round-robin, ray 1 when the cluster has GPUs")
+                           "worker round-robin, ray 1 when the cluster has GPUs, slurm 1 (whole GPUs only)")
     address: str | None = opt(None, doc="ray: the cluster (auto, or HOST:PORT of its head); null: a local Ray instance")
     retries: int = opt(2, min=0, doc="times a run whose worker died is started again (it resumes from its checkpoint)")
     lease_timeout: float = opt(300.0, min=5.0, doc="seconds without a heartbeat after which a run's claim "
                                                      "counts as abandoned and is taken over")
     progress_every: float = opt(20.0, min=1.0, doc="seconds between the progress lines of a run in a worker")
+    slurm_partition: str | None = opt(None, doc="slurm: the partition of the jobs; null: the cluster's default")
+    slurm_time_min: int = opt(60, min=1, doc="slurm: each job's time limit in minutes; a run still training then "
+                                             "saves its checkpoint and is requeued")
+    slurm_array_parallelism: int | None = opt(
+        None, min=1, doc="slurm: submit the runs as one job array, at most this many running at once; null: a job "
+                         "per run")
+    slurm_options: dict[str, Any] = opt({}, doc="slurm: more sbatch options, name -> value (account: lab, qos: high, "
+                                                "mem: 16G, constraint: a100)")
+    slurm_setup: list[str] = opt([], doc="slurm: shell lines each job runs first (module load cuda, source a venv)")
+    slurm_cluster: Literal["slurm", "local"] = opt(
+        "slurm", doc="slurm: the cluster's sbatch, or local: submitit's local executor, jobs as processes of this "
+                     "machine (to try a setup, and the tests)")
 
 
 SweepKind = Literal["runs", "toy-optimizers"]
@@ -219,13 +235,19 @@ class PlotConfig:
                                         " of its runs) and each run reach it, interpolated between logged points")
 
 
+THREADS_ENV = "RNNBENCH_THREADS"  # set by the executor in a worker: the CPUs reserved for its run
+
+
 def usable_cores() -> int:
     """The cores this process may run on: its CPU affinity (``taskset``, a container's cpuset), not the
-    machine's count."""
+    machine's count; in a worker whose run was given fewer (``RNNBENCH_THREADS``: a Ray task's CPUs, a
+    Slurm job's), those."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # no affinity API (macOS, Windows)
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    given = os.environ.get(THREADS_ENV, "")
+    return min(n, int(given)) if given.isdigit() and int(given) >= 1 else n
 
 
 def cores_label() -> str:

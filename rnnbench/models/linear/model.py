@@ -32,7 +32,6 @@ import io
 import multiprocessing
 import os
 import pickle
-import signal
 import sys
 import threading
 import time
@@ -52,6 +51,7 @@ from ...errors import RnnbenchError
 from ...fileio import atomic_write_bytes
 from ...metrics import better, evaluate, higher_is_better, primary, selection_metric, tune_decision
 from ...outputs import duration
+from ...termination import die_with_parent
 from ..base import cpu_device
 from .ngrams import NgramCounter
 from .shared_csr import SharedCSR, open_shared
@@ -173,7 +173,7 @@ class LinearBaseline:
         pool = None
         if workers >= 2 and x_tr.nnz >= PROCESS_MIN_NNZ:
             pool = ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_die_with_parent, initargs=(os.getpid(),))
+                                       initializer=die_with_parent, initargs=(os.getpid(),))
         mats: dict[int, tuple] = {}  # min_df -> (x_tr, x_va, its SharedCSR or None): this phase's
         results = []
         try:
@@ -383,19 +383,6 @@ def _in_thread(fn, *args) -> Future:
 
     threading.Thread(target=run, daemon=True, name="rnnbench-grid-point").start()
     return future
-
-
-def _die_with_parent(parent: int) -> None:
-    """A grid worker ends with the process that started it: a killed ``compare`` leaves no worker
-    behind (Linux: the kernel sends SIGKILL when the parent dies; elsewhere, nothing is set)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # it died before the line above took effect
-        os._exit(1)
 
 
 def _fit_point_in_worker(cfg: LinearConfig, task: Task, params: dict, x_tr_handle, y_tr) -> dict:
