@@ -1,0 +1,5 @@
+"""``python -m rnnbench``: the ``rnnbench`` command."""
+
+from .cli import main
+
+main(prog_name="rnnbench")
