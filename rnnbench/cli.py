@@ -172,6 +172,26 @@ def config_show(config_file, overrides):
     click.echo(load_config(config_file, overrides).to_yaml(), nl=False)
 
 
+@config.command("list")
+def config_list():
+    """The configs that ship with rnnbench (the checkout's configs/): name and what each is."""
+    from .shipped import describe, shipped
+
+    _table(["name", "what"], [(name, describe(path)) for name, path in shipped().items()])
+
+
+@config.command("copy")
+@click.argument("name")
+@click.argument("dest", type=click.Path(), default=".")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def config_copy(name, dest, force):
+    """Copy the shipped config NAME (`rnnbench config list`) to DEST, a folder (default: here) or a
+    file; print the file written. Then: rnnbench compare FILE."""
+    from .shipped import copy
+
+    click.echo(str(copy(name, dest, force=force)))
+
+
 @config.command("reference")
 def config_reference():
     """Every config key with its type, default and meaning, as Markdown (docs/config.md)."""

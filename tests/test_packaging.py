@@ -2,6 +2,7 @@
 one version, the licence), `python -m rnnbench`, and a Makefile whose `test` and `demo` install first."""
 
 import importlib.metadata as md
+import os
 import re
 import subprocess
 import sys
@@ -100,3 +101,46 @@ def test_make_targets_install_first_and_only_when_the_install_is_stale(target, t
     current = make_dry(target, venv)
     assert current and not any("pip install" in x or "-m venv" in x for x in current), current
     assert all(x.startswith(str(venv / "bin")) for x in current)
+
+
+def test_the_package_data_globs_take_every_config():
+    """pyproject's package data (rnnbench/configs links to configs/) reaches every file in configs/."""
+    globs = PROJECT["tool"]["setuptools"]["package-data"]["rnnbench"]
+    root = ROOT / "rnnbench"
+    packaged = {p.resolve() for g in globs for p in root.glob(g)}
+    assert packaged == {p.resolve() for p in (ROOT / "configs").rglob("*") if p.is_file()}
+    assert (root / "configs").resolve() == (ROOT / "configs").resolve()
+
+
+@pytest.mark.slow  # builds the wheel (pip fetches setuptools >= 77 from the package index to build it)
+def test_the_wheel_ships_the_configs_the_licence_and_one_version(tmp_path):
+    """A built wheel holds configs/ as rnnbench/configs, the LICENSE and the version of rnnbench.__version__;
+    unpacked outside a checkout, `python -m rnnbench config list` and `config copy` work from it."""
+    import zipfile
+
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(ROOT), "-w", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("rnnbench-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+        for p in (ROOT / "configs").rglob("*.yaml"):
+            assert z.read(f"rnnbench/configs/{p.relative_to(ROOT / 'configs').as_posix()}") == p.read_bytes()
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+        z.extractall(tmp_path / "site")
+    assert f"\nVersion: {rnnbench.__version__}\n" in meta and wheel.name.startswith(f"rnnbench-{rnnbench.__version__}-")
+    assert "\nRequires-Python: >=3.11\n" in meta and "\nLicense-Expression: MIT\n" in meta
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    listed = subprocess.run([sys.executable, "-m", "rnnbench", "config", "list"], capture_output=True, text=True,
+                            cwd=elsewhere, env=env, timeout=120)
+    assert listed.returncode == 0 and "\nquickstart " in listed.stdout, listed.stderr
+    copied = subprocess.run([sys.executable, "-c", "import rnnbench, sys; print(rnnbench.__file__)"],
+                            capture_output=True, text=True, cwd=elsewhere, env=env, timeout=120)
+    assert copied.stdout.strip().startswith(str(tmp_path / "site"))  # the unpacked wheel, not the checkout
+    copied = subprocess.run([sys.executable, "-m", "rnnbench", "config", "copy", "quickstart"], capture_output=True,
+                            text=True, cwd=elsewhere, env=env, timeout=120)
+    assert copied.returncode == 0, copied.stderr
+    assert (elsewhere / "quickstart.yaml").read_bytes() == (ROOT / "configs" / "quickstart.yaml").read_bytes()
