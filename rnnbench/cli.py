@@ -1,4 +1,5 @@
-"""``rnnbench``: a thin click layer over the library. Errors print one line and exit 2."""
+"""``rnnbench``: a thin click layer over the library. Errors print one line and exit 2; the exit codes are
+``errors.EXIT_CODES``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import click
 import numpy as np
 
 from . import __version__, models
-from .errors import RnnbenchError
+from .errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_OS_ERROR, EXIT_RUNS_FAILED, RnnbenchError
 
 SET_HELP = "Override a config value, e.g. --set rnn.hidden_dim=128 (value parsed as YAML). Repeatable."
 
@@ -25,14 +26,14 @@ class _Group(click.Group):
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted: finished runs are kept; run the same command again to resume.", err=True)
-            ctx.exit(130)
+            ctx.exit(EXIT_INTERRUPTED)
         except Terminated as e:
             click.echo(f"Terminated (SIGTERM): {e.args[0] if e.args else 'stopped'}; finished runs are kept: "
                        "run the same command again to resume.", err=True)
             ctx.exit(e.exit_code)
         except OSError as e:  # the machine, not the input: a full disk, a read-only or vanished folder
             click.echo(f"Error: {_one_line(_os_error(e))}", err=True)
-            ctx.exit(1)
+            ctx.exit(EXIT_OS_ERROR)
 
 
 def _one_line(message: str) -> str:
@@ -55,7 +56,10 @@ def _os_error(e: OSError) -> str:
     return f"{what}{where}" + (f" ({hint}{rerun})" if hint else f" ({rerun[2:]})")
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_HELP)
 @click.version_option(__version__, prog_name="rnnbench")
 def main():
     """Linear model or RNN? Train, compare and sweep text models from YAML configs."""
@@ -245,7 +249,7 @@ def train(config_file, kind, overrides, size, seed, out, force):
     if not r.ok:
         click.echo(f"run failed: {r.reason}")
         click.echo(str(outcome.run.path))
-        sys.exit(1)
+        sys.exit(EXIT_RUNS_FAILED)
     click.echo(f"{r.model} on {r.dataset}/{r.task.get('name')}: {r.n_train} train, "
                f"{r.n_val} validation, {r.n_test} test, seed {r.seed}")
     if r.classes:
@@ -376,6 +380,7 @@ def compare(config_file, overrides, force, smoke, executor, workers, gpus_per_ru
     click.echo(out["markdown"])
     click.echo(f"plots: {out['dir'] / 'learning_curve.png'}, {out['dir'] / 'timing.png'}")
     click.echo(str(out["dir"]))
+    _exit_if_failed(out["failed"])
 
 
 @main.command()
@@ -424,6 +429,14 @@ def sweep(config_file, executor, workers, gpus_per_run, address, overrides, dry_
     out = run_sweep(cfg, force=force, executor=spec)
     click.echo(out["markdown"])
     click.echo(str(out["dir"]))
+    _exit_if_failed(sum(row["status"] == "failed" for row in out["rows"]))
+
+
+def _exit_if_failed(failed: int) -> None:
+    """After the tables: exit EXIT_RUNS_FAILED when they list a failed run, so scripts and CI can tell."""
+    if failed:
+        click.echo(f"{failed} run(s) failed (listed above): exit {EXIT_RUNS_FAILED}", err=True)
+        sys.exit(EXIT_RUNS_FAILED)
 
 
 @main.command()

@@ -144,3 +144,14 @@ def test_the_wheel_ships_the_configs_the_licence_and_one_version(tmp_path):
                             text=True, cwd=elsewhere, env=env, timeout=120)
     assert copied.returncode == 0, copied.stderr
     assert (elsewhere / "quickstart.yaml").read_bytes() == (ROOT / "configs" / "quickstart.yaml").read_bytes()
+
+
+def test_help_documents_every_exit_code():
+    from click.testing import CliRunner
+
+    from rnnbench.cli import main
+    from rnnbench.errors import EXIT_CODES
+
+    text = " ".join(CliRunner().invoke(main, ["--help"]).output.split())
+    assert all(f"{code} {what}" in text for code, what in EXIT_CODES.items()), text
+    assert sorted(EXIT_CODES) == [0, 1, 2, 3, 130, 143]
