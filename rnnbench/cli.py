@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 from . import __version__, models
 from .errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_OS_ERROR, EXIT_RUNS_FAILED, RnnbenchError
 
+log = logging.getLogger("rnnbench.cli")  # by name: also when run as `python -m rnnbench.cli`
 SET_HELP = "Override a config value, e.g. --set rnn.hidden_dim=128 (value parsed as YAML). Repeatable."
 
 
@@ -61,10 +63,20 @@ EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_C
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_HELP)
 @click.version_option(__version__, prog_name="rnnbench")
-def main():
-    """Linear model or RNN? Train, compare and sweep text models from YAML configs."""
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr: no progress lines, notes or "
+              "per-run lines (results still print).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug messages on stderr too.")
+def main(quiet, verbose):
+    """Linear model or RNN? Train, compare and sweep text models from YAML configs.
+
+    Shell completion: eval "$(_RNNBENCH_COMPLETE=bash_source rnnbench)" in ~/.bashrc (zsh_source, fish_source).
+    """
+    from .log import DEFAULT, QUIET, VERBOSE, configure
     from .termination import install
 
+    if quiet and verbose:
+        raise RnnbenchError("-q/--quiet and -v/--verbose: give one of them")
+    configure(QUIET if quiet else VERBOSE if verbose else DEFAULT)  # library messages: text alone, on stderr
     install()  # SIGTERM: a checkpoint at the next safe point, then exit 143
 
 
@@ -312,9 +324,9 @@ def _file_texts(f) -> list[str]:
     name = getattr(f, "name", "--file")
     if empty:
         shown = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
-        click.echo(f"note: {name}: skipped {len(empty)} empty line(s) (line {shown})", err=True)
+        log.info(f"note: {name}: skipped {len(empty)} empty line(s) (line {shown})")
     if report.non_utf8:
-        click.echo(f"note: {name}: {report.non_utf8} line(s) had bytes that are not UTF-8 (replaced)", err=True)
+        log.info(f"note: {name}: {report.non_utf8} line(s) had bytes that are not UTF-8 (replaced)")
     return texts
 
 
@@ -394,7 +406,7 @@ def forecast(experiment_dir, family):
 
     out = run_forecast(Path(experiment_dir), family_name=family)
     for note in out["notes"]:
-        click.echo(f"note: {note}", err=True)
+        log.info(f"note: {note}")
     click.echo(out["markdown"])
     click.echo(str(out["dir"]))
 
@@ -435,7 +447,7 @@ def sweep(config_file, executor, workers, gpus_per_run, address, overrides, dry_
 def _exit_if_failed(failed: int) -> None:
     """After the tables: exit EXIT_RUNS_FAILED when they list a failed run, so scripts and CI can tell."""
     if failed:
-        click.echo(f"{failed} run(s) failed (listed above): exit {EXIT_RUNS_FAILED}", err=True)
+        log.warning(f"{failed} run(s) failed (listed above): exit {EXIT_RUNS_FAILED}")
         sys.exit(EXIT_RUNS_FAILED)
 
 
@@ -463,7 +475,7 @@ def report(dirs, output):
 
     out = build([Path(d) for d in dirs], Path(output))
     for folder, why in out["skipped"]:
-        click.echo(f"skipped {folder}: {why}", err=True)
+        log.warning(f"skipped {folder}: {why}")
     click.echo(f"{out['sections']} section(s): {out['html']} and {out['markdown']}")
 
 

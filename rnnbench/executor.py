@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import math
 import os
 import signal
@@ -41,7 +42,10 @@ from typing import Any
 from . import lease, models
 from .config import ComputeConfig
 from .errors import RnnbenchError
+from .log import level as log_level
 from .runs import Run, RunResult
+
+log = logging.getLogger(__name__)
 
 RAY_HINT = "pip install -e '.[ray]'"
 # settings a worker on another node needs from the driver's environment, when they are set here
@@ -103,6 +107,7 @@ class Job:
     key: str = ""  # unique per job and driver: a retry of the job may take over its own lease
     env: dict = field(default_factory=dict)  # set in the worker before anything loads JAX
     progress_every: float = 20.0  # seconds between a worker's progress lines
+    log_level: int = logging.INFO  # what a worker shows on stderr: the driver's level (rnnbench.log)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -136,6 +141,9 @@ def run_job(job: dict, in_worker: bool = True, progress: bool = False) -> dict:
     claimed by another process is reported as such. Returns a JSON-able dict."""
     if in_worker:
         os.environ.update(job.get("env") or {})  # before JAX loads: the GPUs this worker may use
+        from .log import configure
+
+        configure(job.get("log_level", logging.INFO))
         lease.set_owner(job["key"])
         _start_progress(job)
     from .config import from_dict
@@ -185,7 +193,7 @@ def _start_progress(job: dict) -> None:
         while True:
             time.sleep(every)
             for run in lease.held():
-                print(f"  {job['label']} on {host}: {progress_line(run)}", file=sys.stderr, flush=True)
+                log.info(f"  {job['label']} on {host}: {progress_line(run)}")
 
     threading.Thread(target=loop, name="rnnbench-progress", daemon=True).start()
 
@@ -587,6 +595,7 @@ class _Driver:
         for i, job in enumerate(jobs):
             job.key = f"{driver_key}:{i}"
             job.progress_every = spec.progress_every
+            job.log_level = log_level()
             if backend.name == "ray":
                 job.cfg = portable(job.cfg)
         n = len(jobs)
@@ -625,7 +634,7 @@ class _Driver:
                 f"{self.jobs[i].label}: {out.result.reason}"
             point = self.jobs[i].point
             done = sum(o is not None for o in self.outcomes)
-            print(f"[{done}/{len(self.jobs)}] {point + ': ' if point else ''}{text}{where}", file=sys.stderr, flush=True)
+            log.info(f"[{done}/{len(self.jobs)}] {point + ': ' if point else ''}{text}{where}")
 
     def finished_here(self, i: int) -> JobOutcome | None:
         run = Run(Path(self.jobs[i].path))
@@ -633,8 +642,8 @@ class _Driver:
             return JobOutcome(run.result(), run, skipped=True)
         return None
 
-    def note(self, i: int, text: str) -> None:
-        print(f"  {self.jobs[i].label}: {text}", file=sys.stderr, flush=True)
+    def note(self, i: int, text: str, level: int = logging.INFO) -> None:
+        log.log(level, f"  {self.jobs[i].label}: {text}")
 
     def start_what_fits(self) -> None:
         """Start what has room, in order; runs finished earlier are skipped without a worker."""
@@ -654,6 +663,7 @@ class _Driver:
                 self.claimed(i, holder.describe())
                 continue
             self.attempts[i] += 1
+            log.debug(f"{job.label}: starting ({self.backend.name}, attempt {self.attempts[i]}): {job.path}")
             self.backend.submit(i, job)
 
     def take(self, i: int, res: dict) -> None:
@@ -683,7 +693,7 @@ class _Driver:
             self.claimed(i, res["claimed"]["text"])
             return
         if res.get("version") and res["version"] != _version():
-            self.note(i, f"warning: rnnbench {res['version']} on {res['host']}, {_version()} here")
+            self.note(i, f"warning: rnnbench {res['version']} on {res['host']}, {_version()} here", logging.WARNING)
         result = RunResult.from_dict(res["result"])
         run = Run(Path(res["run"])) if res.get("run") else None
         if run is not None and not visible(run.path):
@@ -705,9 +715,8 @@ class _Driver:
                 self.queue.append(i)  # its holder stopped without finishing it: make it here
         if self.waiting and time.monotonic() - self.last_wait_line >= 30:
             self.last_wait_line = time.monotonic()
-            print(f"waiting for {len(self.waiting)} run(s) claimed by other processes: "
-                  + "; ".join(f"{self.jobs[i].label} ({self.waiting[i]})" for i in sorted(self.waiting)),
-                  file=sys.stderr, flush=True)
+            log.info(f"waiting for {len(self.waiting)} run(s) claimed by other processes: "
+                     + "; ".join(f"{self.jobs[i].label} ({self.waiting[i]})" for i in sorted(self.waiting)))
         if self.waiting:
             time.sleep(WAIT_POLL_S)
 

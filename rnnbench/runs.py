@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -26,6 +26,8 @@ from . import lease, models
 from .config import Config, config_hash
 from .errors import RnnbenchError
 from .fileio import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl, tail_jsonl
+
+log = logging.getLogger(__name__)
 
 DONE = "DONE"
 METRICS = "metrics.jsonl"
@@ -231,8 +233,7 @@ class Run:
         except RnnbenchError as e:
             if self.path not in _DAMAGED:
                 _DAMAGED.add(self.path)
-                print(f"warning: {self.path} has {DONE} but {e}: the run counts as unfinished and is redone",
-                      file=sys.stderr, flush=True)
+                log.warning(f"warning: {self.path} has {DONE} but {e}: the run counts as unfinished and is redone")
             return False
         return True
 

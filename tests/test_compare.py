@@ -243,3 +243,33 @@ def test_at_size_sets_one_sizes_runs_apart_and_leaves_the_others_keys(tmp_path):
     assert max(m.get("epoch", 0) for m in metrics if m["event"] == "epoch") == 1
     assert [int(x["size"]) for x in csv.DictReader(open(out / "curves.csv"))] == [100, 300]
 
+
+def test_quiet_and_verbose_choose_what_stderr_shows_not_the_results(tmp_path):
+    """The library logs; the command line shows each message's text on stderr at INFO (the default),
+    WARNING (-q: a damaged run's warning still shows) or DEBUG (-v); stdout is the same at every level,
+    and a local worker shows what its driver does."""
+    cfg = compare_config(tmp_path, experiment={"seeds": [0], "models": ["linear"]},
+                         linear={"min_df": [1], "C": [1.0]})
+
+    def run(*args):  # the level's flag goes before the command
+        level = [a for a in args if a in ("-q", "-v", "--quiet", "--verbose")]
+        return CliRunner().invoke(main, [*level, "compare", str(cfg), *(a for a in args if a not in level)])
+
+    first = run()
+    assert first.exit_code == 0, first.output
+    assert [x.split(":")[0] for x in first.stderr.splitlines() if not x.startswith("data: ")] == [
+        "[1/2] linear size 100 seed 0", "[2/2] linear size 300 seed 0"]  # (the data line: once per process)
+    tables, quiet = run("--tables-only"), run("-q", "--tables-only")
+    assert quiet.stdout == tables.stdout and quiet.exit_code == tables.exit_code == 0
+    verbose = run("-v", "--force", "--workers", "2")
+    assert verbose.exit_code == 0, verbose.output
+    debug = [x for x in verbose.stderr.splitlines() if x.startswith("debug: ")]
+    assert len(debug) == 2 and all(": starting (local, attempt 1): " in x for x in debug)
+    silent = run("--quiet", "--force", "--workers", "2")
+    assert silent.exit_code == 0 and silent.stderr == "", silent.stderr  # the workers too
+    (damaged,) = [p for p in (tmp_path / "runs" / "t" / "runs").iterdir() if p.name.startswith("linear-n100")]
+    (damaged / "result.json").write_text("{")
+    warned = run("-q", "--tables-only")
+    assert warned.stderr.startswith(f"warning: {damaged} has DONE but ") and len(warned.stderr.splitlines()) == 1
+    both = CliRunner().invoke(main, ["-q", "-v", "compare", str(cfg)])
+    assert both.exit_code == 2 and both.output == "Error: -q/--quiet and -v/--verbose: give one of them\n"

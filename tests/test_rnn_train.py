@@ -396,7 +396,8 @@ def test_input_dropout_drops_that_share_of_the_embedded_inputs():
     assert float(np.mean(dx(None) == 0)) < 0.01  # no key (prediction): nothing dropped
 
 
-def test_a_long_epoch_says_how_long_it_will_take_and_logs_progress_without_a_terminal(monkeypatch, capsys):
+def test_a_long_epoch_says_how_long_it_will_take_and_logs_progress_without_a_terminal(monkeypatch, capsys,
+                                                                                       stderr_log):
     """After the compiling steps, the epoch's expected time at the measured rate; with no progress bar (a
     log file), a line a minute with the share done, the rate and the time left."""
     from rnnbench.models.jaxtrain import loop as loop_mod
