@@ -483,7 +483,9 @@ def report(dirs, output):
 @click.argument("target", type=click.Path())
 @click.option("--set", "overrides", multiple=True, help=SET_HELP + " (with a CONFIG)")
 @click.option("--smoke", is_flag=True, help="With a CONFIG: its smoke overrides.")
-def status(target, overrides, smoke):
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (runs with their state, where, progress "
+              "and result; counts) for scripts and dashboards.")
+def status(target, overrides, smoke, as_json):
     """The runs of an experiment: done, running (where, epoch, step, validation, tokens/s, ETA), stale
     claims, failed (why), to do. TARGET: the experiment folder, or its CONFIG (then runs not started
     yet are listed too)."""
@@ -499,6 +501,13 @@ def status(target, overrides, smoke):
         if not path.exists():
             raise RnnbenchError(f"{target}: no such experiment folder or config")
         states = collect(path)
+    if as_json:
+        import json
+
+        from .status import as_json as status_json
+
+        click.echo(json.dumps(status_json(states), indent=2, allow_nan=False))
+        return
     for line in render(states):
         click.echo(line)
 
