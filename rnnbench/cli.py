@@ -159,7 +159,7 @@ def data_info(name, path, task, config, overrides):
 @click.option("--from", "from_file", type=click.Path(), help="Register a local copy instead of downloading.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def data_download(name, from_file, quiet):
-    """Fetch NAME from its publisher into $RNNBENCH_DATA (default ~/.cache/rnnbench)."""
+    """Fetch NAME from its publisher into $RNNBENCH_DATA (default $XDG_CACHE_HOME/rnnbench, ~/.cache/rnnbench)."""
     from .data.download import download, register_local
 
     if from_file:
