@@ -155,3 +155,17 @@ def test_help_documents_every_exit_code():
     text = " ".join(CliRunner().invoke(main, ["--help"]).output.split())
     assert all(f"{code} {what}" in text for code, what in EXIT_CODES.items()), text
     assert sorted(EXIT_CODES) == [0, 1, 2, 3, 130, 143]
+
+
+def test_shell_completion_as_the_readme_documents_it():
+    """`eval "$(_RNNBENCH_COMPLETE=bash_source rnnbench)"` (README, `rnnbench --help`) defines the bash
+    function, and completing `rnnbench config co` offers `copy`."""
+    env = {**os.environ, "_RNNBENCH_COMPLETE": "bash_source"}
+    source = subprocess.run([sys.executable, "-m", "rnnbench"], capture_output=True, text=True, env=env, cwd=ROOT,
+                            timeout=120)
+    assert source.returncode == 0 and "complete -o nosort -F _rnnbench_completion rnnbench" in source.stdout
+    env.update(_RNNBENCH_COMPLETE="bash_complete", COMP_WORDS="rnnbench config co", COMP_CWORD="2")
+    done = subprocess.run([sys.executable, "-m", "rnnbench"], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.splitlines() == ["plain,copy"], done.stdout
+    assert "_RNNBENCH_COMPLETE=bash_source rnnbench" in (ROOT / "README.md").read_text()
