@@ -45,7 +45,7 @@ from .errors import RnnbenchError
 from .log import level as log_level
 from .runs import Run, RunResult
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("rnnbench.executor")  # by name: a local worker runs this module as __main__
 
 RAY_HINT = "pip install -e '.[ray]'"
 # settings a worker on another node needs from the driver's environment, when they are set here
