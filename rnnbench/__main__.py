@@ -2,4 +2,5 @@
 
 from .cli import main
 
-main(prog_name="rnnbench")
+if __name__ == "__main__":  # not when a tool imports every module
+    main(prog_name="rnnbench")
