@@ -1,7 +1,9 @@
-"""``rnnbench``: a thin click layer over the library. Errors print one line and exit 2."""
+"""``rnnbench``: a thin click layer over the library. Errors print one line and exit 2; the exit codes are
+``errors.EXIT_CODES``."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -9,8 +11,9 @@ import click
 import numpy as np
 
 from . import __version__, models
-from .errors import RnnbenchError
+from .errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_OS_ERROR, EXIT_RUNS_FAILED, RnnbenchError
 
+log = logging.getLogger("rnnbench.cli")  # by name: also when run as `python -m rnnbench.cli`
 SET_HELP = "Override a config value, e.g. --set rnn.hidden_dim=128 (value parsed as YAML). Repeatable."
 
 
@@ -25,14 +28,14 @@ class _Group(click.Group):
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted: finished runs are kept; run the same command again to resume.", err=True)
-            ctx.exit(130)
+            ctx.exit(EXIT_INTERRUPTED)
         except Terminated as e:
             click.echo(f"Terminated (SIGTERM): {e.args[0] if e.args else 'stopped'}; finished runs are kept: "
                        "run the same command again to resume.", err=True)
             ctx.exit(e.exit_code)
         except OSError as e:  # the machine, not the input: a full disk, a read-only or vanished folder
             click.echo(f"Error: {_one_line(_os_error(e))}", err=True)
-            ctx.exit(1)
+            ctx.exit(EXIT_OS_ERROR)
 
 
 def _one_line(message: str) -> str:
@@ -55,12 +58,25 @@ def _os_error(e: OSError) -> str:
     return f"{what}{where}" + (f" ({hint}{rerun})" if hint else f" ({rerun[2:]})")
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_HELP)
 @click.version_option(__version__, prog_name="rnnbench")
-def main():
-    """Linear model or RNN? Train, compare and sweep text models from YAML configs."""
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr: no progress lines, notes or "
+              "per-run lines (results still print).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug messages on stderr too.")
+def main(quiet, verbose):
+    """Linear model or RNN? Train, compare and sweep text models from YAML configs.
+
+    Shell completion: eval "$(_RNNBENCH_COMPLETE=bash_source rnnbench)" in ~/.bashrc (zsh_source, fish_source).
+    """
+    from .log import DEFAULT, QUIET, VERBOSE, configure
     from .termination import install
 
+    if quiet and verbose:
+        raise RnnbenchError("-q/--quiet and -v/--verbose: give one of them")
+    configure(QUIET if quiet else VERBOSE if verbose else DEFAULT)  # library messages: text alone, on stderr
     install()  # SIGTERM: a checkpoint at the next safe point, then exit 143
 
 
@@ -154,7 +170,7 @@ def data_info(name, path, task, config, overrides):
 @click.option("--from", "from_file", type=click.Path(), help="Register a local copy instead of downloading.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def data_download(name, from_file, quiet):
-    """Fetch NAME from its publisher into $RNNBENCH_DATA (default ~/.cache/rnnbench)."""
+    """Fetch NAME from its publisher into $RNNBENCH_DATA (default $XDG_CACHE_HOME/rnnbench, ~/.cache/rnnbench)."""
     from .data.download import download, register_local
 
     if from_file:
@@ -181,6 +197,26 @@ def config_show(config_file, overrides):
     from .config import load_config
 
     click.echo(load_config(config_file, overrides).to_yaml(), nl=False)
+
+
+@config.command("list")
+def config_list():
+    """The configs that ship with rnnbench (the checkout's configs/): name and what each is."""
+    from .shipped import describe, shipped
+
+    _table(["name", "what"], [(name, describe(path)) for name, path in shipped().items()])
+
+
+@config.command("copy")
+@click.argument("name")
+@click.argument("dest", type=click.Path(), default=".")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def config_copy(name, dest, force):
+    """Copy the shipped config NAME (`rnnbench config list`) to DEST, a folder (default: here) or a
+    file; print the file written. Then: rnnbench compare FILE."""
+    from .shipped import copy
+
+    click.echo(str(copy(name, dest, force=force)))
 
 
 @config.command("reference")
@@ -236,7 +272,7 @@ def train(config_file, kind, overrides, size, seed, out, force):
     if not r.ok:
         click.echo(f"run failed: {r.reason}")
         click.echo(str(outcome.run.path))
-        sys.exit(1)
+        sys.exit(EXIT_RUNS_FAILED)
     click.echo(f"{r.model} on {r.dataset}/{r.task.get('name')}: {r.n_train} train, "
                f"{r.n_val} validation, {r.n_test} test, seed {r.seed}")
     if r.classes:
@@ -313,9 +349,9 @@ def _file_texts(f) -> list[str]:
     name = getattr(f, "name", "--file")
     if empty:
         shown = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
-        click.echo(f"note: {name}: skipped {len(empty)} empty line(s) (line {shown})", err=True)
+        log.info(f"note: {name}: skipped {len(empty)} empty line(s) (line {shown})")
     if report.non_utf8:
-        click.echo(f"note: {name}: {report.non_utf8} line(s) had bytes that are not UTF-8 (replaced)", err=True)
+        log.info(f"note: {name}: {report.non_utf8} line(s) had bytes that are not UTF-8 (replaced)")
     return texts
 
 
@@ -398,6 +434,7 @@ def compare(config_file, overrides, force, smoke, executor, workers, gpus_per_ru
     click.echo(out["markdown"])
     click.echo(f"plots: {out['dir'] / 'learning_curve.png'}, {out['dir'] / 'timing.png'}")
     click.echo(str(out["dir"]))
+    _exit_if_failed(out["failed"])
 
 
 @main.command()
@@ -413,7 +450,7 @@ def forecast(experiment_dir, family, metric):
 
     out = run_forecast(Path(experiment_dir), family_name=family, metric=metric)
     for note in out["notes"]:
-        click.echo(f"note: {note}", err=True)
+        log.info(f"note: {note}")
     click.echo(out["markdown"])
     click.echo(str(out["dir"]))
 
@@ -448,6 +485,14 @@ def sweep(config_file, executor, workers, gpus_per_run, address, overrides, dry_
     out = run_sweep(cfg, force=force, executor=spec)
     click.echo(out["markdown"])
     click.echo(str(out["dir"]))
+    _exit_if_failed(sum(row["status"] == "failed" for row in out["rows"]))
+
+
+def _exit_if_failed(failed: int) -> None:
+    """After the tables: exit EXIT_RUNS_FAILED when they list a failed run, so scripts and CI can tell."""
+    if failed:
+        log.warning(f"{failed} run(s) failed (listed above): exit {EXIT_RUNS_FAILED}")
+        sys.exit(EXIT_RUNS_FAILED)
 
 
 @main.command()
@@ -474,7 +519,7 @@ def report(dirs, output):
 
     out = build([Path(d) for d in dirs], Path(output))
     for folder, why in out["skipped"]:
-        click.echo(f"skipped {folder}: {why}", err=True)
+        log.warning(f"skipped {folder}: {why}")
     click.echo(f"{out['sections']} section(s): {out['html']} and {out['markdown']}")
 
 
@@ -483,7 +528,9 @@ def report(dirs, output):
 @click.option("--set", "overrides", multiple=True, help=SET_HELP + " (with a CONFIG)")
 @click.option("--smoke", is_flag=True, help="With a CONFIG: its smoke overrides.")
 @click.option("--trials", is_flag=True, help="Every search trial: its settings, state and validation curve.")
-def status(target, overrides, smoke, trials):
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (runs with their state, where, progress "
+              "and result; counts) for scripts and dashboards.")
+def status(target, overrides, smoke, trials, as_json):
     """The runs of an experiment: done, running (where, epoch, step, validation, tokens/s, ETA), stale
     claims, failed (why), to do. TARGET: the experiment folder, or its CONFIG (then runs not started
     yet are listed too)."""
@@ -501,6 +548,13 @@ def status(target, overrides, smoke, trials):
         if not path.exists():
             raise RnnbenchError(f"{target}: no such experiment folder or config")
         states, folder = collect(path), path
+    if as_json:
+        import json
+
+        from .status import as_json as status_json
+
+        click.echo(json.dumps(status_json(states), indent=2, allow_nan=False))
+        return
     for line in render(states) + search_lines(folder, trials):
         click.echo(line)
 

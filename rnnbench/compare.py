@@ -188,7 +188,8 @@ def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
     learning_curve_plot(out_dir / "learning_curve.png", curve, metric, cfg.experiment.name,
                         crossovers={m: c["crossover_size"] for m, c in cross.items()}, forecast=fc)
     timing_plot(out_dir / "timing.png", rows, sizes, cfg.experiment.name)
-    return {"dir": out_dir, "table": table, "crossover": cross, "markdown": md, "timing": comparison.timing}
+    return {"dir": out_dir, "table": table, "crossover": cross, "markdown": md, "timing": comparison.timing,
+            "failed": sum(r["status"] != "ok" for r in rows)}
 
 
 def search_budgets(cfg: Config, rows: list[dict]) -> dict[tuple[str, int], dict]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import math
 import os
 import shutil
@@ -49,7 +50,10 @@ from typing import Any
 from . import lease, models
 from .config import THREADS_ENV, ComputeConfig
 from .errors import RnnbenchError
+from .log import level as log_level
 from .runs import RUNS, Run, RunResult
+
+log = logging.getLogger("rnnbench.executor")  # by name: a local worker runs this module as __main__
 
 RAY_HINT = "pip install -e '.[ray]'"
 # settings a worker on another node needs from the driver's environment, when they are set here
@@ -165,6 +169,7 @@ class Job:
     progress_every: float = 20.0  # seconds between a worker's progress lines
     threads: int | None = None  # a worker's CPU threads for the run (the CPUs its task or job reserved)
     version: str = ""  # the driver's rnnbench: a worker with another one refuses the run
+    log_level: int = logging.INFO  # what a worker shows on stderr: the driver's level (rnnbench.log)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -203,6 +208,9 @@ def run_job(job: dict, in_worker: bool = True, progress: bool = False) -> dict:
         return {**base, "wrong_version": job["version"], "run": None}
     if in_worker:
         os.environ.update(job.get("env") or {})  # before JAX loads: the GPUs this worker may use
+        from .log import configure
+
+        configure(job.get("log_level", logging.INFO))
         lease.set_owner(job["key"])
         _start_progress(job)
     from .config import from_dict
@@ -286,7 +294,7 @@ def _start_progress(job: dict) -> None:
         while True:
             time.sleep(every)
             for run in lease.held():
-                print(f"  {job['label']} on {host}: {progress_line(run)}", file=sys.stderr, flush=True)
+                log.info(f"  {job['label']} on {host}: {progress_line(run)}")
 
     threading.Thread(target=loop, name="rnnbench-progress", daemon=True).start()
 
@@ -649,8 +657,7 @@ class RayBackend:
     def close(self) -> None:
         refs = list(self.inflight)
         if refs:
-            print(f"stopping {len(refs)} Ray task(s): each saves its checkpoint (at most {RAY_GRACE_S:.0f} s)",
-                  file=sys.stderr, flush=True)
+            log.info(f"stopping {len(refs)} Ray task(s): each saves its checkpoint (at most {RAY_GRACE_S:.0f} s)")
             self.cancel(refs, force=False)
             try:
                 _, refs = self.ray.wait(refs, num_returns=len(refs), timeout=RAY_GRACE_S)
@@ -822,8 +829,7 @@ class SlurmBackend:
 
     def close(self) -> None:
         if self.inflight:
-            print(f"cancelling {len(self.inflight)} Slurm job(s): each saves its checkpoint on Slurm's SIGTERM",
-                  file=sys.stderr, flush=True)
+            log.info(f"cancelling {len(self.inflight)} Slurm job(s): each saves its checkpoint on Slurm's SIGTERM")
         for j in self.inflight.values():
             try:
                 j.cancel(check=False)
@@ -926,6 +932,7 @@ class _Driver:
             job.version, job.threads = _version(), spec.run_threads()
             if spec.threads:  # --threads over compute.threads: the linear grid's workers in this process too
                 job.cfg = {**job.cfg, "compute": {**job.cfg["compute"], "threads": spec.threads}}
+            job.log_level = log_level()
             if getattr(backend, "remote", False):
                 job.cfg = portable(job.cfg)
         n = len(jobs)
@@ -964,7 +971,7 @@ class _Driver:
                 f"{self.jobs[i].label}: {out.result.reason}"
             point = self.jobs[i].point
             done = sum(o is not None for o in self.outcomes)
-            print(f"[{done}/{len(self.jobs)}] {point + ': ' if point else ''}{text}{where}", file=sys.stderr, flush=True)
+            log.info(f"[{done}/{len(self.jobs)}] {point + ': ' if point else ''}{text}{where}")
 
     def finished_here(self, i: int) -> JobOutcome | None:
         run = Run(Path(self.jobs[i].path))
@@ -972,8 +979,8 @@ class _Driver:
             return JobOutcome(run.result(), run, skipped=True)
         return None
 
-    def note(self, i: int, text: str) -> None:
-        print(f"  {self.jobs[i].label}: {text}", file=sys.stderr, flush=True)
+    def note(self, i: int, text: str, level: int = logging.INFO) -> None:
+        log.log(level, f"  {self.jobs[i].label}: {text}")
 
     def start_what_fits(self) -> None:
         """Start what has room, in order; runs finished earlier are skipped without a worker."""
@@ -993,6 +1000,7 @@ class _Driver:
                 self.claimed(i, holder.describe())
                 continue
             self.attempts[i] += 1
+            log.debug(f"{job.label}: starting ({self.backend.name}, attempt {self.attempts[i]}): {job.path}")
             self.backend.submit(i, job)
 
     def take(self, i: int, res: dict) -> None:
@@ -1050,9 +1058,8 @@ class _Driver:
                 self.queue.append(i)  # its holder stopped without finishing it: make it here
         if self.waiting and time.monotonic() - self.last_wait_line >= 30:
             self.last_wait_line = time.monotonic()
-            print(f"waiting for {len(self.waiting)} run(s) claimed by other processes: "
-                  + "; ".join(f"{self.jobs[i].label} ({self.waiting[i]})" for i in sorted(self.waiting)),
-                  file=sys.stderr, flush=True)
+            log.info(f"waiting for {len(self.waiting)} run(s) claimed by other processes: "
+                     + "; ".join(f"{self.jobs[i].label} ({self.waiting[i]})" for i in sorted(self.waiting)))
         if self.waiting:
             time.sleep(WAIT_POLL_S)
 

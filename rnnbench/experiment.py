@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 import platform
-import sys
 import time
 from dataclasses import dataclass
 
@@ -15,6 +15,8 @@ from .metrics import decide, evaluate, group_metrics, reference_scores, selectio
 from .models.base import Model, model_class
 from .pruning import pruning_callback
 from .runs import SEQUENCE_DATA_KEYS, Run, RunResult
+
+log = logging.getLogger(__name__)
 
 _CORPORA: dict[str, Corpus] = {}
 
@@ -41,7 +43,9 @@ def announce(corpus: Corpus) -> None:
         return
     _ANNOUNCED[:] = [*_ANNOUNCED[-3:], corpus]
     lines = corpus.report.lines()
-    print(f"data: {corpus.name}: {lines[0]}", *lines[1:], sep="\n", file=sys.stderr, flush=True)
+    log.info(f"data: {corpus.name}: {lines[0]}")
+    for line in lines[1:]:
+        (log.warning if line.startswith("warning:") else log.info)(line)
 
 
 def subsets_for(cfg: Config, corpus: Corpus, size: int | None, seed: int) -> Subsets:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -31,6 +31,8 @@ from pathlib import Path
 from .config import usable_cores
 from .errors import RnnbenchError
 from .fileio import append_jsonl, atomic_write_text, pid_alive
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 300.0  # seconds without a heartbeat after which a lease counts as abandoned
 LOG = "log.jsonl"
@@ -318,9 +320,8 @@ def beat() -> None:
             if current is None or current.token != mine.token:
                 _HELD.pop(key, None)
                 if current is not None:
-                    print(f"rnnbench: warning: the claim on run {Path(mine.extra['run']).name} was taken over by "
-                          f"{current.host} pid {current.pid} (no heartbeat from here for {mine.timeout:.0f} s?)",
-                          file=sys.stderr, flush=True)
+                    log.warning(f"rnnbench: warning: the claim on run {Path(mine.extra['run']).name} was taken over "
+                                f"by {current.host} pid {current.pid} (no heartbeat from here for {mine.timeout:.0f} s?)")
                 continue
             mine.heartbeat = time.time()
             try:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -33,6 +33,8 @@ from .fileio import (
     read_jsonl,
     tail_jsonl,
 )
+
+log = logging.getLogger(__name__)
 
 DONE = "DONE"
 METRICS = "metrics.jsonl"
@@ -253,8 +255,7 @@ class Run:
         except RnnbenchError as e:
             if self.path not in _DAMAGED:
                 _DAMAGED.add(self.path)
-                print(f"warning: {self.path} has {DONE} but {e}: the run counts as unfinished and is redone",
-                      file=sys.stderr, flush=True)
+                log.warning(f"warning: {self.path} has {DONE} but {e}: the run counts as unfinished and is redone")
             return False
         return True
 

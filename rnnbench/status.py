@@ -268,6 +268,10 @@ def _params(params: dict) -> str:
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()) or "its own grid"
 
 
+def counts(states: list[RunStatus]) -> dict[str, int]:
+    return {k: sum(s.state == k for s in states) for k in STATES}
+
+
 def render(states: list[RunStatus]) -> list[str]:
     header = ["run", "state", "where", "progress", "result"]
     rows = [[s.name + (f" ({s.variant})" if s.variant else ""), s.state, s.where or "-", s.progress or "-",
@@ -276,6 +280,53 @@ def render(states: list[RunStatus]) -> list[str]:
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip(),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    counts = {k: sum(s.state == k for s in states) for k in STATES}
-    lines.append(f"{len(states)} runs: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    lines.append(f"{len(states)} runs: " + ", ".join(f"{n} {k}" for k, n in counts(states).items()))
     return lines
+
+
+# ---------------------------------------------------------------------------------------- as JSON
+
+# every run's "progress" has these keys (null where the run has no value): status --json's stable shape
+PROGRESS_KEYS = ("epoch", "epochs", "step", "val_metric", "tokens_per_s", "wall_seconds", "epoch_ends_seconds",
+                 "eta_seconds", "grid_points", "grid_total", "resumed_at_epoch")
+
+
+def _number(v):
+    """A JSON number: non-finite floats (NaN, inf: not JSON) become null."""
+    return v if not isinstance(v, float) or math.isfinite(v) else None
+
+
+def _result_json(st: RunStatus) -> dict | None:
+    """A finished run's status, test metrics and failure reason; None for one not finished."""
+    if st.state not in ("done", "failed"):
+        return None
+    try:
+        r = Run(st.path).result()
+    except RnnbenchError:
+        return {"status": "failed", "metrics": {}, "reason": st.result}
+    return {"status": r.status, "metrics": {k: _number(v) for k, v in r.metrics.items()}, "reason": r.reason or None}
+
+
+def _run_json(st: RunStatus) -> dict:
+    model, size, seed = name_parts(st.name)
+    holder = st.info.get("holder")
+    progress = st.info.get("progress", {})
+    resumes = Run(st.path).checkpoint_step if st.state == "to do" and st.path.is_dir() else None
+    return {
+        "name": st.name, "path": str(st.path), "model": model, "size": int(size) if size.isdigit() else None,
+        "seed": int(seed) if seed.isdigit() else None, "state": st.state, "variant": st.variant or None,
+        "where": None if holder is None else {"host": holder.host, "pid": holder.pid,
+                                              "gpus": holder.cuda_visible_devices,
+                                              "heartbeat": _number(float(holder.heartbeat))},
+        "progress": {k: _number(progress.get(k)) for k in PROGRESS_KEYS},
+        "resumes_at_step": resumes,
+        "result": _result_json(st),
+        "text": {"where": st.where, "progress": st.progress, "result": st.result},  # the table's cells
+    }
+
+
+def as_json(states: list[RunStatus]) -> dict:
+    """``rnnbench status --json``: one document for scripts and dashboards: ``runs`` (each with the same
+    keys: name, path, model, size, seed, state, variant, where, progress, resumes_at_step, result, text)
+    and ``counts`` per state."""
+    return {"runs": [_run_json(s) for s in states], "counts": counts(states)}

@@ -19,7 +19,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-EXIT_CODE = 128 + signal.SIGTERM  # 143: what a shell reports for a process ended by SIGTERM
+from .errors import EXIT_TERMINATED
+
+EXIT_CODE = EXIT_TERMINATED  # 143: what a shell reports for a process ended by SIGTERM
 
 
 class Terminated(BaseException):

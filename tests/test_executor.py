@@ -258,7 +258,7 @@ def claimed_by_node7(tmp_path):
     return cfg, path
 
 
-def test_force_on_a_run_claimed_elsewhere_says_by_whom_and_leaves_it(tmp_path, capsys):
+def test_force_on_a_run_claimed_elsewhere_says_by_whom_and_leaves_it(tmp_path, capsys, stderr_log):
     cfg, path = claimed_by_node7(tmp_path)
     job = Job(cfg=cfg.to_dict(), model="linear", size=100, seed=0, force=True, path=str(path), label="linear n100")
     (out,) = execute([job], ExecutorSpec(), progress=True)

@@ -95,7 +95,7 @@ def test_the_retry_of_a_job_takes_over_its_own_claim(tmp_path):
     assert lease.claim(run).owner == "driver:1:job3"
 
 
-def test_heartbeat_refreshes_and_a_lost_claim_is_dropped_with_a_warning(tmp_path, capsys):
+def test_heartbeat_refreshes_and_a_lost_claim_is_dropped_with_a_warning(tmp_path, capsys, stderr_log):
     run = run_dir(tmp_path)
     mine = lease.claim(run)
     path = lease.lease_path(run)

@@ -94,7 +94,7 @@ def test_save_load_roundtrip(tmp_path, data):
     np.testing.assert_array_equal(back.predict_scores(test.texts), model.predict_scores(test.texts))
 
 
-def test_each_grid_point_is_logged_and_shown_as_it_finishes(data, tmp_path, monkeypatch, capsys):
+def test_each_grid_point_is_logged_and_shown_as_it_finishes(data, tmp_path, monkeypatch, capsys, stderr_log):
     """A long grid tells where it is: the run's log gets `grid_start` and then each point as it finishes
     (so `rnnbench status` reads "grid k/n" of a running fit), and stderr one line per point."""
     import json

@@ -133,6 +133,33 @@ def test_status_command_prints_a_table_and_counts(experiment):
     assert cli("status", experiment / "runs").output == r.output  # its runs/ folder works too
 
 
+def test_status_json_is_one_document_with_the_same_keys_for_every_run(experiment):
+    """`status --json`: for scripts and dashboards, every run with its state, where, progress (the same
+    keys for each, null where a run has none) and result, and the counts the table ends with."""
+    r = cli("status", experiment, "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert set(doc) == {"runs", "counts"}
+    assert doc["counts"] == {"done": 1, "failed": 1, "running": 2, "stale": 1, "to do": 1}
+    keys = {"name", "path", "model", "size", "seed", "state", "variant", "where", "progress", "resumes_at_step",
+            "result", "text"}
+    assert all(set(run) == keys for run in doc["runs"])
+    assert len({tuple(sorted(run["progress"])) for run in doc["runs"]}) == 1
+    by_name = {run["name"]: run for run in doc["runs"]}
+    done, failed = by_name["linear-n100-s0-aaa"], by_name["rnn-n100-s0-bbb"]
+    assert (done["model"], done["size"], done["seed"], done["state"]) == ("linear", 100, 0, "done")
+    assert done["result"] == {"status": "ok", "metrics": {"accuracy": 0.8125}, "reason": None}
+    assert failed["result"] == {"status": "failed", "metrics": {}, "reason": "loss became nan at step 12"}
+    running = by_name["rnn-n300-s0-ccc"]
+    assert {k: running["where"][k] for k in ("host", "pid", "gpus")} == {"host": "node7", "pid": 4242, "gpus": "1"}
+    assert running["progress"]["step"] == 60 and running["progress"]["epochs"] == 4
+    assert running["progress"]["eta_seconds"] == pytest.approx(150.0) and running["progress"]["grid_total"] is None
+    assert running["result"] is None and running["text"]["progress"].endswith("ETA <= 2 min")
+    assert by_name["rnn-n1000-s0-eee"]["resumes_at_step"] == 40 and by_name["rnn-n1000-s0-eee"]["where"] is None
+    assert by_name["rnn-n300-s1-ddd"]["state"] == "stale" and by_name["rnn-n300-s1-ddd"]["where"]["host"] == "node8"
+    assert str(experiment) in done["path"] and all(run["variant"] is None for run in doc["runs"])
+
+
 def test_status_of_a_config_lists_runs_not_started(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", data={"sizes": [100, 200]}, experiment={"seeds": [0, 1]})
     r = cli("status", cfg)

@@ -10,8 +10,8 @@ continues exactly as an uninterrupted one would.
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +30,8 @@ from ...outputs import duration
 from . import checkpoints
 from .batching import Batch, Batcher
 from .checkpoints import TrainState
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ...runs import Run
@@ -288,13 +290,12 @@ class _EpochMeter:
             return
         rate = (tokens - self.tokens0) / (now - self.t0)
         if done == self.WARMUP + self.MEASURED and self.batches > 4 * done:
-            print(f"{self.name}: {self.batches:,} batches, {self.tokens / 1e6:,.1f}M tokens; at {rate:,.0f} tokens/s "
-                  f"(steps {self.WARMUP}-{done}) about {duration(self.tokens / max(rate, 1e-9))}",
-                  file=sys.stderr, flush=True)
+            log.info(f"{self.name}: {self.batches:,} batches, {self.tokens / 1e6:,.1f}M tokens; at {rate:,.0f} tokens/s "
+                     f"(steps {self.WARMUP}-{done}) about {duration(self.tokens / max(rate, 1e-9))}")
         elif self.lines and now - self.last_line >= self.EVERY_S:
             self.last_line = now
             left = max(self.tokens - tokens, 0) / max(rate, 1e-9)
-            print(f"{self.name}: {done / self.batches:4.0%} ({done:,}/{self.batches:,} batches), {rate:,.0f} tokens/s, "
-                  f"{duration(left)} left", file=sys.stderr, flush=True)
+            log.info(f"{self.name}: {done / self.batches:4.0%} ({done:,}/{self.batches:,} batches), {rate:,.0f} tokens/s, "
+                     f"{duration(left)} left")
 
 

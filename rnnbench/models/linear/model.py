@@ -29,10 +29,10 @@ from __future__ import annotations
 import copy
 import gc
 import io
+import logging
 import multiprocessing
 import os
 import pickle
-import sys
 import threading
 import time
 from collections import deque
@@ -56,6 +56,8 @@ from ..base import cpu_device
 from .ngrams import NgramCounter
 from .shared_csr import SharedCSR, open_shared
 from .spec import LinearConfig
+
+log = logging.getLogger(__name__)
 
 FEATURE_DTYPE = np.float64  # float32 features change what lbfgs converges to (see above)
 TFIDF_BLOCK = 1 << 22  # non-zeros per step of the in-place tf-idf
@@ -278,10 +280,10 @@ class LinearBaseline:
                 run.log({"event": "grid_point", **result["params"], f"val_{metric}": value,
                          "fit_seconds": round(result["fit_seconds"], 1)})
             if progress and len(todo) > 1 and time.perf_counter() - t0 > GRID_QUIET_S:
-                print(f"  linear grid {finished}/{len(todo)}: "
-                      + ", ".join(f"{k} {v:g}" for k, v in result["params"].items())
-                      + f": validation {metric} {value:.4f} ({duration(result['fit_seconds'])}; "
-                      f"{duration(time.perf_counter() - t0)} into the grid)", file=sys.stderr, flush=True)
+                log.info(f"  linear grid {finished}/{len(todo)}: "
+                         + ", ".join(f"{k} {v:g}" for k, v in result["params"].items())
+                         + f": validation {metric} {value:.4f} ({duration(result['fit_seconds'])}; "
+                         f"{duration(time.perf_counter() - t0)} into the grid)")
 
         # One min_df at a time (its matrices derived when it starts, dropped when it ends) where each
         # min_df has at least as many points as there are workers, so that none starts idle (the talk's
