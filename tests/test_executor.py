@@ -40,7 +40,7 @@ def tiny_compare(tmp_path, name, out, **over):
 def table(out: Path, name: str = "curves.csv") -> list[dict]:
     """A table's rows without what differs between equal runs: timings, folders, and the device label,
     which names the run's threads (a Ray task's or Slurm job's CPUs, not this machine's cores)."""
-    drop = ("run_dir", "train_seconds", "predict_seconds", "device")
+    drop = ("run_dir", "train_seconds", "predict_seconds", "search_seconds", "device")
     return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(open(out / "t" / name))]
 
 

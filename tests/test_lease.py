@@ -175,7 +175,7 @@ def tiny_compare(tmp_path, name, out):
 
 
 def table(out: Path, name: str) -> list[dict]:
-    drop = ("run_dir", "train_seconds", "predict_seconds")
+    drop = ("run_dir", "train_seconds", "predict_seconds", "search_seconds")
     return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(open(out / "t" / name))]
 
 
