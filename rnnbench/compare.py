@@ -204,7 +204,8 @@ def search_budgets(cfg: Config, rows: list[dict]) -> dict[tuple[str, int], dict]
         if b["seconds"] is None:
             b["seconds"] = round(sum(r["train_seconds"] for r in mine), 1)
         if not b["tuned"]:  # its own grid (or one recipe): what its runs tried, and where they chose
-            results = [Run(Path(r["run_dir"])).result() for r in mine if r.get("run_dir")]
+            runs = [Run(Path(r["run_dir"])) for r in mine if r.get("run_dir")]
+            results = [run.result() for run in runs if run.done]
             b["trials"] = max((x.training.get("grid_points", 1) for x in results), default=1)
             b["edges"] = sorted({e for x in results for e in native_edges(cfg, kind, x.chosen)})
         out[kind, size] = b
@@ -458,8 +459,6 @@ def crossover_markdown(c: Comparison) -> str:
     lines += ["", *(crossover_line(c.forecast, m) for m in others)]
     if any(f["trustworthy"] for f in c.forecast["models"].values()):
         lines += ["", *predictions_table(c.forecast)]
-    if c.budgets:
-        lines += ["", *_budget_lines(c)]
     failed = [f"- size {r['size']:,}: {r['model']} seed {r['seed']}: {r['reason']}" for r in c.rows if r["status"] != "ok"]
     if failed:
         lines += ["", "Failed runs (left out of the means):", *failed]
@@ -467,4 +466,6 @@ def crossover_markdown(c: Comparison) -> str:
     lines += markdown_table(["size", "model", "device", "seconds", "runs", f"× {baseline}"],
                             [(f"{t['size']:,}", t["model"], t["device"], fmt(t["seconds"], 1), t["runs"],
                               f"{fmt(t['vs_baseline'], 2)}×") for t in c.timing], "rllrrr")
+    if c.budgets:  # after the cost: its seconds are timings too
+        lines += ["", *_budget_lines(c)]
     return "\n".join(lines) + "\n"

@@ -128,7 +128,7 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
         result.trial = {k: trial[k] for k in ("study", "number") if k in trial}
     prune = pruning_callback(trial)
     try:
-        model.fit(subsets.train, subsets.val, run=run, progress=progress, **({"prune": prune} if prune else {}))
+        model.fit(subsets.train, subsets.val, run=run, progress=progress, prune=prune)
     except Pruned as e:  # a search stopped this trial: recorded as pruned, with where it stopped
         result.status, result.reason, result.device = "pruned", str(e), model.device_
         result.training = {"epochs_run": e.epoch, "last_validation": e.score}

@@ -1,5 +1,6 @@
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -37,8 +38,8 @@ def test_compare_writes_tables_and_plots_and_resumes(tmp_path):
     assert len(rows) == 2 * 2 * 2 and {"size", "seed", "model", "accuracy", "train_seconds", "predict_seconds",
                                        "device"} <= set(rows[0])
     table = list(csv.DictReader(open(out / "crossover.csv")))  # long form: a row per size and model kind
-    assert list(table[0]) == ["size", "model", "metric", "mean", "std", "n", "diff_vs_baseline",
-                              "rel_error_reduction", "winner", "reference"]
+    assert list(table[0]) == ["size", "model", "metric", "mean", "std", "n", "low", "high", "diff_vs_baseline",
+                              "diff_low", "diff_high", "rel_error_reduction", "winner", "reference"]
     assert [(int(t["size"]), t["model"]) for t in table] == [(100, "linear"), (100, "rnn"), (300, "linear"), (300, "rnn")]
     for t in table:  # the table is the mean of the curves, and the winner follows from it
         mean = np.mean([float(x["accuracy"]) for x in rows if x["model"] == t["model"] and x["size"] == t["size"]])
@@ -46,7 +47,8 @@ def test_compare_writes_tables_and_plots_and_resumes(tmp_path):
         if t["model"] == "rnn":
             base = next(float(b["mean"]) for b in table if b["model"] == "linear" and b["size"] == t["size"])
             assert float(t["diff_vs_baseline"]) == pytest.approx(float(t["mean"]) - base, abs=1e-5)
-            assert t["winner"] == ("rnn" if float(t["mean"]) > base else "linear")
+            tie = float(t["diff_low"]) <= 0 <= float(t["diff_high"])  # the difference within noise
+            assert t["winner"] == ("tie" if tie else "rnn" if float(t["mean"]) > base else "linear")
         else:
             assert t["winner"] == "" and t["diff_vs_baseline"] == "nan"
     cross = json.loads((out / "crossover.json").read_text())
@@ -160,7 +162,7 @@ def test_compare_tables_only_runs_nothing_and_tables_what_is_finished(tmp_path):
     rows = list(csv.DictReader(open(out / "curves.csv")))
     assert sorted((int(x["size"]), int(x["seed"]), x["model"]) for x in rows) == [(100, 0, "linear"), (300, 0, "linear")]
     assert "| size | linear | rnn |" in r.output
-    assert r.output.count("(1 seed) | — ± — |") == 2  # one run of two seeds: no spread shown as 0
+    assert len(re.findall(r"\(1 seed\) \[[0-9.]+, [0-9.]+\] \| — ± — \|", r.output)) == 2  # one run of two seeds
     r = compare(wider, "--tables-only", "--force")
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "--tables-only" in r.output
 

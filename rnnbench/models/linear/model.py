@@ -234,10 +234,11 @@ class LinearBaseline:
                     start(here)
         return results
 
-    def fit(self, train: Split, val: Split, *, run: Run | None = None, progress: bool = True) -> LinearBaseline:
+    def fit(self, train: Split, val: Split, *, run: Run | None = None, progress: bool = True,
+            prune=None) -> LinearBaseline:
         """Grid over (min_df, C or alpha) scored on ``val``; keeps the best. Logs each grid point to ``run``
         as it finishes (and, with ``progress``, prints it when the grid takes more than a few seconds); no
-        checkpoints, no progress bar."""
+        checkpoints, no progress bar; no validation curve, so ``prune`` is never called."""
         self.device_, self.training_, self.grid_, self.timings_ = cpu_device(), {}, [], {}
         points = grid_points(self.cfg, self.task)
         t0 = time.perf_counter()
