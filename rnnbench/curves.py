@@ -15,7 +15,7 @@ import numpy as np
 
 from . import models
 from .errors import RnnbenchError
-from .runs import Run, RunResult, is_experiment, runs_of
+from .runs import RunResult, is_experiment, runs_of
 
 ROW_KEYS = ("size", "seed", "model", "status", "reason", "train_seconds", "predict_seconds", "device", "run_dir",
             "pool_size", "recipe", "trials", "pruned", "search_seconds", "tuned")
@@ -154,6 +154,3 @@ def challengers(curve: Curve, baseline: str) -> list[str]:
     """The model kinds on the curve other than the baseline, in the registry's order."""
     return [m for m in curve.scores if m != baseline]
 
-
-def run_of(row: dict) -> Run:
-    return Run(Path(row["run_dir"]))

@@ -94,10 +94,6 @@ def better(higher: bool, a: float, b: float | None) -> bool:
     return a > b if higher else a < b
 
 
-def is_better(task: Task, a: float, b: float | None) -> bool:
-    """Is score ``a`` better than ``b`` on the task's primary metric (None: anything is better)?"""
-    return better(primary(task)[1], a, b)
-
 
 # ------------------------------------------------------------------------------------ decisions
 
