@@ -82,8 +82,11 @@ def test_python_dash_m_rnnbench_is_the_command_line():
 
 
 def make_dry(target: str, venv) -> list[str]:
-    done = subprocess.run(["make", "-n", target, f"VENV={venv}"], capture_output=True, text=True, cwd=ROOT,
-                          timeout=60)
+    # the suite itself runs under `make test`: a nested make would inherit MAKELEVEL and MAKEFLAGS and
+    # print "Entering directory" lines among the commands
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    done = subprocess.run(["make", "--no-print-directory", "-n", target, f"VENV={venv}"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
 
