@@ -1,7 +1,9 @@
-"""``rnnbench``: a thin click layer over the library. Errors print one line and exit 2."""
+"""``rnnbench``: a thin click layer over the library. Errors print one line and exit 2; the exit codes are
+``errors.EXIT_CODES``."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -9,8 +11,9 @@ import click
 import numpy as np
 
 from . import __version__, models
-from .errors import RnnbenchError
+from .errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_OS_ERROR, EXIT_RUNS_FAILED, RnnbenchError
 
+log = logging.getLogger("rnnbench.cli")  # by name: also when run as `python -m rnnbench.cli`
 SET_HELP = "Override a config value, e.g. --set rnn.hidden_dim=128 (value parsed as YAML). Repeatable."
 
 
@@ -25,14 +28,14 @@ class _Group(click.Group):
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted: finished runs are kept; run the same command again to resume.", err=True)
-            ctx.exit(130)
+            ctx.exit(EXIT_INTERRUPTED)
         except Terminated as e:
             click.echo(f"Terminated (SIGTERM): {e.args[0] if e.args else 'stopped'}; finished runs are kept: "
                        "run the same command again to resume.", err=True)
             ctx.exit(e.exit_code)
         except OSError as e:  # the machine, not the input: a full disk, a read-only or vanished folder
             click.echo(f"Error: {_one_line(_os_error(e))}", err=True)
-            ctx.exit(1)
+            ctx.exit(EXIT_OS_ERROR)
 
 
 def _one_line(message: str) -> str:
@@ -55,12 +58,25 @@ def _os_error(e: OSError) -> str:
     return f"{what}{where}" + (f" ({hint}{rerun})" if hint else f" ({rerun[2:]})")
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_HELP)
 @click.version_option(__version__, prog_name="rnnbench")
-def main():
-    """Linear model or RNN? Train, compare and sweep text models from YAML configs."""
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr: no progress lines, notes or "
+              "per-run lines (results still print).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug messages on stderr too.")
+def main(quiet, verbose):
+    """Linear model or RNN? Train, compare and sweep text models from YAML configs.
+
+    Shell completion: eval "$(_RNNBENCH_COMPLETE=bash_source rnnbench)" in ~/.bashrc (zsh_source, fish_source).
+    """
+    from .log import DEFAULT, QUIET, VERBOSE, configure
     from .termination import install
 
+    if quiet and verbose:
+        raise RnnbenchError("-q/--quiet and -v/--verbose: give one of them")
+    configure(QUIET if quiet else VERBOSE if verbose else DEFAULT)  # library messages: text alone, on stderr
     install()  # SIGTERM: a checkpoint at the next safe point, then exit 143
 
 
@@ -154,7 +170,7 @@ def data_info(name, path, task, config, overrides):
 @click.option("--from", "from_file", type=click.Path(), help="Register a local copy instead of downloading.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def data_download(name, from_file, quiet):
-    """Fetch NAME from its publisher into $RNNBENCH_DATA (default ~/.cache/rnnbench)."""
+    """Fetch NAME from its publisher into $RNNBENCH_DATA (default $XDG_CACHE_HOME/rnnbench, ~/.cache/rnnbench)."""
     from .data.download import download, register_local
 
     if from_file:
@@ -181,6 +197,26 @@ def config_show(config_file, overrides):
     from .config import load_config
 
     click.echo(load_config(config_file, overrides).to_yaml(), nl=False)
+
+
+@config.command("list")
+def config_list():
+    """The configs that ship with rnnbench (the checkout's configs/): name and what each is."""
+    from .shipped import describe, shipped
+
+    _table(["name", "what"], [(name, describe(path)) for name, path in shipped().items()])
+
+
+@config.command("copy")
+@click.argument("name")
+@click.argument("dest", type=click.Path(), default=".")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def config_copy(name, dest, force):
+    """Copy the shipped config NAME (`rnnbench config list`) to DEST, a folder (default: here) or a
+    file; print the file written. Then: rnnbench compare FILE."""
+    from .shipped import copy
+
+    click.echo(str(copy(name, dest, force=force)))
 
 
 @config.command("reference")
@@ -236,7 +272,7 @@ def train(config_file, kind, overrides, size, seed, out, force):
     if not r.ok:
         click.echo(f"run failed: {r.reason}")
         click.echo(str(outcome.run.path))
-        sys.exit(1)
+        sys.exit(EXIT_RUNS_FAILED)
     click.echo(f"{r.model} on {r.dataset}/{r.task.get('name')}: {r.n_train} train, "
                f"{r.n_val} validation, {r.n_test} test, seed {r.seed}")
     if r.classes:
@@ -313,9 +349,9 @@ def _file_texts(f) -> list[str]:
     name = getattr(f, "name", "--file")
     if empty:
         shown = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
-        click.echo(f"note: {name}: skipped {len(empty)} empty line(s) (line {shown})", err=True)
+        log.info(f"note: {name}: skipped {len(empty)} empty line(s) (line {shown})")
     if report.non_utf8:
-        click.echo(f"note: {name}: {report.non_utf8} line(s) had bytes that are not UTF-8 (replaced)", err=True)
+        log.info(f"note: {name}: {report.non_utf8} line(s) had bytes that are not UTF-8 (replaced)")
     return texts
 
 
@@ -325,16 +361,34 @@ def _class_names(result, model) -> list[str]:
     return stored if len(stored) >= model.task.n_classes else model.task.class_names
 
 
+def _executor_flag(ctx, param, value):
+    """The flags only the executor reads go to ``ctx.meta``, not to the command's parameters."""
+    ctx.meta.setdefault("rnnbench.executor", {})[param.name] = value
+    return value
+
+
 def _executor_options(f):
-    """--executor, --workers, --gpus-per-run, --address (compare and sweep; docs/distributed.md)."""
+    """--executor, --workers, --gpus-per-run, --address, --threads and Slurm's --partition, --time-min,
+    --array-parallelism, --sbatch (compare and sweep; docs/distributed.md)."""
+    later = {"expose_value": False, "callback": _executor_flag}
     for option in reversed([
-        click.option("--executor", type=click.Choice(["local", "ray"]), help="Where runs execute: local (this "
-                     "machine) or ray (a Ray cluster; pip install -e '.[ray]'). Default: compute.executor."),
-        click.option("--workers", type=int, help="Runs at once (local: processes; ray: tasks in flight). "
-                     "Default: compute.workers (local 1, in this process; ray as many as fit)."),
+        click.option("--executor", type=click.Choice(["local", "ray", "slurm"]), help="Where runs execute: local "
+                     "(this machine), ray (a Ray cluster; pip install -e '.[ray]') or slurm (a job per run, "
+                     "submitit; pip install -e '.[slurm]'). Default: compute.executor."),
+        click.option("--workers", type=int, help="Runs at once (local: processes; ray: tasks in flight; slurm: jobs "
+                     "queued). Default: compute.workers (local 1, in this process; ray and slurm as many as fit)."),
         click.option("--gpus-per-run", type=float, help="GPUs of each RNN run; fractions share a GPU "
                      "(0.25: four runs per GPU). Default: local one per worker, ray 1 if the cluster has GPUs."),
         click.option("--address", help="ray: the cluster, auto or HOST:PORT of its head (default: a local Ray)."),
+        click.option("--threads", type=int, **later, help="CPU threads of each run, the CPUs a Ray task or Slurm "
+                     "job reserves. Default: compute.threads (local: the usable cores; ray, slurm: 1)."),
+        click.option("--partition", **later, help="slurm: the partition. Default: compute.slurm_partition."),
+        click.option("--time-min", type=int, **later, help="slurm: each job's time limit in minutes. Default: "
+                     "compute.slurm_time_min."),
+        click.option("--array-parallelism", type=int, **later, help="slurm: one job array, this many jobs at once. "
+                     "Default: compute.slurm_array_parallelism (none: a job per run)."),
+        click.option("--sbatch", multiple=True, metavar="KEY=VALUE", **later, help="slurm: an sbatch option "
+                     "(account=lab, qos=high, mem=16G); repeatable. Added to compute.slurm_options."),
     ]):
         f = option(f)
     return f
@@ -343,7 +397,8 @@ def _executor_options(f):
 def _executor_spec(cfg, executor, workers, gpus_per_run, address):
     from .executor import ExecutorSpec, preflight
 
-    spec = ExecutorSpec.resolve(cfg.compute, executor, workers, gpus_per_run, address)
+    flags = click.get_current_context().meta.get("rnnbench.executor", {})
+    spec = ExecutorSpec.resolve(cfg.compute, executor, workers, gpus_per_run, address, **flags)
     preflight(spec, cfg.compute.device)  # bad flags fail here, before any data is read
     return spec
 
@@ -379,6 +434,7 @@ def compare(config_file, overrides, force, smoke, executor, workers, gpus_per_ru
     click.echo(out["markdown"])
     click.echo(f"plots: {out['dir'] / 'learning_curve.png'}, {out['dir'] / 'timing.png'}")
     click.echo(str(out["dir"]))
+    _exit_if_failed(out["failed"])
 
 
 @main.command()
@@ -394,7 +450,7 @@ def forecast(experiment_dir, family, metric):
 
     out = run_forecast(Path(experiment_dir), family_name=family, metric=metric)
     for note in out["notes"]:
-        click.echo(f"note: {note}", err=True)
+        log.info(f"note: {note}")
     click.echo(out["markdown"])
     click.echo(str(out["dir"]))
 
@@ -429,6 +485,14 @@ def sweep(config_file, executor, workers, gpus_per_run, address, overrides, dry_
     out = run_sweep(cfg, force=force, executor=spec)
     click.echo(out["markdown"])
     click.echo(str(out["dir"]))
+    _exit_if_failed(sum(row["status"] == "failed" for row in out["rows"]))
+
+
+def _exit_if_failed(failed: int) -> None:
+    """After the tables: exit EXIT_RUNS_FAILED when they list a failed run, so scripts and CI can tell."""
+    if failed:
+        log.warning(f"{failed} run(s) failed (listed above): exit {EXIT_RUNS_FAILED}")
+        sys.exit(EXIT_RUNS_FAILED)
 
 
 @main.command()
@@ -455,7 +519,7 @@ def report(dirs, output):
 
     out = build([Path(d) for d in dirs], Path(output))
     for folder, why in out["skipped"]:
-        click.echo(f"skipped {folder}: {why}", err=True)
+        log.warning(f"skipped {folder}: {why}")
     click.echo(f"{out['sections']} section(s): {out['html']} and {out['markdown']}")
 
 
@@ -463,29 +527,70 @@ def report(dirs, output):
 @click.argument("target", type=click.Path())
 @click.option("--set", "overrides", multiple=True, help=SET_HELP + " (with a CONFIG)")
 @click.option("--smoke", is_flag=True, help="With a CONFIG: its smoke overrides.")
-def status(target, overrides, smoke):
+@click.option("--trials", is_flag=True, help="Every search trial: its settings, state and validation curve.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (runs with their state, where, progress "
+              "and result; counts) for scripts and dashboards.")
+def status(target, overrides, smoke, trials, as_json):
     """The runs of an experiment: done, running (where, epoch, step, validation, tokens/s, ETA), stale
     claims, failed (why), to do. TARGET: the experiment folder, or its CONFIG (then runs not started
     yet are listed too)."""
-    from .status import collect, planned_runs, render
+    from .status import collect, planned_runs, render, search_lines
 
     path = Path(target)
     if path.is_file():
         from .config import load_config
+        from .runs import experiment_dir
 
         cfg = load_config(path, overrides)
-        states = collect(path, planned_runs(cfg.with_smoke() if smoke else cfg))
+        cfg = cfg.with_smoke() if smoke else cfg
+        states, folder = collect(path, planned_runs(cfg)), experiment_dir(cfg)
     else:
         if not path.exists():
             raise RnnbenchError(f"{target}: no such experiment folder or config")
-        states = collect(path)
-    for line in render(states):
+        states, folder = collect(path), path
+    if as_json:
+        import json
+
+        from .status import as_json as status_json
+
+        click.echo(json.dumps(status_json(states), indent=2, allow_nan=False))
+        return
+    for line in render(states) + search_lines(folder, trials):
         click.echo(line)
 
 
 @main.group(cls=_Group)
 def export():
-    """Export runs to other tools."""
+    """Export runs: a results archive, or to other tools."""
+
+
+@export.command("results")
+@click.argument("experiment_dir", type=click.Path())
+@click.option("-o", "--out", required=True, type=click.Path(), help="The archive to write (.tar.gz).")
+@click.option("--max-points", type=int, default=200, show_default=True,
+              help="At most this many training-curve lines per run's metrics log (0: all).")
+def export_results_cmd(experiment_dir, out, max_points):
+    """One archive of an experiment's finished runs without weights: configs, results, metrics logs, test
+    predictions and a manifest. `rnnbench import` unpacks it into any run store."""
+    from .archive import export_results
+
+    if max_points < 0:
+        raise RnnbenchError(f"--max-points must be 0 (all) or more, got {max_points}")
+    done = export_results(Path(experiment_dir), Path(out), max_points or None)
+    click.echo(f"{done['runs']} run(s), {done['bytes'] / 1e6:.2f} MB: {done['path']}")
+
+
+@main.command("import")
+@click.argument("archive", type=click.Path())
+@click.option("--into", type=click.Path(), default="runs", show_default=True,
+              help="The run store (an experiment.output_dir) to unpack into.")
+def import_cmd(archive, into):
+    """Unpack a results archive (`rnnbench export results`) into a run store: its runs count in compare
+    --tables-only, forecast, report and status; runs already there are kept."""
+    from .archive import import_results
+
+    done = import_results(Path(archive), Path(into))
+    click.echo(f"{len(done['added'])} run(s) added, {len(done['kept'])} already there: {done['dir']}")
 
 
 @export.command("tensorboard")
@@ -497,6 +602,20 @@ def export_tensorboard_cmd(target, out):
 
     done = export_tensorboard(Path(target), Path(out) if out else None)
     click.echo(f"{done['runs']} run(s), {done['scalars']} scalars: tensorboard --logdir {done['dir']}")
+
+
+@export.command("mlflow")
+@click.argument("target", type=click.Path(exists=True))
+@click.option("--tracking-uri", help="The MLflow tracking store: a URI or a folder (default: $MLFLOW_TRACKING_URI, "
+              "else ./mlruns).")
+def export_mlflow_cmd(target, tracking_uri):
+    """One MLflow run per run: settings as parameters, the metrics log as step metrics, tags, the learning
+    curve; exporting again updates the MLflow runs (pip install -e '.[mlflow]')."""
+    from .export import export_mlflow
+
+    done = export_mlflow(Path(target), tracking_uri)
+    click.echo(f"{done['runs']} run(s) ({done['created']} new, {done['updated']} updated), {done['metrics']} metric "
+               f"values: MLflow experiment {done['experiment']} at {done['uri']}")
 
 
 # ---------------------------------------------------------------------------------------- helpers

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -23,12 +24,14 @@ from .data import Task
 from .errors import RnnbenchError
 from .experiment import announce, load_corpus, subsets_for
 from .fileio import atomic_write_json, atomic_write_text
+from .intervals import Preds, compare_intervals
 from .metrics import THRESHOLD_METRICS, decision_metric, higher_is_better, selection_metric, threshold_free
 from .outputs import fmt, markdown_table, mean_std, output_dir, pm, write_csv
-from .plan import compare_plan
+from .plan import compare_plan, models_to_run
+from .runs import Run
 
-CROSSOVER_COLUMNS = ["size", "model", "metric", "mean", "std", "n", "diff_vs_baseline", "rel_error_reduction",
-                     "winner", "reference"]
+CROSSOVER_COLUMNS = ["size", "model", "metric", "mean", "std", "n", "low", "high", "diff_vs_baseline", "diff_low",
+                     "diff_high", "rel_error_reduction", "winner", "reference"]
 
 
 def check_sizes_fit(cfg: Config, pool_size: int) -> None:
@@ -45,15 +48,20 @@ def run_compare(cfg: Config, force: bool = False, progress: bool = True, executo
     from .executor import ExecutorSpec, execute, jobs_for
 
     spec = executor or ExecutorSpec.resolve(cfg.compute)
-    planned = compare_plan(cfg, kinds)
+    compare_plan(cfg, kinds)  # the checks that need no data: the sizes, seeds, searches
     corpus = load_corpus(cfg)
     decision_metric(cfg, corpus.task)
-    selection_metric(cfg, corpus.task)
+    higher = selection_metric(cfg, corpus.task)[1]
     check_sizes_fit(cfg, subsets_for(cfg, corpus, cfg.data.sizes[0], cfg.experiment.seeds[0]).pool_size)
     if progress:
         announce(corpus)  # the loader's report, once per load
     if run:
-        execute(jobs_for(planned, force), spec, device=cfg.compute.device, progress=progress, desc="compare")
+        from .tune import cells, run_search
+
+        for cell in cells(cfg, kinds or models_to_run(cfg), higher):  # the searches first: their recipes
+            run_search(cell, spec, force, progress)
+        execute(jobs_for(compare_plan(cfg, kinds), force), spec, device=cfg.compute.device, progress=progress,
+                desc="compare")
     return write_outputs(cfg, corpus.task, finished_rows(compare_plan(cfg, kinds=list(models.names()))))
 
 
@@ -68,11 +76,15 @@ def _kinds_shown(cfg: Config, rows: list[dict]) -> list[str]:
     return [m for m in models.names() if m in wanted]
 
 
-def summary_table(curve: Curve, baseline: str, metric: str, higher: bool, rows: list[dict]) -> list[dict]:
-    """Long form: one row per size and model kind, its mean, spread and number of seeds, and against the
-    baseline the difference, the relative error reduction and the winner at that size."""
+def summary_table(curve: Curve, baseline: str, metric: str, higher: bool, rows: list[dict],
+                  bands: dict | None = None) -> list[dict]:
+    """Long form: one row per size and model kind, its mean, spread, number of seeds and 95% interval, and
+    against the baseline the difference (with its interval), the relative error reduction and the winner
+    at that size: "tie" where the difference's interval holds 0. ``bands``: size -> the intervals of
+    :func:`rnnbench.intervals.compare_intervals` (None where the runs kept no predictions)."""
     table = []
     for i, n in enumerate(curve.sizes.astype(int).tolist()):
+        band = (bands or {}).get(n) or {"models": {}, "diff": {}}
         refs = [r[f"reference_{metric}"] for r in rows if r["size"] == n and f"reference_{metric}" in r]
         reference = float(np.mean(refs)) if refs else float("nan")
         base = curve.scores[baseline][i] if baseline in curve.scores else np.full(curve.n_seeds, np.nan)
@@ -80,8 +92,10 @@ def summary_table(curve: Curve, baseline: str, metric: str, higher: bool, rows: 
         for m, scores in curve.scores.items():
             values = scores[i][~np.isnan(scores[i])]
             mean, std = mean_std(values)
+            low, high = band["models"].get(m, (float("nan"), float("nan")))
             row = {"size": n, "model": m, "metric": metric, "mean": mean, "std": std, "n": len(values),
-                   "reference": reference, "diff_vs_baseline": float("nan"), "rel_error_reduction": float("nan"),
+                   "low": low, "high": high, "reference": reference, "diff_vs_baseline": float("nan"),
+                   "diff_low": float("nan"), "diff_high": float("nan"), "rel_error_reduction": float("nan"),
                    "winner": ""}
             if m != baseline:
                 row["diff_vs_baseline"] = mean - bm
@@ -90,6 +104,10 @@ def summary_table(curve: Curve, baseline: str, metric: str, higher: bool, rows: 
                                               and not math.isnan(err_m) else float("nan"))
                 row["winner"] = ("n/a" if math.isnan(bm) or math.isnan(mean) else
                                  m if (mean > bm) == higher and mean != bm else baseline if mean != bm else "tie")
+                if m in band["diff"]:
+                    row["diff_low"], row["diff_high"] = band["diff"][m]
+                    if row["winner"] != "n/a" and row["diff_low"] <= 0 <= row["diff_high"]:
+                        row["winner"] = "tie"  # within noise: the interval of the difference holds 0
             table.append(row)
     return table
 
@@ -109,6 +127,9 @@ class Comparison:
     forecast: dict
     timing: list[dict]
     free: list[dict] | None = None  # a threshold metric's check: the same table on a threshold-free metric
+    grouped: bool = False  # the intervals resample test groups (authors), not texts
+    by_group: list[dict] | None = None  # experiment.group_scores: the table of whole groups (authors)
+    budgets: dict | None = None  # (kind, size) -> how its model was selected (search.budget_at)
 
     @property
     def baseline(self) -> str:
@@ -121,16 +142,33 @@ def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
     baseline = cfg.experiment.baseline
     sizes, seeds = list(cfg.data.sizes), list(cfg.experiment.seeds)
     metric_names = sorted({k for r in rows for k in r if k not in ROW_KEYS})
+    budgets = search_budgets(cfg, rows)
+    for r in rows:  # each run's model: how it was selected, beside its score
+        b = budgets.get((r["model"], r["size"]), {})
+        r.update(trials=b.get("trials"), pruned=b.get("pruned"), search_seconds=b.get("seconds"),
+                 tuned=b.get("tuned", ""))
     write_csv(out_dir / "curves.csv", ["size", "seed", "model", "status", *metric_names, "train_seconds",
-                                       "predict_seconds", "device", "reason"], rows)
+                                       "predict_seconds", "device", "trials", "pruned", "search_seconds", "tuned",
+                                       "reason"], rows)
     kinds = _kinds_shown(cfg, rows)
     curve = curves(rows, metric, sizes, seeds, kinds)
-    table = summary_table(curve, baseline, metric, higher, rows)
+    preds = test_predictions(rows)
+    bands_ = bands(preds, metric, baseline)
+    table = summary_table(curve, baseline, metric, higher, rows, bands_)
     free = None
     if metric in THRESHOLD_METRICS:  # where the decision rule matters: the ranking's verdict beside it
         fm = threshold_free(task)
-        free = summary_table(curves(rows, fm, sizes, seeds, kinds), baseline, fm, higher_is_better(task, fm), rows)
-    write_csv(out_dir / "crossover.csv", CROSSOVER_COLUMNS, table + (free or []))
+        free = summary_table(curves(rows, fm, sizes, seeds, kinds), baseline, fm, higher_is_better(task, fm), rows,
+                             bands(preds, fm, baseline))
+    by_group = None
+    if cfg.experiment.group_scores:  # each test author scored as a whole, beside each text
+        group_preds = {n: {m: {s: p.by_group() for s, p in r.items()} for m, r in runs.items()}
+                       for n, runs in preds.items()}
+        by_group = summary_table(curves(rows, f"group_{metric}", sizes, seeds, kinds), baseline, metric, higher, [],
+                                 bands(group_preds, metric, baseline))
+        for r in by_group:
+            r["metric"] = f"group_{metric}"
+    write_csv(out_dir / "crossover.csv", CROSSOVER_COLUMNS, table + (free or []) + (by_group or []))
     from .forecast import forecast, write_forecast
 
     cross = {m: _claimed(bootstrap_crossover(curve, m, baseline, higher), m, table, higher, len(seeds))
@@ -140,8 +178,9 @@ def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
         c["forecast"] = {k: fc["crossover"][m][k] for k in ("status", "size", "low", "high", "horizon")}
     atomic_write_json(out_dir / "crossover.json", {"metric": metric, "baseline": baseline, "models": cross})
     write_forecast(out_dir, fc, cfg.experiment.name)
+    grouped = any(b and b["grouped"] for b in bands_.values())
     comparison = Comparison(cfg, task, metric, higher, rows, curve, table, cross, fc,
-                            timing_table(rows, sizes, baseline), free)
+                            timing_table(rows, sizes, baseline), free, grouped, by_group, budgets)
     md = crossover_markdown(comparison)
     atomic_write_text(out_dir / "crossover.md", md)
     from .plots import learning_curve_plot, timing_plot
@@ -149,7 +188,51 @@ def write_outputs(cfg: Config, task: Task, rows: list[dict]) -> dict:
     learning_curve_plot(out_dir / "learning_curve.png", curve, metric, cfg.experiment.name,
                         crossovers={m: c["crossover_size"] for m, c in cross.items()}, forecast=fc)
     timing_plot(out_dir / "timing.png", rows, sizes, cfg.experiment.name)
-    return {"dir": out_dir, "table": table, "crossover": cross, "markdown": md, "timing": comparison.timing}
+    return {"dir": out_dir, "table": table, "crossover": cross, "markdown": md, "timing": comparison.timing,
+            "failed": sum(r["status"] != "ok" for r in rows)}
+
+
+def search_budgets(cfg: Config, rows: list[dict]) -> dict[tuple[str, int], dict]:
+    """(kind, size) -> what selecting its model cost (:func:`rnnbench.search.budget_at`); for a kind with no
+    search, its fits' seconds and where its own grid's choice sat at an edge."""
+    from .search import budget_at, native_edges
+
+    out = {}
+    for kind, size in dict.fromkeys((r["model"], r["size"]) for r in rows):
+        mine = [r for r in rows if r["model"] == kind and r["size"] == size and r["status"] == "ok"]
+        b = budget_at(cfg, kind, size, sorted({r["seed"] for r in mine}))
+        if b["seconds"] is None:
+            b["seconds"] = round(sum(r["train_seconds"] for r in mine), 1)
+        if not b["tuned"]:  # its own grid (or one recipe): what its runs tried, and where they chose
+            runs = [Run(Path(r["run_dir"])) for r in mine if r.get("run_dir")]
+            results = [run.result() for run in runs if run.done]
+            b["trials"] = max((x.training.get("grid_points", 1) for x in results), default=1)
+            b["edges"] = sorted({e for x in results for e in native_edges(cfg, kind, x.chosen)})
+        out[kind, size] = b
+    return out
+
+
+def test_predictions(rows: list[dict]) -> dict[int, dict[str, dict[int, Preds]]]:
+    """size -> model -> seed -> the run's kept test predictions; a model with a run that kept none (made
+    before they were kept) is left out at that size: it gets no interval rather than a guess."""
+    out: dict[int, dict[str, dict[int, Preds]]] = {}
+    missing = set()
+    for r in rows:
+        if r["status"] != "ok" or not r.get("run_dir"):
+            continue
+        p = Preds.of(Run(Path(r["run_dir"])).predictions())
+        if p is None:
+            missing.add((r["size"], r["model"]))
+            continue
+        out.setdefault(r["size"], {}).setdefault(r["model"], {})[r["seed"]] = p
+    for n, m in missing:
+        out.get(n, {}).pop(m, None)
+    return out
+
+
+def bands(preds: dict, metric: str, baseline: str) -> dict:
+    """size -> :func:`rnnbench.intervals.compare_intervals` of the runs at that size."""
+    return {n: compare_intervals(runs, metric, baseline) for n, runs in preds.items() if runs}
 
 
 def _pool_size(rows: list[dict]) -> int | None:
@@ -167,10 +250,15 @@ def _claimed(cross: dict, model: str, table: list[dict], higher: bool, n_seeds: 
         after = [r for r in table if r["model"] == model and r["size"] >= c]
         stuck = [r["size"] for r in after if not math.isnan(r["reference"])
                  and not (r["mean"] > r["reference"] if higher else r["mean"] < r["reference"])]
+        ties = [r["size"] for r in after if r["winner"] == "tie"]
         if stuck:
             cross = {**cross, "crossover_size": None, "low": None, "high": None,
                      "withheld": f"{model} scored no better than the text-blind reference at "
                                  f"{', '.join(f'{n:,}' for n in stuck)} examples"}
+        elif ties:
+            cross = {**cross, "crossover_size": None, "low": None, "high": None,
+                     "withheld": f"its lead is within noise at {', '.join(f'{n:,}' for n in ties)} examples (the 95% "
+                                 "interval of the difference holds 0)"}
     if n_seeds < 2:
         cross = {**cross, "low": None, "high": None}
     return cross
@@ -196,20 +284,27 @@ def timing_table(rows: list[dict], sizes: list[int], baseline: str) -> list[dict
 # ------------------------------------------------------------------------------------ Markdown
 
 
+def _band(low: float, high: float) -> str:
+    return "" if math.isnan(low) else f" [{fmt(low)}, {fmt(high)}]"
+
+
 def _cell(row: dict, n_seeds: int) -> str:
-    """``mean ± std``; a lone run says so (its spread is unknown, not 0), fewer seeds than the rest too."""
+    """``mean ± std [95% interval]``; a lone run says so (its spread over seeds is unknown, not 0), fewer
+    seeds than the rest too."""
     n = row["n"]
-    if n == 1:
-        return f"{fmt(row['mean'])} (1 seed)"
-    text = pm(row["mean"], row["std"])
-    return text if n in (0, n_seeds) else f"{text} ({n} seeds)"
+    text = f"{fmt(row['mean'])} (1 seed)" if n == 1 else pm(row["mean"], row["std"])
+    if n not in (0, 1, n_seeds):
+        text += f" ({n} seeds)"
+    return text + _band(row.get("low", math.nan), row.get("high", math.nan))
 
 
 def _versus(row: dict) -> str:
-    """A model kind against the baseline at one size: its relative error reduction and the winner."""
+    """A model kind against the baseline at one size: the difference, its 95% interval, and the winner
+    ("tie" where the interval holds 0)."""
     if row["winner"] == "n/a":
         return "—"
-    return f"{fmt(100 * row['rel_error_reduction'], 1)}% ({row['winner']})"
+    diff = row["diff_vs_baseline"]
+    return f"{'+' if diff >= 0 else '−'}{fmt(abs(diff))}{_band(row['diff_low'], row['diff_high'])} {row['winner']}"
 
 
 def _beats(row: dict, higher: bool) -> bool:
@@ -225,6 +320,15 @@ def _no_better_than_blind(table: list[dict], higher: bool) -> list[str]:
         if at:
             out.append(f"the {model} at {', '.join(at[:-1]) + ' and ' + at[-1] if len(at) > 1 else at[0]} examples")
     return out
+
+
+def _interval_note(c: Comparison) -> str:
+    """What the intervals in brackets are, or why there are none."""
+    if not any(not math.isnan(r.get("low", math.nan)) for r in c.table):
+        return "No intervals: the runs kept no test predictions (made by an older rnnbench)."
+    units = "test groups (authors: texts of one group vary together)" if c.grouped else "test examples"
+    return (f"[brackets]: 95% intervals from a bootstrap over {units} and seeds, the same draws for every model; "
+            "they do not cover a validation split that misled every seed alike (docs/uncertainty.md).")
 
 
 def _crossover_line(model: str, c: Comparison) -> str:
@@ -286,6 +390,34 @@ def _threshold_lines(c: Comparison) -> list[str]:
     return lines
 
 
+def _group_lines(c: Comparison) -> list[str]:
+    """The table of whole groups: each test author's label from the mean of their texts' probabilities."""
+    by = {(r["size"], r["model"]): r for r in c.by_group}
+    kinds, others = list(c.curve.scores), challengers(c.curve, c.baseline)
+    sizes = c.curve.sizes.astype(int).tolist()
+    lines = [f"Each test group (author) scored as a whole: its label predicted from the mean of its texts' "
+             f"probabilities (the most probable class), test {c.metric} over groups; intervals resample groups "
+             "and seeds:", ""]
+    lines += markdown_table(["size", *kinds, *(f"{m} − {c.baseline}: winner" for m in others)],
+                            [(f"{n:,}", *(_cell(by[n, m], c.curve.n_seeds) for m in kinds),
+                              *(_versus(by[n, m]) for m in others)) for n in sizes], "r" * (1 + len(kinds) + len(others)))
+    return lines
+
+
+def _budget_lines(c: Comparison) -> list[str]:
+    """How each model was selected at each size: so a reader sees whether the fight was fair."""
+    lines = ["## Selection budget: what each model's choice on validation cost", "",
+             "Configurations tried per seed (a search's trials, or the linear model's grid points), trials pruned, "
+             "the compute seconds spent (all seeds), how the size got its recipe, and choices at the edge of what was "
+             "tried.", ""]
+    rows = [(f"{n:,}", kind, b["tuned"] or "its own grid" if b["trials"] > 1 else b["tuned"] or "one recipe",
+             f"{b['trials']:g}", b["pruned"], fmt(b["seconds"], 0), "; ".join(b["edges"]) or "—")
+            for (kind, n), b in sorted(c.budgets.items(), key=lambda x: (x[0][1], list(c.curve.scores).index(x[0][0])
+                                                                            if x[0][0] in c.curve.scores else 99))]
+    return lines + markdown_table(["size", "model", "recipe", "tried/seed", "pruned", "seconds", "at an edge"], rows,
+                                  "rllrrrl")
+
+
 def crossover_markdown(c: Comparison) -> str:
     cfg, table, n_seeds, baseline = c.cfg, c.table, c.curve.n_seeds, c.baseline
     kinds, others = list(c.curve.scores), challengers(c.curve, baseline)
@@ -297,15 +429,16 @@ def crossover_markdown(c: Comparison) -> str:
     by = {(r["size"], r["model"]): r for r in table}
     sizes = c.curve.sizes.astype(int).tolist()
     lines += markdown_table(
-        ["size", *kinds, *(f"{m} vs {baseline}: rel. error reduction (winner)" for m in others), blind],
+        ["size", *kinds, *(f"{m} − {baseline}: winner" for m in others), blind],
         [(f"{n:,}", *(_cell(by[n, m], n_seeds) for m in kinds), *(_versus(by[n, m]) for m in others),
           fmt(by[n, kinds[0]]["reference"], 4)) for n in sizes], "r" + "r" * (len(kinds) + len(others)) + "r")
     reference = ("the training targets' mean predicted for every text" if regression else
                  "the training set's most frequent class predicted for every test text (below 0.5 where test's "
                  "classes are balanced differently)")
-    lines += ["", f"Test {c.metric}; models selected on validation by {selection_metric(cfg, c.task)[0]}. The winner "
-              "is the better mean at that size; a crossover is a lead that lasts: the model ahead of the baseline "
-              f"at every larger size run. {blind}: {reference}.", ""]
+    lines += ["", f"Test {c.metric}; models selected on validation by {selection_metric(cfg, c.task)[0]}. "
+              f"{_interval_note(c)} The winner is the better mean at that size, a tie where the difference's "
+              "interval holds 0; a crossover is a lead that lasts: the model ahead of the baseline at every larger "
+              f"size run. {blind}: {reference}.", ""]
     stuck = _no_better_than_blind(table, c.higher)
     if stuck:
         lines += [f"**Learned nothing:** {'; '.join(stuck)} scored no better than the {blind} "
@@ -319,6 +452,8 @@ def crossover_markdown(c: Comparison) -> str:
         lines.append(f"**No crossover:** only the baseline ({baseline}) is in this experiment.")
     if c.free:
         lines += ["", *_threshold_lines(c)]
+    if c.by_group:
+        lines += ["", *_group_lines(c)]
     from .forecast import crossover_line, predictions_table
 
     lines += ["", *(crossover_line(c.forecast, m) for m in others)]
@@ -331,4 +466,6 @@ def crossover_markdown(c: Comparison) -> str:
     lines += markdown_table(["size", "model", "device", "seconds", "runs", f"× {baseline}"],
                             [(f"{t['size']:,}", t["model"], t["device"], fmt(t["seconds"], 1), t["runs"],
                               f"{fmt(t['vs_baseline'], 2)}×") for t in c.timing], "rllrrr")
+    if c.budgets:  # after the cost: its seconds are timings too
+        lines += ["", *_budget_lines(c)]
     return "\n".join(lines) + "\n"

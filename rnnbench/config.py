@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ class ExperimentConfig:
         None, doc="the metric that decides: every model kind is selected on it on validation (grid point, epoch, "
                   "search trial; a threshold metric's decision rule too) and the tables, crossovers and forecasts "
                   "compare test scores on it; null: accuracy (rmse for regression)")
+    group_scores: bool = opt(
+        False, doc="grouped data (data.group_column): the tables also score each test group (an author) as a whole, "
+                   "its label predicted from the mean of its texts' probabilities, as author-profiling studies report")
     selection_metric: MetricName | None = opt(
         None, doc="select models on this metric instead of `metric` (the tables still decide on `metric`); null: "
                   "`metric`")
@@ -102,6 +106,12 @@ class DataConfig:
     sizes: list[int] = opt([], doc="training-set sizes, increasing (compare); empty: all available")
     val_fraction: float = opt(0.1, min=0.01, max=0.5, doc="share of the training pool kept for validation")
     val_max: int = opt(5000, min=10, doc="at most this many validation examples")
+    val_groups: int | None = opt(
+        None, min=1, doc="grouped data (group_column): validation is this many whole groups (authors), in a seeded "
+                         "order, instead of val_fraction / val_max rows; null: by rows")
+    val_max_per_group: int | None = opt(
+        None, min=1, doc="grouped data: each validation group contributes at most this many rows (a seeded "
+                         "sample; its other rows are used nowhere), so no prolific author dominates selection")
     max_len: int = opt(400, min=4, doc="models that read token sequences (rnn): tokens read per text")
     keep: Literal["first", "last"] = opt("first", doc="models that read token sequences: which max_len tokens of "
                                                        "a longer text they read")
@@ -131,24 +141,66 @@ class ComputeConfig:
         "auto", doc="how an RNN training step is compiled: per-chunk (a few programs serve every length, a host "
                     "call per chunk: fastest on a CPU), per-batch (one call per step, a program per length class: "
                     "fewer launches on a GPU); auto: per-batch on a GPU, per-chunk on a CPU")
-    threads: int | None = opt(None, min=1, doc="the linear grid's workers; null: the usable cores")
+    threads: int | None = opt(None, min=1, doc="CPU threads of a run (the linear grid's workers; in a worker process "
+                                               "also XLA's intra-op threads), the CPUs ray and slurm reserve for it; "
+                                               "null: the usable cores (ray and slurm: 1)")
     # how compare and sweep spread their runs (rnnbench/executor.py, docs/distributed.md); never hashed
-    executor: Literal["local", "ray"] = opt(
-        "local", doc="compare / sweep: local (this machine's processes) or ray (a Ray cluster: pip install -e '.[ray]')")
-    workers: int | None = opt(None, min=1, doc="runs at once; null: local 1 (in this process), ray as many as fit")
+    executor: Literal["local", "ray", "slurm"] = opt(
+        "local", doc="compare / sweep: local (this machine's processes), ray (a Ray cluster: pip install -e '.[ray]') "
+                     "or slurm (a job per run through submitit: pip install -e '.[slurm]')")
+    workers: int | None = opt(None, min=1, doc="runs at once; null: local 1 (in this process), ray and slurm as "
+                                               "many as fit")
     gpus_per_run: float | None = opt(
         None, min=0.0, doc="GPUs of each RNN run (0.25: four runs share one GPU; 0: none); null: local one GPU per "
-                           "worker round-robin, ray 1 when the cluster has GPUs")
+                           "worker round-robin, ray 1 when the cluster has GPUs, slurm 1 (whole GPUs only)")
     address: str | None = opt(None, doc="ray: the cluster (auto, or HOST:PORT of its head); null: a local Ray instance")
     retries: int = opt(2, min=0, doc="times a run whose worker died is started again (it resumes from its checkpoint)")
     lease_timeout: float = opt(300.0, min=5.0, doc="seconds without a heartbeat after which a run's claim "
                                                      "counts as abandoned and is taken over")
     progress_every: float = opt(20.0, min=1.0, doc="seconds between the progress lines of a run in a worker")
+    slurm_partition: str | None = opt(None, doc="slurm: the partition of the jobs; null: the cluster's default")
+    slurm_time_min: int = opt(60, min=1, doc="slurm: each job's time limit in minutes; a run still training then "
+                                             "saves its checkpoint and is requeued")
+    slurm_array_parallelism: int | None = opt(
+        None, min=1, doc="slurm: submit the runs as one job array, at most this many running at once; null: a job "
+                         "per run")
+    slurm_options: dict[str, Any] = opt({}, doc="slurm: more sbatch options, name -> value (account: lab, qos: high, "
+                                                "mem: 16G, constraint: a100)")
+    slurm_setup: list[str] = opt([], doc="slurm: shell lines each job runs first (module load cuda, source a venv)")
+    slurm_cluster: Literal["slurm", "local"] = opt(
+        "slurm", doc="slurm: the cluster's sbatch, or local: submitit's local executor, jobs as processes of this "
+                     "machine (to try a setup, and the tests)")
 
 
 SweepKind = Literal["runs", "toy-optimizers"]
 PlotX = Literal["step", "epoch", "wall_seconds", "tokens"]
 PlotY = Literal["train_loss", "val_metric", "grad_norm", "tokens_per_s"]
+
+
+@dataclass
+class SearchConfig:
+    """How one model kind is tuned on validation (``search.<kind>``; docs/tuning.md). Each trial is a run
+    in the store; the best on the selection metric is the kind's point on the learning curve."""
+
+    space: dict[str, Any] = opt(
+        {}, doc="dotted option -> a list of values, or a range {low, high, log, step}: any option of the kind's "
+                "section, and data.max_len / data.keep for kinds that read token sequences; empty: the kind's own "
+                "grid (linear: its min_df × C lists)")
+    sampler: Literal["grid", "random", "tpe"] = opt("grid", doc="grid: every combination of the values; random or "
+                                                                  "tpe (Optuna's): `trials` draws")
+    trials: int = opt(20, min=1, doc="random / tpe: trials per search (a grid runs every point)")
+    pruner: Literal["none", "halving", "hyperband"] = opt(
+        "none", doc="stop unpromising trials early on their validation curve (successive halving, Hyperband); "
+                    "kinds that train in epochs only")
+    at_sizes: list[int] = opt([], doc="tune at these training sizes only; every other size takes the recipe of the "
+                                      "nearest tuned size below (above, for sizes below the first); empty: every size")
+    seeds: list[int] | None = opt(None, doc="tune with these seeds; the others take the recipe of a tuned seed at "
+                                            "their size; null: every seed")
+    extend_edges: bool = opt(False, doc="grid: where the chosen value is the grid's smallest or largest, try one "
+                                        "step past it, until the choice is interior or max_extensions steps")
+    max_extensions: int = opt(2, min=0, max=10, doc="extend_edges: at most this many steps past an edge")
+    storage: str | None = opt(None, doc="an Optuna storage URL (a database server) for the studies; null: a journal "
+                                        "file in the experiment folder, shared by every node that sees it")
 
 
 @dataclass
@@ -183,13 +235,19 @@ class PlotConfig:
                                         " of its runs) and each run reach it, interpolated between logged points")
 
 
+THREADS_ENV = "RNNBENCH_THREADS"  # set by the executor in a worker: the CPUs reserved for its run
+
+
 def usable_cores() -> int:
     """The cores this process may run on: its CPU affinity (``taskset``, a container's cpuset), not the
-    machine's count."""
+    machine's count; in a worker whose run was given fewer (``RNNBENCH_THREADS``: a Ray task's CPUs, a
+    Slurm job's), those."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # no affinity API (macOS, Windows)
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    given = os.environ.get(THREADS_ENV, "")
+    return min(n, int(given)) if given.isdigit() and int(given) >= 1 else n
 
 
 def cores_label() -> str:
@@ -203,6 +261,8 @@ class ConfigBase:
 
     def __post_init__(self) -> None:
         models.check_names(self.experiment.models, "experiment.models")
+        for kind in self.search:
+            models.get(kind, f"search.{kind}")
         models.get(self.experiment.baseline, "experiment.baseline")
         if self.sweep is not None:
             models.get(self.sweep.model, "sweep.model")
@@ -266,6 +326,9 @@ def _assemble() -> type:
         ("tokenizer", TokenizerConfig, section(TokenizerConfig, "the vocabulary of the models that read token sequences")),
         *((k.name, k.section, section(k.section, k.doc)) for k in models.kinds()),
         ("compute", ComputeConfig, section(ComputeConfig, "devices and threads")),
+        ("search", dict[str, SearchConfig], opt(
+            {}, doc="model kind -> how it is tuned on validation (docs/tuning.md); a kind without one trains its "
+                    "section's settings as they are (the linear model searches its own grid)")),
         ("sweep", SweepConfig | None, opt(None, doc="what `rnnbench sweep` runs; absent: the config is not a sweep")),
         ("plot", list[PlotConfig], opt([], doc="figures `rnnbench sweep` draws")),
         ("smoke", dict[str, Any], opt({}, doc="dotted overrides for a tiny run (`--smoke`: tests and CI)")),
@@ -429,11 +492,23 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         _, inner = typing.get_args(tp)
         return {str(k): _coerce(v, inner, f"{key}.{k}") for k, v in value.items()}
     if tp in _SCALARS:
+        if tp is float and isinstance(value, str) and EXPONENT_FLOAT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as text; it is the number everyone means
         # bool is a subclass of int in Python; YAML's `true` must not pass for a number
         if not isinstance(value, _SCALARS[tp]) or (tp is not bool and isinstance(value, bool)):
             raise bad
         return float(value) if tp is float else value
     raise bad
+
+
+EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def number(value: Any) -> Any:
+    """``value``, or the float a YAML text such as ``3e-05`` means (YAML 1.1 wants a dot)."""
+    if isinstance(value, str) and EXPONENT_FLOAT.fullmatch(value.strip()):
+        return float(value)
+    return value
 
 
 _SCALARS = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}

@@ -15,10 +15,10 @@ import numpy as np
 
 from . import models
 from .errors import RnnbenchError
-from .runs import Run, RunResult, is_experiment, runs_of
+from .runs import RunResult, is_experiment, runs_of
 
 ROW_KEYS = ("size", "seed", "model", "status", "reason", "train_seconds", "predict_seconds", "device", "run_dir",
-            "pool_size")
+            "pool_size", "recipe", "trials", "pruned", "search_seconds", "tuned")
 
 
 def row_of(result: RunResult, path: Path) -> dict:
@@ -30,6 +30,7 @@ def row_of(result: RunResult, path: Path) -> dict:
            "run_dir": str(path), "pool_size": result.pool_size}
     row.update(result.metrics)
     row.update({f"reference_{k}": v for k, v in result.reference.items()})
+    row.update({f"group_{k}": v for k, v in result.group_metrics.items() if k != "groups"})
     return row
 
 
@@ -39,7 +40,7 @@ def finished_rows(planned) -> list[dict]:
     for p in planned:
         run = p.run
         if run.done:
-            rows.append(row_of(run.result(), run.path))
+            rows.append({**row_of(run.result(), run.path), "recipe": p.label.get("recipe", "")})
     return rows
 
 
@@ -80,7 +81,8 @@ def rows_from_experiment(folder: Path) -> tuple[list[dict], dict, list[str]]:
     task = next(iter(found.values()))[1].task
     rows = [row_of(r, d) for _, r, d in found.values()]
     notes = [f"{older} older run(s) of the same model, size and seed were left out (the newest counts)"] if older else []
-    return sorted(rows, key=lambda r: (r["size"], r["seed"], r["model"])), task, notes
+    order = {m: i for i, m in enumerate(models.names())}  # kinds in the registry's order, as compare's rows
+    return sorted(rows, key=lambda r: (r["size"], r["seed"], order[r["model"]])), task, notes
 
 
 @dataclass
@@ -152,6 +154,3 @@ def challengers(curve: Curve, baseline: str) -> list[str]:
     """The model kinds on the curve other than the baseline, in the registry's order."""
     return [m for m in curve.scores if m != baseline]
 
-
-def run_of(row: dict) -> Run:
-    return Run(Path(row["run_dir"]))

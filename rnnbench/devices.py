@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata as md
+import logging
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 
 from .config import ComputeConfig, cores_label
 from .errors import RnnbenchError
+
+log = logging.getLogger(__name__)
 
 CUDA_PLUGINS = {"cuda12": "jax-cuda12-plugin", "cuda13": "jax-cuda13-plugin"}
 INSTALL_HINT = "install jax's CUDA plugin: pip install -e '.[cuda12]' (or '.[cuda13]'; make install GPU=cuda12)"
@@ -105,4 +107,4 @@ def use(compute: ComputeConfig, dtype: str = "float32") -> Choice:
 
 @functools.cache
 def _announce(reason: str) -> None:
-    print(f"rnnbench: JAX models run on the {reason}", file=sys.stderr, flush=True)
+    log.info(f"rnnbench: JAX models run on the {reason}")

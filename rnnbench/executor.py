@@ -1,5 +1,5 @@
-"""Where ``compare`` and ``sweep`` run their runs: in this process, in local worker processes, or on a Ray
-cluster. One interface for both commands (:func:`execute`), three backends behind it.
+"""Where ``compare`` and ``sweep`` run their runs: in this process, in local worker processes, on a Ray
+cluster or on a Slurm cluster. One interface for all (:func:`execute`), four backends behind it.
 
 - **serial** (``--executor local``, one worker): each run in this process, one after another.
 - **local** (``--workers N``): a fresh process per run, N at once. On a machine with GPUs each run of a
@@ -7,24 +7,33 @@ cluster. One interface for both commands (:func:`execute`), three backends behin
   (``--gpus-per-run 0.25``: four runs per GPU, with ``XLA_PYTHON_CLIENT_PREALLOCATE=false``), or by
   default one worker per GPU, round-robin. The other runs (``linear``) see no GPU. A worker that dies (killed, out of
   memory) is started again, up to ``compute.retries`` times; the run resumes from its last checkpoint.
-- **ray** (``--executor ray``, ``pip install -e '.[ray]'``): each run a Ray task with ``num_gpus`` set
-  (Ray assigns the devices), a fresh worker process per run (``max_calls=1``: JAX gives its GPU memory
-  back), a runtime environment carrying ``RNNBENCH_DATA``, the compile cache and preallocation off, and
-  Ray's own retries of a task whose worker died.
+  Workers get SIGTERM when the driver dies, even by SIGKILL (a checkpoint, then exit); a later driver
+  removes the job folders a killed one left.
+- **ray** (``--executor ray``, ``pip install -e '.[ray]'``): each run a Ray task reserving the run's
+  threads (``num_cpus``) and ``num_gpus`` (Ray assigns the devices), a fresh worker process per run
+  (``max_calls=1``: JAX gives its GPU memory back), a runtime environment carrying ``RNNBENCH_DATA``, the
+  compile cache and preallocation off, and Ray's own retries of a task whose worker died. Stopped, it
+  cancels its tasks gently: each saves its checkpoint, and is killed only after a grace period.
+- **slurm** (``--executor slurm``, ``pip install -e '.[slurm]'``): each run a Slurm job through
+  submitit (or one job array), checkpointed and requeued on preemption or at its time limit.
 
-The run store is the meeting point: every run claims its folder (:mod:`rnnbench.lease`) before it
-starts, so a run claimed by another process (another compare, another machine) is skipped and waited
-for, and after each run the driver checks that its ``DONE`` is visible here (if not, the output folder
-is not shared between the nodes). Workers print a progress line per run every ``compute.progress_every``
-seconds; Ray forwards them to the driver's terminal.
+A worker uses the threads its task or job reserved (:func:`use_threads`), and refuses a run from a
+driver of another rnnbench version. The run store is the meeting point: every run claims its folder
+(:mod:`rnnbench.lease`) before it starts, so a run claimed by another process (another compare, another
+machine) is skipped and waited for, and after each run the driver checks that its ``DONE`` is visible
+here (if not, the output folder is not shared between the nodes). Workers print a progress line per run
+every ``compute.progress_every`` seconds; Ray forwards them to the driver's terminal (a Slurm job's go
+to its log).
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import logging
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,9 +48,12 @@ from pathlib import Path
 from typing import Any
 
 from . import lease, models
-from .config import ComputeConfig
+from .config import THREADS_ENV, ComputeConfig
 from .errors import RnnbenchError
-from .runs import Run, RunResult
+from .log import level as log_level
+from .runs import RUNS, Run, RunResult
+
+log = logging.getLogger("rnnbench.executor")  # by name: a local worker runs this module as __main__
 
 RAY_HINT = "pip install -e '.[ray]'"
 # settings a worker on another node needs from the driver's environment, when they are set here
@@ -54,9 +66,22 @@ WAIT_POLL_S = 1.0
 
 
 @dataclass
+class SlurmSettings:
+    """``--executor slurm``: where and how long each job runs (``compute.slurm_*``, docs/distributed.md)."""
+
+    partition: str | None = None
+    time_min: int = 60
+    array_parallelism: int | None = None  # None: a job per run; else one array, this many at once
+    options: dict = field(default_factory=dict)  # more sbatch options: name -> value
+    setup: list = field(default_factory=list)  # shell lines each job runs first
+    cluster: str = "slurm"  # or "local": submitit's local executor
+
+
+@dataclass
 class ExecutorSpec:
-    """How to run: ``kind`` local or ray, ``workers`` at once (None: local 1, ray as many as fit), the GPUs
-    of each RNN run, the Ray cluster's address, retries of a run whose worker died."""
+    """How to run: ``kind`` local, ray or slurm, ``workers`` at once (None: local 1, ray and slurm as many
+    as fit), the CPU threads and GPUs of each run, the Ray cluster's address, the Slurm settings, retries
+    of a run whose worker died."""
 
     kind: str = "local"
     workers: int | None = None
@@ -64,28 +89,66 @@ class ExecutorSpec:
     address: str | None = None
     retries: int = 2
     progress_every: float = 20.0
+    threads: int | None = None
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
 
     @classmethod
     def resolve(cls, compute: ComputeConfig, executor: str | None = None, workers: int | None = None,
-                gpus_per_run: float | None = None, address: str | None = None) -> ExecutorSpec:
+                gpus_per_run: float | None = None, address: str | None = None, threads: int | None = None,
+                partition: str | None = None, time_min: int | None = None, array_parallelism: int | None = None,
+                sbatch: tuple[str, ...] = ()) -> ExecutorSpec:
         """The config's ``compute`` settings with the command line's flags over them, checked; errors name
         the flag."""
-        if workers is not None and workers < 1:
-            raise RnnbenchError(f"--workers must be at least 1, got {workers}")
+        for flag, value in (("--workers", workers), ("--threads", threads), ("--time-min", time_min),
+                            ("--array-parallelism", array_parallelism)):
+            if value is not None and value < 1:
+                raise RnnbenchError(f"{flag} must be at least 1, got {value}")
         if gpus_per_run is not None and (gpus_per_run < 0 or not math.isfinite(gpus_per_run)):
             raise RnnbenchError(f"--gpus-per-run must be 0 or more, got {gpus_per_run:g}")
+        slurm = SlurmSettings(
+            partition=partition if partition is not None else compute.slurm_partition,
+            time_min=time_min if time_min is not None else compute.slurm_time_min,
+            array_parallelism=array_parallelism if array_parallelism is not None else compute.slurm_array_parallelism,
+            options={**compute.slurm_options, **sbatch_options(sbatch)}, setup=list(compute.slurm_setup),
+            cluster=compute.slurm_cluster)
         spec = cls(kind=executor or compute.executor, workers=workers if workers is not None else compute.workers,
                    gpus_per_run=gpus_per_run if gpus_per_run is not None else compute.gpus_per_run,
                    address=address if address is not None else compute.address, retries=compute.retries,
-                   progress_every=compute.progress_every)
-        if spec.kind not in ("local", "ray"):
-            raise RnnbenchError(f"--executor must be local or ray, got {spec.kind!r}")
+                   progress_every=compute.progress_every, threads=threads if threads is not None else compute.threads,
+                   slurm=slurm)
+        if spec.kind not in ("local", "ray", "slurm"):
+            raise RnnbenchError(f"--executor must be local, ray or slurm, got {spec.kind!r}")
         g = spec.gpus_per_run
         if g is not None and g > 1 and g != int(g):
             raise RnnbenchError(f"--gpus-per-run {g:g}: above 1 it must be a whole number of GPUs")
+        if g is not None and 0 < g < 1 and spec.kind == "slurm":
+            raise RnnbenchError(f"--gpus-per-run {g:g}: Slurm gives a job whole GPUs; use 1 or more (or 0), or "
+                                "--executor ray to share a GPU between runs")
         if spec.address and spec.kind != "ray":
             raise RnnbenchError(f"--address {spec.address} is for --executor ray (the executor is {spec.kind})")
+        for flag, value in (("--partition", partition), ("--time-min", time_min),
+                            ("--array-parallelism", array_parallelism), ("--sbatch", " ".join(sbatch) or None)):
+            if value is not None and spec.kind != "slurm":
+                raise RnnbenchError(f"{flag} {value} is for --executor slurm (the executor is {spec.kind})")
         return spec
+
+    def run_threads(self) -> int | None:
+        """The CPU threads each run gets: ``threads``, else on Ray and Slurm 1 (what a task or job reserves
+        by default), locally None (the usable cores)."""
+        return self.threads or (1 if self.kind in ("ray", "slurm") else None)
+
+
+def sbatch_options(items) -> dict:
+    """``--sbatch KEY=VALUE`` flags as sbatch options (``account=lab``, ``qos=high``, ``exclusive=``)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().lstrip("-")
+        if not sep or not key or not all(c.isalnum() or c in "-_" for c in key):
+            raise RnnbenchError(f"--sbatch {item}: expected KEY=VALUE, an sbatch option without its dashes "
+                                "(account=lab, qos=high, mem=16G)")
+        out[key.replace("-", "_")] = value if value != "" else True  # exclusive=: a flag without a value
+    return out
 
 
 @dataclass
@@ -100,9 +163,13 @@ class Job:
     path: str  # the run folder, as the driver computes it
     label: str  # what the run is, for the terminal: "rnn size 200 seed 0" (and a sweep's point)
     point: str = ""  # a sweep's point alone: "rnn.cell=gru" (for its one-line summary)
+    trial: dict = field(default_factory=dict)  # a search's trial (rnnbench.search): its study, to report to
     key: str = ""  # unique per job and driver: a retry of the job may take over its own lease
     env: dict = field(default_factory=dict)  # set in the worker before anything loads JAX
     progress_every: float = 20.0  # seconds between a worker's progress lines
+    threads: int | None = None  # a worker's CPU threads for the run (the CPUs its task or job reserved)
+    version: str = ""  # the driver's rnnbench: a worker with another one refuses the run
+    log_level: int = logging.INFO  # what a worker shows on stderr: the driver's level (rnnbench.log)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -133,21 +200,29 @@ MACHINE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.E
 
 def run_job(job: dict, in_worker: bool = True, progress: bool = False) -> dict:
     """Make one run, in whatever process the backend chose. Never raises: a crash is a failed run, a run
-    claimed by another process is reported as such. Returns a JSON-able dict."""
+    claimed by another process is reported as such, and so is a driver of another rnnbench version (the
+    run is not started). Returns a JSON-able dict."""
+    host = socket.gethostname()
+    base = {"host": host, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "version": _version()}
+    if job.get("version") and job["version"] != base["version"]:
+        return {**base, "wrong_version": job["version"], "run": None}
     if in_worker:
         os.environ.update(job.get("env") or {})  # before JAX loads: the GPUs this worker may use
+        from .log import configure
+
+        configure(job.get("log_level", logging.INFO))
         lease.set_owner(job["key"])
         _start_progress(job)
     from .config import from_dict
     from .experiment import train_one
 
     before = set(lease.held())
-    host = socket.gethostname()
-    base = {"host": host, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "version": _version()}
     try:
+        if in_worker and job.get("threads"):
+            use_threads(int(job["threads"]), job["model"])
         cfg = from_dict(job["cfg"])
         out = train_one(cfg, job["model"], size=job["size"], seed=job["seed"], force=job["force"],
-                        progress=progress)
+                        progress=progress, trial=job.get("trial") or None)
         return {**base, "result": out.result.to_dict(), "run": str(out.run.path), "skipped": out.skipped}
     except lease.Claimed as e:
         holder = None if e.holder is None else {"host": e.holder.host, "pid": e.holder.pid,
@@ -168,6 +243,40 @@ def run_job(job: dict, in_worker: bool = True, progress: bool = False) -> dict:
             lease.release(run)
 
 
+def use_threads(n: int, model: str) -> None:
+    """In a worker process, before its run starts: make the run use ``n`` CPU threads, the CPUs its Ray
+    task or Slurm job reserved, whatever the node's core count (so runs packed on one node do not
+    oversubscribe it, and a run's numbers do not change with the node it lands on).
+
+    :func:`rnnbench.config.usable_cores` then says ``n`` (the linear grid's workers, the run's device
+    label). XLA sizes its CPU thread pool from the process's CPU affinity when its client starts, so a
+    kind whose model loads JAX has the client started here on ``n`` of the allowed cores; then every
+    thread gets all of them back: the pool keeps ``n`` threads and the OS places them."""
+    os.environ[THREADS_ENV] = str(n)
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:  # no affinity API (macOS): the linear grid's workers are still n
+        return
+    if n >= len(allowed) or "jax" in sys.modules:
+        return
+    models.get(model).model_class()  # its module: does it load JAX?
+    if "jax" not in sys.modules:
+        return
+    os.sched_setaffinity(0, sorted(allowed)[:n])
+    try:
+        import jax
+
+        jax.devices()  # the clients start: the CPU's intra-op pool has n threads
+    except RuntimeError:
+        pass
+    finally:
+        for tid in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else [os.getpid()]:
+            try:
+                os.sched_setaffinity(int(tid), allowed)
+            except OSError:  # a thread that ended meanwhile
+                pass
+
+
 def _version() -> str:
     from . import __version__
 
@@ -185,19 +294,20 @@ def _start_progress(job: dict) -> None:
         while True:
             time.sleep(every)
             for run in lease.held():
-                print(f"  {job['label']} on {host}: {progress_line(run)}", file=sys.stderr, flush=True)
+                log.info(f"  {job['label']} on {host}: {progress_line(run)}")
 
     threading.Thread(target=loop, name="rnnbench-progress", daemon=True).start()
 
 
 def _worker_main(argv: list[str]) -> int:
-    """``python -m rnnbench.executor JOB.json RESULT.json``: a local worker process."""
-    job_file, result_file = argv
-    try:  # SIGTERM (the driver stopping): a checkpoint at the next safe point, then exit
-        from .termination import EXIT_CODE, Terminated, install
-    except ImportError:
-        EXIT_CODE, Terminated, install = 143, KeyboardInterrupt, lambda: None
+    """``python -m rnnbench.executor JOB.json RESULT.json [DRIVER_PID]``: a local worker process. It gets
+    SIGTERM when the driver dies (even by SIGKILL): a checkpoint at the next safe point, then exit."""
+    job_file, result_file, *driver = argv
+    from .termination import EXIT_CODE, Terminated, die_with_parent, install
+
     install()
+    if driver:
+        die_with_parent(int(driver[0]), signal.SIGTERM)
     job = json.loads(Path(job_file).read_text())
     try:
         out = run_job(job, in_worker=True)
@@ -210,7 +320,19 @@ def _worker_main(argv: list[str]) -> int:
 
 
 def _ray_task(job: dict) -> dict:
-    return run_job(job, in_worker=True)
+    """A Ray task. Ray's cancel (``ray.cancel`` without force: a SIGINT in the task) is served like
+    SIGTERM: the run saves a checkpoint at its next step boundary and the task ends."""
+    import ray
+
+    from .termination import Terminated, install
+
+    install(signal.SIGINT)
+    reserved = ray.get_runtime_context().get_assigned_resources()
+    os.environ[lease.RESERVED_ENV] = json.dumps({k: v for k, v in reserved.items() if k in ("CPU", "GPU")})
+    try:
+        return run_job(job, in_worker=True)
+    except Terminated as e:
+        return {"host": socket.gethostname(), "stopped": str(e), "run": None}
 
 
 # ---------------------------------------------------------------------------------------- GPUs, locally
@@ -326,7 +448,8 @@ class LocalBackend:
         self.workers = spec.workers or 1
         self.slots = GpuSlots(gpus, spec.gpus_per_run, self.workers)
         self.procs: dict[int, tuple[subprocess.Popen, Path, Placement]] = {}
-        self.tmp = Path(tempfile.mkdtemp(prefix="rnnbench-jobs-"))
+        remove_abandoned_job_folders()
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{JOBS_PREFIX}{os.getpid()}-"))
 
     def free(self, job: Job) -> bool:
         if len(self.procs) >= self.workers:
@@ -343,7 +466,8 @@ class LocalBackend:
         result_file.unlink(missing_ok=True)
         job_file.write_text(json.dumps({**job.to_dict(), "env": {**job.env, **placement.env}}))
         env = {**os.environ, **placement.env}
-        proc = subprocess.Popen([sys.executable, "-m", "rnnbench.executor", str(job_file), str(result_file)], env=env)
+        proc = subprocess.Popen([sys.executable, "-m", "rnnbench.executor", str(job_file), str(result_file),
+                                 str(os.getpid())], env=env)
         self.procs[i] = (proc, result_file, placement)
 
     def busy(self) -> int:
@@ -379,9 +503,24 @@ class LocalBackend:
             except subprocess.TimeoutExpired:
                 proc.kill()
         self.procs.clear()
-        import shutil
-
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+JOBS_PREFIX = "rnnbench-jobs-"  # + the driver's pid: a local driver's job and result files, in the temp folder
+
+
+def remove_abandoned_job_folders() -> list[Path]:
+    """Remove the job folders that local drivers of this machine left behind when they were killed (the
+    pid in the name no longer runs). Returns what was removed."""
+    from .fileio import pid_alive
+
+    gone = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{JOBS_PREFIX}*"):
+        pid = folder.name[len(JOBS_PREFIX):].split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            gone.append(folder)
+    return gone
 
 
 def import_ray():
@@ -431,6 +570,11 @@ def connect_ray(spec: ExecutorSpec, device: str = "auto"):
         _RAY_STARTED = True
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     most = max((n.get("Resources", {}).get("GPU", 0.0) for n in nodes), default=0.0)
+    cpus = max((n.get("Resources", {}).get("CPU", 0.0) for n in nodes), default=0.0)
+    if spec.run_threads() > cpus:
+        disconnect_ray()
+        raise RnnbenchError(f"--threads {spec.run_threads()} is more than any node of the Ray cluster has (the most: "
+                            f"{cpus:g} CPU(s) on one node, {len(nodes)} node(s)): each run's task reserves its threads")
     g = spec.gpus_per_run
     if g is None:
         g = 1.0 if most >= 1 and device != "cpu" else 0.0
@@ -451,21 +595,34 @@ def disconnect_ray() -> None:
         _RAY_STARTED = False
 
 
+def remote_env() -> dict:
+    """What a worker on another node needs from this process's environment: the data home (absolute),
+    :data:`PASSED_ENV` where set, and no GPU memory preallocation (runs may share a GPU)."""
+    from .data import data_home
+
+    env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "RNNBENCH_DATA": str(data_home().expanduser().absolute())}
+    env.update({k: os.environ[k] for k in PASSED_ENV if os.environ.get(k) and k != "RNNBENCH_DATA"})
+    return env
+
+
+RAY_GRACE_S = 30.0  # after a cancel, how long the driver waits for tasks to save their checkpoints
+
+
 class RayBackend:
-    """Each run a Ray task: ``num_gpus`` of the run, a fresh worker process, Ray's retries."""
+    """Each run a Ray task: ``num_cpus`` its threads, ``num_gpus`` of the run, a fresh worker process,
+    Ray's retries. Stopped (Ctrl-C), it cancels its tasks gently: each saves a checkpoint, and only those
+    still running after :data:`RAY_GRACE_S` are killed."""
 
     name = "ray"
+    remote = True
 
     def __init__(self, spec: ExecutorSpec, device: str):
         self.inflight: dict[Any, int] = {}
         self.ray, self.gpus = connect_ray(spec, device)
         self.limit = spec.workers or math.inf
         self.retries = spec.retries
-        self.env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
-        from .data import data_home
-
-        self.env["RNNBENCH_DATA"] = str(data_home().expanduser().absolute())
-        self.env.update({k: os.environ[k] for k in PASSED_ENV if os.environ.get(k) and k != "RNNBENCH_DATA"})
+        self.threads = spec.run_threads()
+        self.env = remote_env()
         self.fn = self.ray.remote(max_calls=1)(_ray_task)
 
     def free(self, job: Job) -> bool:
@@ -476,7 +633,7 @@ class RayBackend:
         env = dict(job.env)
         if not gpus:
             env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU task: JAX must not take a GPU another task was given
-        ref = self.fn.options(num_cpus=1, num_gpus=gpus, max_retries=self.retries, retry_exceptions=False,
+        ref = self.fn.options(num_cpus=self.threads, num_gpus=gpus, max_retries=self.retries, retry_exceptions=False,
                               runtime_env={"env_vars": self.env}).remote({**job.to_dict(), "env": env})
         self.inflight[ref] = i
 
@@ -498,20 +655,203 @@ class RayBackend:
         return out
 
     def close(self) -> None:
-        for ref in list(self.inflight):
+        refs = list(self.inflight)
+        if refs:
+            log.info(f"stopping {len(refs)} Ray task(s): each saves its checkpoint (at most {RAY_GRACE_S:.0f} s)")
+            self.cancel(refs, force=False)
             try:
-                self.ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 - already finished or gone
+                _, refs = self.ray.wait(refs, num_returns=len(refs), timeout=RAY_GRACE_S)
+            except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
                 pass
+            self.cancel(refs, force=True)
         self.inflight.clear()
         disconnect_ray()
 
+    def cancel(self, refs: list, force: bool) -> None:
+        for ref in refs:
+            try:
+                self.ray.cancel(ref, force=force)
+            except Exception:  # noqa: BLE001 - already finished or gone
+                pass
+
+
+# ---------------------------------------------------------------------------------------- Slurm
+
+
+SLURM_HINT = "pip install -e '.[slurm]'"
+SLURM_FOLDER = "slurm"  # in an experiment folder: submitit's job files and logs, a folder per job
+SLURM_MAX_TIMEOUTS = 100  # times one job is requeued at its time limit (a long run in short jobs); preemptions: no limit
+
+
+def import_submitit():
+    try:
+        import submitit
+    except ImportError:
+        raise RnnbenchError(f"--executor slurm needs submitit, which is not installed: {SLURM_HINT}") from None
+    return submitit
+
+
+def check_slurm(spec: ExecutorSpec):
+    """submitit installed and, for a real cluster, ``sbatch`` here; returns the submitit module."""
+    submitit = import_submitit()
+    if spec.slurm.cluster == "slurm" and shutil.which("sbatch") is None:
+        raise RnnbenchError("--executor slurm: no sbatch on this machine; run the command on a login node of the "
+                            "cluster (or set compute.slurm_cluster: local to try it with local processes)")
+    return submitit
+
+
+class SlurmRun:
+    """One run as a submitit job, checkpointable by submitit's protocol.
+
+    Slurm warns a job that it is preempted or at its time limit with submitit's signal (SIGUSR2): the
+    run saves a checkpoint at its next step boundary (:mod:`rnnbench.termination`), then submitit calls
+    :meth:`checkpoint` (the same run again), requeues the job and ends this process; the requeued job
+    resumes the run from that checkpoint. A SIGTERM alone (``scancel``, a preemption that cancels) saves
+    the checkpoint too and ends the job without a result: Slurm requeues it, or the driver starts the
+    run again (``compute.retries``)."""
+
+    def __init__(self, job: dict):
+        self.job = job
+
+    def __call__(self) -> dict:
+        import submitit
+
+        from .termination import EXIT_CODE, Terminated, install, received
+
+        usr = getattr(signal, f"SIG{submitit.JobEnvironment.USR_SIG}")
+        requeue = signal.getsignal(usr)  # submitit's: self.checkpoint(), requeue the job, exit
+        install(usr, signal.SIGINT)
+        cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+        if cpus.isdigit():
+            os.environ[lease.RESERVED_ENV] = json.dumps({"CPU": int(cpus)})
+        try:
+            return run_job(self.job, in_worker=True)
+        except Terminated:
+            if usr in received() and callable(requeue):
+                requeue(usr, None)
+            sys.exit(EXIT_CODE)  # no result: the job did not end, Slurm or the driver starts it again
+
+    def checkpoint(self, *args, **kwargs):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(SlurmRun(self.job))
+
+
+class SlurmBackend:
+    """Each run a Slurm job through submitit (``--executor slurm``): ``cpus_per_task`` its threads, whole
+    GPUs for a kind that wants them, the partition, time limit and sbatch options of ``compute.slurm_*``;
+    a job per run, or one job array per kind of resources with ``slurm_array_parallelism``. The job
+    files and logs go to ``<experiment>/slurm/<job id>/``, beside the run store every node shares."""
+
+    name = "slurm"
+    remote = True
+
+    def __init__(self, spec: ExecutorSpec, device: str):
+        self.submitit = check_slurm(spec)
+        self.spec, self.device = spec, device
+        self.limit = spec.workers or math.inf
+        self.inflight: dict[int, Any] = {}  # job index -> submitit job
+        self.pending: list[tuple[int, Job]] = []  # submitted together at the next poll (a job array)
+        self.env = remote_env()
+        self.local_gpus = local_gpus() if spec.slurm.cluster == "local" and device != "cpu" else []
+
+    def free(self, job: Job) -> bool:
+        return len(self.inflight) + len(self.pending) < self.limit
+
+    def gpus(self, job: Job) -> int:
+        if not models.get(job.model).gpu or self.device == "cpu":
+            return 0
+        if self.spec.gpus_per_run is not None:
+            return int(self.spec.gpus_per_run)
+        return 1 if self.spec.slurm.cluster == "slurm" or self.local_gpus else 0
+
+    def executor(self, job: Job, gpus: int):
+        s = self.spec.slurm
+        run = Path(job.path)
+        folder = (run.parent.parent if run.parent.name == RUNS else run.parent) / SLURM_FOLDER / "%j"
+        ex = self.submitit.AutoExecutor(folder=folder, cluster=s.cluster, slurm_max_num_timeout=SLURM_MAX_TIMEOUTS,
+                                        local_max_num_timeout=SLURM_MAX_TIMEOUTS)
+        params = {"name": "rnnbench", "timeout_min": s.time_min, "cpus_per_task": self.spec.run_threads(),
+                  "gpus_per_node": gpus, "nodes": 1, "tasks_per_node": 1}
+        if s.cluster == "slurm":
+            params.update(slurm_partition=s.partition, slurm_array_parallelism=s.array_parallelism,
+                          slurm_additional_parameters=dict(s.options) or None, slurm_setup=list(s.setup) or None)
+        ex.update_parameters(**params)
+        return ex
+
+    def submit(self, i: int, job: Job) -> None:
+        self.pending.append((i, job))
+        if self.spec.slurm.array_parallelism is None:
+            self.flush()
+
+    def flush(self) -> None:
+        """Submit what is pending: one job each, or one array per GPU count."""
+        groups: dict[int, list[tuple[int, Job]]] = {}
+        for i, job in self.pending:
+            groups.setdefault(self.gpus(job), []).append((i, job))
+        self.pending = []
+        for gpus, batch in groups.items():
+            ex = self.executor(batch[0][1], gpus)
+            calls = [SlurmRun({**job.to_dict(), "env": {**self.env, **job.env, **({} if gpus else
+                                                                           {"CUDA_VISIBLE_DEVICES": ""})}})
+                     for _, job in batch]
+            try:
+                if len(calls) > 1:
+                    with ex.batch():
+                        jobs = [ex.submit(c) for c in calls]
+                else:
+                    jobs = [ex.submit(calls[0])]
+            except Exception as e:  # noqa: BLE001 - submitit's FailedJobError: sbatch refused (its message)
+                raise RnnbenchError(f"--executor slurm: the job was not submitted: {_first_line(e)}") from None
+            for (i, _), j in zip(batch, jobs):
+                self.inflight[i] = j
+
+    def busy(self) -> int:
+        return len(self.inflight) + len(self.pending)
+
+    def poll(self, timeout: float) -> list[tuple[int, dict]]:
+        if self.pending:
+            self.flush()
+        deadline = time.monotonic() + timeout
+        while True:
+            done = [(i, j) for i, j in self.inflight.items() if j.done()]
+            if done or time.monotonic() >= deadline:
+                break
+            time.sleep(min(0.2, max(deadline - time.monotonic(), 0.0)))
+        out = []
+        for i, j in done:
+            del self.inflight[i]
+            try:
+                out.append((i, j.result()))
+            except Exception as e:  # noqa: BLE001 - the job ended without a result: start the run again
+                out.append((i, {"died": f"Slurm job {j.job_id}: {_first_line(e)}"}))
+        return out
+
+    def close(self) -> None:
+        if self.inflight:
+            log.info(f"cancelling {len(self.inflight)} Slurm job(s): each saves its checkpoint on Slurm's SIGTERM")
+        for j in self.inflight.values():
+            try:
+                j.cancel(check=False)
+            except Exception:  # noqa: BLE001 - already ended
+                pass
+        self.inflight.clear()
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else ''}" + (f" ... {lines[-1]}" if len(lines) > 1 else "")
+
 
 def preflight(spec: ExecutorSpec, device: str = "auto") -> None:
-    """The checks that need no data: Ray installed, the cluster answering at the address, the GPUs asked
-    for present on a node (on this machine, locally). Each failure is one line (exit 2)."""
+    """The checks that need no data: Ray or submitit installed, the Ray cluster answering at the address
+    (Slurm's sbatch here), the GPUs asked for present on a node (on this machine, locally). Each failure
+    is one line (exit 2)."""
     if spec.kind == "ray":
         connect_ray(spec, device)  # joined now, before any data is read; the run reuses the connection
+        return
+    if spec.kind == "slurm":
+        check_slurm(spec)
         return
     if spec.gpus_per_run:
         GpuSlots([] if device == "cpu" else local_gpus(), spec.gpus_per_run, spec.workers or 1)
@@ -520,6 +860,8 @@ def preflight(spec: ExecutorSpec, device: str = "auto") -> None:
 def make_backend(spec: ExecutorSpec, device: str = "auto", progress: bool = True):
     if spec.kind == "ray":
         return RayBackend(spec, device)
+    if spec.kind == "slurm":
+        return SlurmBackend(spec, device)
     gpus = [] if device == "cpu" else local_gpus()
     if (spec.workers or 1) <= 1:
         if spec.gpus_per_run:
@@ -587,7 +929,11 @@ class _Driver:
         for i, job in enumerate(jobs):
             job.key = f"{driver_key}:{i}"
             job.progress_every = spec.progress_every
-            if backend.name == "ray":
+            job.version, job.threads = _version(), spec.run_threads()
+            if spec.threads:  # --threads over compute.threads: the linear grid's workers in this process too
+                job.cfg = {**job.cfg, "compute": {**job.cfg["compute"], "threads": spec.threads}}
+            job.log_level = log_level()
+            if getattr(backend, "remote", False):
                 job.cfg = portable(job.cfg)
         n = len(jobs)
         self.outcomes: list[JobOutcome | None] = [None] * n
@@ -625,7 +971,7 @@ class _Driver:
                 f"{self.jobs[i].label}: {out.result.reason}"
             point = self.jobs[i].point
             done = sum(o is not None for o in self.outcomes)
-            print(f"[{done}/{len(self.jobs)}] {point + ': ' if point else ''}{text}{where}", file=sys.stderr, flush=True)
+            log.info(f"[{done}/{len(self.jobs)}] {point + ': ' if point else ''}{text}{where}")
 
     def finished_here(self, i: int) -> JobOutcome | None:
         run = Run(Path(self.jobs[i].path))
@@ -633,8 +979,8 @@ class _Driver:
             return JobOutcome(run.result(), run, skipped=True)
         return None
 
-    def note(self, i: int, text: str) -> None:
-        print(f"  {self.jobs[i].label}: {text}", file=sys.stderr, flush=True)
+    def note(self, i: int, text: str, level: int = logging.INFO) -> None:
+        log.log(level, f"  {self.jobs[i].label}: {text}")
 
     def start_what_fits(self) -> None:
         """Start what has room, in order; runs finished earlier are skipped without a worker."""
@@ -654,6 +1000,7 @@ class _Driver:
                 self.claimed(i, holder.describe())
                 continue
             self.attempts[i] += 1
+            log.debug(f"{job.label}: starting ({self.backend.name}, attempt {self.attempts[i]}): {job.path}")
             self.backend.submit(i, job)
 
     def take(self, i: int, res: dict) -> None:
@@ -682,8 +1029,14 @@ class _Driver:
                 return
             self.claimed(i, res["claimed"]["text"])
             return
-        if res.get("version") and res["version"] != _version():
-            self.note(i, f"warning: rnnbench {res['version']} on {res['host']}, {_version()} here")
+        if res.get("wrong_version") or (res.get("version") and res["version"] != _version()):
+            raise RnnbenchError(f"rnnbench {res.get('version')} on {res.get('host', '?')}, {_version()} on this "
+                                f"machine ({self.here}): install the same rnnbench on every node (the same checkout, "
+                                "pip install -e .) and run the command again")
+        if "stopped" in res:  # cancelled (Ctrl-C): its checkpoint is saved; the same command resumes it
+            self.finish(i, JobOutcome(RunResult(model=job.model, size=job.size, seed=job.seed, status="failed",
+                                                reason=f"stopped: {res['stopped']}"), None, False))
+            return
         result = RunResult.from_dict(res["result"])
         run = Run(Path(res["run"])) if res.get("run") else None
         if run is not None and not visible(run.path):
@@ -705,9 +1058,8 @@ class _Driver:
                 self.queue.append(i)  # its holder stopped without finishing it: make it here
         if self.waiting and time.monotonic() - self.last_wait_line >= 30:
             self.last_wait_line = time.monotonic()
-            print(f"waiting for {len(self.waiting)} run(s) claimed by other processes: "
-                  + "; ".join(f"{self.jobs[i].label} ({self.waiting[i]})" for i in sorted(self.waiting)),
-                  file=sys.stderr, flush=True)
+            log.info(f"waiting for {len(self.waiting)} run(s) claimed by other processes: "
+                     + "; ".join(f"{self.jobs[i].label} ({self.waiting[i]})" for i in sorted(self.waiting)))
         if self.waiting:
             time.sleep(WAIT_POLL_S)
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import platform
-import sys
 import time
 from dataclasses import dataclass
 
 from .config import Config, config_hash
 from .data import Corpus, Subsets, load, make_subsets
 from .data.registry import loader_options
-from .errors import RnnbenchError
-from .metrics import evaluate, reference_scores, selection_metric, tune_decision
+from .errors import Pruned, RnnbenchError
+from .metrics import decide, evaluate, group_metrics, reference_scores, selection_metric, tune_decision
 from .models.base import Model, model_class
+from .pruning import pruning_callback
 from .runs import SEQUENCE_DATA_KEYS, Run, RunResult
+
+log = logging.getLogger(__name__)
 
 _CORPORA: dict[str, Corpus] = {}
 
@@ -21,7 +24,7 @@ _CORPORA: dict[str, Corpus] = {}
 def load_corpus(cfg: Config) -> Corpus:
     """Load the config's data set (cached in-process: a compare or sweep loads it once)."""
     d = cfg.data
-    split_only = ("sizes", "val_fraction", "val_max", *SEQUENCE_DATA_KEYS)  # they do not change what is loaded
+    split_only = ("sizes", "val_fraction", "val_max", "val_groups", "val_max_per_group", *SEQUENCE_DATA_KEYS)  # they do not change what is loaded
     key = config_hash({k: v for k, v in cfg.to_dict()["data"].items() if k not in split_only})
     if key not in _CORPORA:
         if len(_CORPORA) >= 2:
@@ -40,11 +43,14 @@ def announce(corpus: Corpus) -> None:
         return
     _ANNOUNCED[:] = [*_ANNOUNCED[-3:], corpus]
     lines = corpus.report.lines()
-    print(f"data: {corpus.name}: {lines[0]}", *lines[1:], sep="\n", file=sys.stderr, flush=True)
+    log.info(f"data: {corpus.name}: {lines[0]}")
+    for line in lines[1:]:
+        (log.warning if line.startswith("warning:") else log.info)(line)
 
 
 def subsets_for(cfg: Config, corpus: Corpus, size: int | None, seed: int) -> Subsets:
-    return make_subsets(corpus, seed, size, cfg.data.val_fraction, cfg.data.val_max)
+    d = cfg.data
+    return make_subsets(corpus, seed, size, d.val_fraction, d.val_max, d.val_groups, d.val_max_per_group)
 
 
 def default_size(cfg: Config) -> int | None:
@@ -57,6 +63,8 @@ def load_model(run_dir) -> Model:
     result = run.require_done()
     if not result.ok:
         raise RnnbenchError(f"run {run_dir} failed ({result.reason or 'unknown reason'}): nothing to predict with")
+    if run.imported:
+        raise RnnbenchError(run.weights_hint())
     return model_class(result.model).load(run.path)
 
 
@@ -92,8 +100,9 @@ def run_summary(result: RunResult, skipped: bool) -> str:
 
 
 def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None = None, force: bool = False,
-              progress: bool = True, corpus: Corpus | None = None) -> Outcome:
-    """Train and score one model on one size and seed, through the run store."""
+              progress: bool = True, corpus: Corpus | None = None, trial: dict | None = None) -> Outcome:
+    """Train and score one model on one size and seed, through the run store. ``trial``: the search trial the
+    run is (:mod:`rnnbench.search`): its validation scores go to the trial's study, whose pruner may stop it."""
     model_cls = model_class(kind)  # an unknown kind fails here, before anything is read or written
     seed = cfg.experiment.seeds[0] if seed is None else seed
     corpus = corpus or load_corpus(cfg)
@@ -115,8 +124,18 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
                        versions=versions(), classes=[] if task.is_regression else task.class_names,
                        data=corpus.report.to_dict())
     t0 = time.perf_counter()
+    if trial:
+        result.trial = {k: trial[k] for k in ("study", "number") if k in trial}
+    prune = pruning_callback(trial)
     try:
-        model.fit(subsets.train, subsets.val, run=run, progress=progress)
+        model.fit(subsets.train, subsets.val, run=run, progress=progress, prune=prune)
+    except Pruned as e:  # a search stopped this trial: recorded as pruned, with where it stopped
+        result.status, result.reason, result.device = "pruned", str(e), model.device_
+        result.training = {"epochs_run": e.epoch, "last_validation": e.score}
+        result.timings = {"fit": time.perf_counter() - t0}
+        run.log({"event": "pruned", "epoch": e.epoch, "val_metric": e.score})
+        run.finish(result)
+        return Outcome(run, result, skipped=False)
     except FloatingPointError as e:  # diverged: a recorded failure, never a crash of the caller
         result.status, result.reason, result.device = "failed", str(e), model.device_
         result.timings = {"fit": time.perf_counter() - t0}
@@ -133,6 +152,10 @@ def train_one(cfg: Config, kind: str, size: int | None = None, seed: int | None 
     result.metrics = evaluate(task, subsets.test.y, scores, result.decision)
     result.reference = reference_scores(task, subsets.train.y, subsets.test.y)
     result.validation = evaluate(task, subsets.val.y, model.validation_scores_, result.decision)
+    test = subsets.test
+    run.save_predictions(test.y, scores, test.groups, None if task.is_regression else decide(scores, result.decision))
+    if test.groups is not None and not task.is_regression:  # each test author, from the mean of their texts
+        result.group_metrics = group_metrics(task, test.y, scores, test.groups)
     result.chosen, result.training = model.chosen_, model.training_
     # a resumed RNN run: the training its earlier processes did counts in its total too
     earlier = model.timings_.get("train_wall", 0.0) - model.timings_.get("train_loop", 0.0)

@@ -1,4 +1,7 @@
-"""``rnnbench export tensorboard DIR``: the runs' ``metrics.jsonl`` as TensorBoard event files.
+"""``rnnbench export tensorboard DIR`` and ``rnnbench export mlflow DIR``: the runs' metrics logs in the
+trackers researchers keep their runs in.
+
+TensorBoard: the runs' ``metrics.jsonl`` as event files.
 
 One TensorBoard run per rnnbench run, named by model, size, seed and the settings in which it differs
 from the experiment's other runs of its model (a sweep's swept values): ``rnn-n2000-s0-rnn.cell=lstm``.
@@ -7,20 +10,33 @@ Scalars: ``train/loss``, ``train/grad_norm``, ``train/tokens_per_s`` (every logg
 linear model each grid point, in order), ``test/<metric>`` (once, at the last step). Written with
 tensorboardX (``pip install -e '.[tensorboard]'``; TensorFlow is not needed). Exporting again replaces
 a run's events, so they are never counted twice.
+
+MLflow (``pip install -e '.[mlflow]'``): one MLflow run per rnnbench run, in an MLflow experiment named
+after the rnnbench experiment, named as the TensorBoard runs are: its result-determining settings as
+parameters, the same scalars as step metrics (``train/loss``, ``val/accuracy``, ...), tags for model
+kind, size, seed, experiment, device and status, and the experiment's ``learning_curve.png`` as an
+artifact. The tag ``rnnbench.run`` (the run folder's name) finds the MLflow run again: exporting twice
+updates it (only metrics not logged yet are added) instead of making a second one.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import RnnbenchError
 from .runs import RUNS, Run, is_experiment, name_parts, run_folders
 
 TB_HINT = "pip install -e '.[tensorboard]'"
+MLFLOW_HINT = "pip install -e '.[mlflow]'"
+RUN_TAG = "rnnbench.run"  # an MLflow run's rnnbench run folder: how a second export finds it
+LEARNING_CURVE = "learning_curve.png"  # compare's plot, in the experiment folder
 MAX_NAME = 200  # a TensorBoard run is a folder: its name stays well under file systems' 255 bytes
 
 
@@ -111,8 +127,7 @@ def export_tensorboard(target: Path, out: Path | None = None) -> dict:
         raise RnnbenchError(f"{target}: no run with a metrics.jsonl to export")
     writer_cls = _writer_class()
     if out is None:
-        exp = target if is_experiment(target) else target.parent if target.name == RUNS else target.parent.parent
-        out = exp / "tensorboard"
+        out = experiment_of(target) / "tensorboard"
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names = run_names(runs)
@@ -135,3 +150,116 @@ def export_tensorboard(target: Path, out: Path | None = None) -> dict:
             tmp.rename(final)
         written += n
     return {"dir": out, "runs": len(runs), "scalars": written, "names": sorted(names.values())}
+
+
+# ---------------------------------------------------------------------------------------- MLflow
+
+
+def experiment_of(target: Path) -> Path:
+    """The experiment folder of ``target``: itself, the folder of its ``runs/``, or of one run."""
+    target = Path(target)
+    return target if is_experiment(target) else target.parent if target.name == RUNS else target.parent.parent
+
+
+def tracking_uri(uri: str | None) -> str:
+    """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else ``./mlruns`` (MLflow's own default); a
+    path becomes a ``file:`` URI."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or "mlruns"
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", uri):
+        return uri  # a URI: file:, sqlite:, http(s):, databricks
+    return Path(uri).expanduser().absolute().as_uri()
+
+
+@contextmanager
+def _file_store_allowed(uri: str):
+    """MLflow 3 refuses its file store (``mlruns/``) unless told it is wanted: it is, here."""
+    key = "MLFLOW_ALLOW_FILE_STORE"
+    before = os.environ.get(key)
+    if uri.startswith("file:") and before is None:
+        os.environ[key] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+
+
+def _mlflow():
+    try:
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise RnnbenchError(f"export mlflow needs MLflow, which is not installed: {MLFLOW_HINT}") from None
+    return MlflowClient, Metric, Param, RunTag
+
+
+def _chunks(items: list, n: int):
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def export_mlflow(target: Path, uri: str | None = None) -> dict:
+    """One MLflow run per rnnbench run of ``target`` (an experiment folder, its ``runs/``, or one run) in
+    the tracking store ``uri`` (see :func:`tracking_uri`), created or updated."""
+    target = Path(target)
+    runs = [r for r in run_folders(target) if Run(r).has_metrics]
+    if not runs:  # said first: it holds with or without the extra
+        raise RnnbenchError(f"{target}: no run with a metrics.jsonl to export")
+    client_cls, *_ = _mlflow()
+    uri = tracking_uri(uri)
+    exp = experiment_of(target)
+    names = run_names(runs)
+    counts = {"created": 0, "updated": 0, "metrics": 0}
+    with _file_store_allowed(uri):
+        client = client_cls(tracking_uri=uri)
+        found = client.get_experiment_by_name(exp.name)
+        eid = found.experiment_id if found is not None else client.create_experiment(exp.name)
+        for run in runs:
+            created, n = _export_run(client, eid, run, names[run], exp)
+            counts["created" if created else "updated"] += 1
+            counts["metrics"] += n
+    return {"uri": uri, "experiment": exp.name, "runs": len(runs), **counts}
+
+
+def _export_run(client, eid: str, run: Path, name: str, exp: Path) -> tuple[bool, int]:
+    """Create or update the MLflow run of one rnnbench run. Returns (created, metrics logged now)."""
+    from .status import run_settings
+
+    _, metric_cls, param_cls, tag_cls = _mlflow()
+    r = Run(run)
+    model, size, seed = name_parts(run.name)
+    values = scalars(run)
+    times = [t for *_, t in values if t is not None]
+    tags = {RUN_TAG: run.name, "model": model, "size": str(size), "seed": str(seed), "experiment": exp.name,
+            "mlflow.runName": name}
+    if r.done:
+        result = r.result()
+        tags.update(device=result.device or "", status=result.status)
+    hits = client.search_runs([eid], filter_string=f"tags.`{RUN_TAG}` = '{run.name}'", max_results=1)
+    if hits:
+        run_id, params, created = hits[0].info.run_id, hits[0].data.params, False
+    else:
+        started = int(min(times) * 1000) if times else None
+        run_id, params, created = client.create_run(eid, start_time=started, tags=tags, run_name=name).info.run_id, {}, True
+    settings = {k: (v if isinstance(v, str) else json.dumps(v))[:6000] for k, v in run_settings(run, model).items()}
+    new_params = [param_cls(k, v) for k, v in settings.items() if k not in params]  # params never change
+    logged: dict[str, set] = {}
+    if not created:
+        for key in {tag for tag, *_ in values}:
+            logged[key] = {(m.step, m.value, m.timestamp) for m in client.get_metric_history(run_id, key)}
+    metrics = []
+    for tag, value, step, t in values:
+        ms = int(t * 1000) if t is not None else 0
+        if (step, value, ms) not in logged.get(tag, ()):
+            metrics.append(metric_cls(tag, value, ms, step))
+    for chunk in _chunks(new_params, 100):
+        client.log_batch(run_id, params=chunk)
+    for chunk in _chunks(metrics, 1000):
+        client.log_batch(run_id, metrics=chunk)
+    client.log_batch(run_id, tags=[tag_cls(k, v) for k, v in tags.items()])
+    if (exp / LEARNING_CURVE).is_file():
+        client.log_artifact(run_id, str(exp / LEARNING_CURVE))
+    if r.done:
+        client.set_terminated(run_id, "FINISHED" if tags.get("status") == "ok" else "FAILED",
+                              end_time=int(max(times) * 1000) if times else None)
+    return created, len(metrics)

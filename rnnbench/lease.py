@@ -11,27 +11,32 @@ whose worker died passes the same ``owner`` key and takes the lease over at once
 
 Where: ``<experiment>/leases/<run folder name>.lease`` for a run inside ``<experiment>/runs/``, else
 ``.<name>.lease`` beside the run folder. Every claim is also appended to ``leases/log.jsonl`` (run,
-host, pid, time, the GPUs the worker saw, whose lease it took over): who trained what, where.
+host, pid, time, the GPUs the worker saw, the CPU threads it used and what its scheduler reserved for it,
+whose lease it took over): who trained what, where.
 """
 
 from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import socket
-import sys
 import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .config import usable_cores
 from .errors import RnnbenchError
 from .fileio import append_jsonl, atomic_write_text, pid_alive
 
+log = logging.getLogger(__name__)
+
 DEFAULT_TIMEOUT = 300.0  # seconds without a heartbeat after which a lease counts as abandoned
 LOG = "log.jsonl"
+RESERVED_ENV = "RNNBENCH_RESERVED"  # set in a worker: JSON of what its scheduler reserved for the run
 HOST = socket.gethostname()
 
 
@@ -198,7 +203,12 @@ def claim(run_path: Path, timeout: float = DEFAULT_TIMEOUT, unless=None) -> Hold
         raise Claimed(run_path, None, finished=True)
     record = {"event": "claim", "run": run_path.name, "host": HOST, "pid": mine.pid, "time": now,
               "owner": mine.owner, "cuda_visible_devices": mine.cuda_visible_devices,
-              "xla_preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE")}
+              "xla_preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"), "threads": usable_cores()}
+    if os.environ.get(RESERVED_ENV):  # what the scheduler reserved for this run (Ray's resources, Slurm's CPUs)
+        try:
+            record["reserved"] = json.loads(os.environ[RESERVED_ENV])
+        except ValueError:
+            pass
     if took_over is not None:
         record["took_over"] = {"host": took_over.host, "pid": took_over.pid, "heartbeat": took_over.heartbeat}
     try:
@@ -310,9 +320,8 @@ def beat() -> None:
             if current is None or current.token != mine.token:
                 _HELD.pop(key, None)
                 if current is not None:
-                    print(f"rnnbench: warning: the claim on run {Path(mine.extra['run']).name} was taken over by "
-                          f"{current.host} pid {current.pid} (no heartbeat from here for {mine.timeout:.0f} s?)",
-                          file=sys.stderr, flush=True)
+                    log.warning(f"rnnbench: warning: the claim on run {Path(mine.extra['run']).name} was taken over "
+                                f"by {current.host} pid {current.pid} (no heartbeat from here for {mine.timeout:.0f} s?)")
                 continue
             mine.heartbeat = time.time()
             try:

@@ -94,10 +94,6 @@ def better(higher: bool, a: float, b: float | None) -> bool:
     return a > b if higher else a < b
 
 
-def is_better(task: Task, a: float, b: float | None) -> bool:
-    """Is score ``a`` better than ``b`` on the task's primary metric (None: anything is better)?"""
-    return better(primary(task)[1], a, b)
-
 
 # ------------------------------------------------------------------------------------ decisions
 
@@ -206,6 +202,27 @@ def evaluate(task: Task, y: np.ndarray, scores: np.ndarray, decision: dict | Non
     if probs.shape[1] == 2 and len(np.unique(y)) == 2:
         out["roc_auc"] = float(skm.roc_auc_score(y, probs[:, 1]))
     return out
+
+
+def group_scores(task: Task, y: np.ndarray, scores: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each group's label (the most frequent of its rows': an author's, repeated on every post) and the mean
+    of its rows' class probabilities; groups in order of their codes."""
+    ids, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    probs = _probs(np.asarray(scores))
+    mean = np.zeros((len(ids), probs.shape[1]))
+    np.add.at(mean, inverse, probs)
+    mean /= counts[:, None]
+    votes = np.zeros((len(ids), probs.shape[1]), np.int64)
+    np.add.at(votes, (inverse, np.asarray(y, np.int64)), 1)
+    return votes.argmax(1), mean
+
+
+def group_metrics(task: Task, y: np.ndarray, scores: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+    """The metrics of scoring each group (a test author) as a whole: its label predicted from the mean of its
+    texts' probabilities (the most probable class), as author-profiling studies report them."""
+    labels, mean = group_scores(task, y, scores, groups)
+    return {**evaluate(task, labels, mean), "groups": float(len(labels))}
 
 
 def balanced_accuracy(y: np.ndarray, pred: np.ndarray, labels: np.ndarray) -> float:

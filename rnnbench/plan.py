@@ -73,11 +73,25 @@ def check_compare_config(cfg: Config) -> None:
 
 
 def compare_plan(cfg: Config, kinds: list[str] | None = None) -> list[PlannedRun]:
-    """Every (size, seed, model kind) run of a compare, by size, then seed, then kind. ``kinds``: these
-    model kinds (default: ``experiment.models``)."""
+    """Every (size, seed, model kind) run of a compare, by size, then seed, then kind, each with its settings:
+    a searched kind's tuned recipe (:func:`rnnbench.search.recipe`; a cell whose search has not finished
+    is left out until it has), else its section's. ``kinds``: these model kinds (default: ``experiment.models``)."""
+    from . import search
+
     check_compare_config(cfg)
+    search.check(cfg)
     kinds = models_to_run(cfg) if kinds is None else [m for m in models.names() if m in kinds]
-    return [PlannedRun(cfg, m, n, s, n=n) for n in cfg.data.sizes for s in cfg.experiment.seeds for m in kinds]
+    out = []
+    for n in cfg.data.sizes:
+        for s in cfg.experiment.seeds:
+            for m in kinds:
+                found = search.recipe(cfg, m, n, s)
+                if found is None:
+                    continue
+                params, origin = found
+                run_cfg = cfg.replace(**params) if params else cfg
+                out.append(PlannedRun(run_cfg, m, n, s, label={"recipe": origin} if origin else {}, n=n))
+    return out
 
 
 # ------------------------------------------------------------------------------------ sweep

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -25,13 +25,24 @@ from typing import Any
 from . import lease, models
 from .config import Config, config_hash
 from .errors import RnnbenchError
-from .fileio import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl, tail_jsonl
+from .fileio import (
+    append_jsonl,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    read_jsonl,
+    tail_jsonl,
+)
+
+log = logging.getLogger(__name__)
 
 DONE = "DONE"
 METRICS = "metrics.jsonl"
 RESULT = "result.json"
 CONFIG = "config.yaml"
 CHECKPOINTS = "checkpoints"
+PREDICTIONS = "predictions.npz"  # the test predictions, per example, with its group (intervals without retraining)
+IMPORTED = "IMPORTED"  # a run unpacked from a results archive: its numbers, not its weights
 RUNS = "runs"  # an experiment folder's runs
 SEQUENCE_DATA_KEYS = ("max_len", "keep")  # data options only kinds that read token sequences use
 # Data options added after runs existed, with the value that reproduces what runs did before them. At that
@@ -40,7 +51,8 @@ SEQUENCE_DATA_KEYS = ("max_len", "keep")  # data options only kinds that read to
 # later change of default cannot alias runs with different settings. Add each new option here (a model
 # kind's own: its ``ModelKind.neutral``).
 NEUTRAL_DATA_OPTIONS = {"group_column": None, "delimiter": None, "quoting": None, "columns": None, "member": None,
-                        "label_map": None, "label_from_path": None, "records": None, "where": None}
+                        "label_map": None, "label_from_path": None, "records": None, "where": None,
+                        "val_groups": None, "val_max_per_group": None}
 
 
 PRIMARY_METRICS = (None, "accuracy", "rmse")  # selection metrics that select as every run did before the option
@@ -183,6 +195,8 @@ class RunResult:
     reference: dict[str, float] = field(default_factory=dict)  # a text-blind model's test scores (majority / mean)
     selection: str = ""  # the metric the model was selected on (older runs: the task's primary one)
     decision: dict[str, Any] | None = None  # a threshold metric's rule, tuned on validation (metrics.tune_decision)
+    group_metrics: dict[str, float] = field(default_factory=dict)  # per test group (author): metrics.group_metrics
+    trial: dict[str, Any] = field(default_factory=dict)  # a search's trial: its study and number (rnnbench.search)
 
     @property
     def ok(self) -> bool:
@@ -241,8 +255,7 @@ class Run:
         except RnnbenchError as e:
             if self.path not in _DAMAGED:
                 _DAMAGED.add(self.path)
-                print(f"warning: {self.path} has {DONE} but {e}: the run counts as unfinished and is redone",
-                      file=sys.stderr, flush=True)
+                log.warning(f"warning: {self.path} has {DONE} but {e}: the run counts as unfinished and is redone")
             return False
         return True
 
@@ -270,6 +283,34 @@ class Run:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.5)
+
+    @property
+    def imported(self) -> bool:
+        """Unpacked from a results archive (``rnnbench import``): its results, metrics and predictions are
+        here, its weights are not."""
+        return (self.path / IMPORTED).exists()
+
+    def archive_files(self, max_points: int | None = None) -> dict[str, bytes]:
+        """The files of a finished run that make its numbers, as a results archive holds them (no weights):
+        the resolved config, the result, the metrics log (at most ``max_points`` training-curve lines,
+        evenly spread; every other event kept), the test predictions where kept, ``DONE`` and ``IMPORTED``."""
+        files = {CONFIG: (self.path / CONFIG).read_bytes(), RESULT: (self.path / RESULT).read_bytes()}
+        rows = self.metrics()
+        train = [i for i, r in enumerate(rows) if r.get("event") == "train"]
+        if max_points is not None and len(train) > max_points:
+            keep = {train[round(j * (len(train) - 1) / max(max_points - 1, 1))] for j in range(max_points)}
+            rows = [r for i, r in enumerate(rows) if r.get("event") != "train" or i in keep]
+        files[METRICS] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+        if (self.path / PREDICTIONS).exists():
+            files[PREDICTIONS] = (self.path / PREDICTIONS).read_bytes()
+        files[DONE] = (self.path / DONE).read_bytes()
+        files[IMPORTED] = b"results archive: no weights\n"
+        return files
+
+    def weights_hint(self) -> str:
+        """Why a run cannot predict: what to say of an imported run."""
+        return (f"{self.path} was imported from a results archive: its weights were not exported (run it again "
+                "with `rnnbench train ... --force` to predict with it)")
 
     def artifact(self, name: str) -> Path:
         """Where an output made from the finished run is kept beside its files (``embeddings.png``)."""
@@ -344,6 +385,37 @@ class Run:
         if text is None:
             raise RnnbenchError(f"{self.path}: no {CONFIG}")
         return from_dict(yaml.safe_load(text))
+
+    def save_predictions(self, y, scores, groups, pred=None) -> None:
+        """The run's test predictions, compactly: the true targets, the decided class (classification) and
+        the probabilities in float16 (of class 1 alone for two classes) or the predicted values, and each
+        example's group (-1: none). ``pred``: the decided classes (None: regression, ``scores`` are values).
+        Enough to recompute any metric's interval over test groups and seeds."""
+        import io
+
+        import numpy as np
+
+        scores = np.asarray(scores)
+        out = {"y": np.asarray(y, np.float32 if pred is None else np.int32)}
+        if pred is None:
+            out["value"] = scores.astype(np.float32)
+        else:
+            out["pred"] = np.asarray(pred, np.int16)
+            out["proba"] = (scores[:, 1] if scores.shape[1] == 2 else scores).astype(np.float16)
+        out["groups"] = (np.asarray(groups, np.int64) if groups is not None else np.full(len(y), -1)).astype(np.int32)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **out)
+        atomic_write_bytes(self.path / PREDICTIONS, buf.getvalue())
+
+    def predictions(self) -> dict | None:
+        """The saved test predictions (:meth:`save_predictions`), or None: a run made before they were kept."""
+        import numpy as np
+
+        try:
+            with np.load(self.path / PREDICTIONS) as f:
+                return {k: f[k] for k in f.files}
+        except (OSError, ValueError, KeyError):
+            return None
 
     def metrics(self) -> list[dict]:
         """The metrics log, oldest line first."""

@@ -227,6 +227,51 @@ def planned_runs(cfg) -> list[Path]:
     return [p.run.path for p in plan_of(cfg)]
 
 
+def search_lines(target: Path, trials: bool = False) -> list[str]:
+    """Each search of an experiment folder (``search/*.journal``): its trials done, running, pruned and
+    failed, and the best so far with its settings; with ``trials``, every trial's settings, state and
+    validation curve (the scores its run logged)."""
+    from .runs import RUNS
+    from .search import FOLDER
+
+    journals = sorted((Path(target) / FOLDER).glob("*.journal"))
+    if not journals:
+        return []
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    lines = ["", "searches:"]
+    for journal in journals:
+        storage = JournalStorage(JournalFileBackend(str(journal)))
+        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            ts = study.get_trials(deepcopy=False)
+            count = {k: sum(t.state.name.lower() == k for t in ts) for k in ("complete", "running", "pruned", "fail")}
+            done = [t for t in ts if t.state.name == "COMPLETE" and t.value is not None]
+            best = (max if study.direction.name == "MAXIMIZE" else min)(done, key=lambda t: t.value) if done else None
+            head = (f"  {summary.study_name}: {count['complete']} done, {count['running']} running, {count['pruned']} "
+                    f"pruned, {count['fail']} failed")
+            if best is not None:
+                head += f"; best so far trial {best.number} (val {best.value:.4f}: {_params(best.params)})"
+            lines.append(head)
+            for t in ts if trials else []:
+                curve = [r["val_metric"] for r in Run(Path(target) / RUNS / t.user_attrs.get("run", "?")).metrics()
+                         if r.get("event") == "eval" and "val_metric" in r] if t.user_attrs.get("run") else []
+                lines.append(f"    trial {t.number} {t.state.name.lower()}: {_params(t.params)}; validation "
+                             + (" ".join(f"{v:.4f}" for v in curve) or "-"))
+    return lines
+
+
+def _params(params: dict) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()) or "its own grid"
+
+
+def counts(states: list[RunStatus]) -> dict[str, int]:
+    return {k: sum(s.state == k for s in states) for k in STATES}
+
+
 def render(states: list[RunStatus]) -> list[str]:
     header = ["run", "state", "where", "progress", "result"]
     rows = [[s.name + (f" ({s.variant})" if s.variant else ""), s.state, s.where or "-", s.progress or "-",
@@ -235,6 +280,53 @@ def render(states: list[RunStatus]) -> list[str]:
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip(),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    counts = {k: sum(s.state == k for s in states) for k in STATES}
-    lines.append(f"{len(states)} runs: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    lines.append(f"{len(states)} runs: " + ", ".join(f"{n} {k}" for k, n in counts(states).items()))
     return lines
+
+
+# ---------------------------------------------------------------------------------------- as JSON
+
+# every run's "progress" has these keys (null where the run has no value): status --json's stable shape
+PROGRESS_KEYS = ("epoch", "epochs", "step", "val_metric", "tokens_per_s", "wall_seconds", "epoch_ends_seconds",
+                 "eta_seconds", "grid_points", "grid_total", "resumed_at_epoch")
+
+
+def _number(v):
+    """A JSON number: non-finite floats (NaN, inf: not JSON) become null."""
+    return v if not isinstance(v, float) or math.isfinite(v) else None
+
+
+def _result_json(st: RunStatus) -> dict | None:
+    """A finished run's status, test metrics and failure reason; None for one not finished."""
+    if st.state not in ("done", "failed"):
+        return None
+    try:
+        r = Run(st.path).result()
+    except RnnbenchError:
+        return {"status": "failed", "metrics": {}, "reason": st.result}
+    return {"status": r.status, "metrics": {k: _number(v) for k, v in r.metrics.items()}, "reason": r.reason or None}
+
+
+def _run_json(st: RunStatus) -> dict:
+    model, size, seed = name_parts(st.name)
+    holder = st.info.get("holder")
+    progress = st.info.get("progress", {})
+    resumes = Run(st.path).checkpoint_step if st.state == "to do" and st.path.is_dir() else None
+    return {
+        "name": st.name, "path": str(st.path), "model": model, "size": int(size) if size.isdigit() else None,
+        "seed": int(seed) if seed.isdigit() else None, "state": st.state, "variant": st.variant or None,
+        "where": None if holder is None else {"host": holder.host, "pid": holder.pid,
+                                              "gpus": holder.cuda_visible_devices,
+                                              "heartbeat": _number(float(holder.heartbeat))},
+        "progress": {k: _number(progress.get(k)) for k in PROGRESS_KEYS},
+        "resumes_at_step": resumes,
+        "result": _result_json(st),
+        "text": {"where": st.where, "progress": st.progress, "result": st.result},  # the table's cells
+    }
+
+
+def as_json(states: list[RunStatus]) -> dict:
+    """``rnnbench status --json``: one document for scripts and dashboards: ``runs`` (each with the same
+    keys: name, path, model, size, seed, state, variant, where, progress, resumes_at_step, result, text)
+    and ``counts`` per state."""
+    return {"runs": [_run_json(s) for s in states], "counts": counts(states)}

@@ -5,16 +5,23 @@ where the program is, as Ctrl-C raises ``KeyboardInterrupt``: atomic writes remo
 nothing is left half-written, and a run without ``DONE`` is redone or resumed by the same command. Inside
 one (the RNN's training loop) it only sets a flag: the loop checks :func:`requested` between steps, saves
 a checkpoint, and raises :class:`Terminated` itself; leaving the block with the flag set raises it too.
+Other signals can be served the same way (``install(SIGUSR2)``: Slurm's warning of preemption or the time
+limit; ``SIGINT``: Ray's cancel of a task); :func:`received` says which came.
+
+:func:`die_with_parent` makes a child process get a signal when the process that started it dies.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-EXIT_CODE = 128 + signal.SIGTERM  # 143: what a shell reports for a process ended by SIGTERM
+from .errors import EXIT_TERMINATED
+
+EXIT_CODE = EXIT_TERMINATED  # 143: what a shell reports for a process ended by SIGTERM
 
 
 class Terminated(BaseException):
@@ -24,22 +31,45 @@ class Terminated(BaseException):
     exit_code = EXIT_CODE
 
 
-_state = {"depth": 0, "pending": False}
+_state: dict = {"depth": 0, "pending": False, "received": []}
 
 
 def _handler(signum, frame) -> None:
     _state["pending"] = True
+    _state["received"].append(signum)
     if _state["depth"] == 0:
-        raise Terminated("terminated (SIGTERM)")
+        raise Terminated(f"terminated ({signal.Signals(signum).name})")
 
 
-def install() -> bool:
-    """Handle SIGTERM in this process (main thread only; elsewhere nothing happens). Whether installed."""
+def install(*others: int) -> bool:
+    """Handle SIGTERM, and the signals ``others``, in this process (main thread only; elsewhere nothing
+    happens). Whether installed."""
     if threading.current_thread() is not threading.main_thread():
         return False
-    signal.signal(signal.SIGTERM, _handler)
+    for signum in (signal.SIGTERM, *others):
+        signal.signal(signum, _handler)
     _state["pending"] = False
+    _state["received"] = []
     return True
+
+
+def received() -> list[int]:
+    """The signals served since :func:`install`, in order."""
+    return list(_state["received"])
+
+
+def die_with_parent(parent: int, signum: int = signal.SIGKILL) -> None:
+    """In a child process: get ``signum`` when its parent ``parent`` dies (Linux: ``PR_SET_PDEATHSIG``;
+    elsewhere nothing is set). SIGKILL for a helper that holds nothing (a grid worker); SIGTERM for a
+    worker that trains a run: it saves a checkpoint and exits. If the parent is already gone, exit now."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signum)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(1)
 
 
 def requested() -> bool:

@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+from rnnbench.log import configure  # noqa: E402
+
+configure()  # the library's progress lines and warnings on stderr, as the command line shows them
 SHARED = Path(os.environ.get("RNNBENCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 

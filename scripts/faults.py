@@ -18,6 +18,8 @@ Kinds of fault, each counted:
 - hostile input: hypothesis-generated ``--set`` values, config files and csv/tsv/jsonl files through the
   CLI (in-process): exit 0, or exit 2 with one ``Error:`` line; never a traceback.
 - places: a read-only output folder, a data home and a compile cache that cannot be created.
+- search: a compare whose GRU is tuned (TPE, a pruner), SIGKILLed at random moments and resumed each time: it
+  must end with the uninterrupted search's chosen trials and tables.
 
 The last line is one JSON object: kills, kills_recovered, tables_identical, sigterm_exit_ok, enospc_sites,
 enospc_clean, corrupt_cases, corrupt_detected, fuzz_cases, tracebacks (must be 0), and details.
@@ -51,7 +53,7 @@ TINY = ["--set", "data.synthetic.train_size=600", "--set", "data.synthetic.test_
         "--set", "rnn.epochs=2"]  # the quickstart's smoke sizes
 SMALL = [*TINY, "--set", "data.sizes=[100]", "--set", "experiment.seeds=[0]"]  # one size, one seed
 COMPARE_SMALL = ["compare", "configs/quickstart.yaml", *SMALL]  # two runs: linear and GRU
-VOLATILE = {"train_seconds", "predict_seconds", "run_dir", "time"}  # columns that differ between two runs
+VOLATILE = {"train_seconds", "predict_seconds", "search_seconds", "run_dir", "time"}  # columns that differ between two runs
 TABLES = ("crossover.csv", "curves.csv", "sweep.csv")
 # files a command may fail to write and go on without: caches, and the diagnostic log of run claims
 CACHES = ("digests.json", "registered.json", "log.jsonl")
@@ -110,7 +112,7 @@ class Battery:
                               "sigterm_exit_ok": 0, "sigterm_max_exit_s": 0.0, "enospc_sites": 0, "enospc_clean": 0, "enospc_recoverable": 0,
                               "corrupt_cases": 0, "corrupt_detected": 0, "corrupt_harmless": 0, "corrupt_wrong": 0,
                               "fuzz_cases": 0, "tracebacks": 0, "places_cases": 0, "places_ok": 0, "orphans": 0,
-                              "tables_compared": 0, "tmpfs": "not tried"}
+                              "tables_compared": 0, "tmpfs": "not tried", "search_kills": 0, "search_same_choice": None}
         self.problems: list[str] = []
         self.references: dict[str, tuple] = {}
 
@@ -215,6 +217,37 @@ class Battery:
             rounds = self.kill_rounds(name)
             for k, specs in enumerate(rounds):
                 self.kill_round(f"{name}-{k}", args, specs, duration, self.experiments(ref))
+
+    def search(self) -> None:
+        """A tuned GRU's search killed at random moments: resumed, it chooses what an uninterrupted one does."""
+        space = "search={rnn: {space: {rnn.learning_rate: [0.0003, 0.001, 0.003, 0.01]}, sampler: tpe, trials: 4, pruner: halving}}"
+        args = [*COMPARE_SMALL, "--set", space]
+        ref = self.out / "search-ref"
+        t0 = time.perf_counter()
+        rc, err = self.reference(args, ref)
+        duration = time.perf_counter() - t0
+        if rc != 0:
+            self.note(f"search: the uninterrupted run failed: {err.strip().splitlines()[-1:]}")
+            return
+        folder = self.out / "search-killed"
+        for _ in range(2 if self.quick else 5):
+            p = self.popen(args + self.out_args(folder))
+            try:
+                p.wait(timeout=self.rng.uniform(2.0, max(3.0, 0.8 * duration)))
+            except subprocess.TimeoutExpired:
+                p.send_signal(signal.SIGKILL)
+                p.wait()
+                self.figures["search_kills"] += 1
+        rc, err = self.run(args + self.out_args(folder))
+        if rc != 0:
+            self.note(f"search: the resumed run failed ({rc}): {err.strip().splitlines()[-1:]}")
+        chosen = [{p.name: json.loads(p.read_text())["chosen"] for p in sorted((f / "quickstart" / "search").glob("*.json"))}
+                  for f in (folder, ref)]
+        same = bool(chosen[0]) and chosen[0] == chosen[1]
+        self.figures["search_same_choice"] = same
+        if not same:
+            self.note(f"search: the resumed search chose {chosen[0]}, the uninterrupted one {chosen[1]}")
+        self.same_tables(folder / "quickstart", ref / "quickstart", "search kills")
 
     def kill_rounds(self, name: str) -> list[list[str | None]]:
         """The kills of each round on a fresh folder (None: at a random moment)."""
@@ -668,7 +701,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a few of each kind (CI)")
     ap.add_argument("--out", default=None, help="scratch folder (default: a new temp folder, removed after)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random kill moments")
-    ap.add_argument("--only", default=None, help="comma-separated kinds: kills,sigterm,enospc,corrupt,fuzz,places")
+    ap.add_argument("--only", default=None, help="comma-separated kinds: kills,sigterm,enospc,corrupt,fuzz,places,search")
     a = ap.parse_args()
     import tempfile
 
@@ -677,7 +710,7 @@ def main() -> None:
     out.mkdir(parents=True)
     battery = Battery(out.resolve(), a.quick, a.seed)
     t0 = time.perf_counter()
-    kinds = a.only.split(",") if a.only else ["fuzz", "places", "corrupt", "enospc", "sigterm", "kills"]
+    kinds = a.only.split(",") if a.only else ["fuzz", "places", "corrupt", "enospc", "sigterm", "kills", "search"]
     for kind in kinds:
         print(f"== {kind}", file=sys.stderr, flush=True)
         getattr(battery, kind)()
@@ -687,7 +720,7 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
     print(json.dumps(figures), flush=True)
     bad = (figures["tracebacks"] or battery.problems or figures["kills_recovered"] != figures["kills"]
-           or not figures["tables_identical"])
+           or not figures["tables_identical"] or figures["search_same_choice"] is False)
     sys.exit(1 if bad else 0)
 
 

@@ -30,3 +30,20 @@ def shared() -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_data_home(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNBENCH_DATA", str(tmp_path / "data-home"))
+
+
+@pytest.fixture
+def stderr_log():
+    """rnnbench's log messages on stderr, as the command line shows them (``rnnbench.log.configure``),
+    for tests that call the library and read what the terminal would show."""
+    import logging
+
+    from rnnbench.log import LOGGER, configure
+
+    logger = logging.getLogger(LOGGER)
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    configure()
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate

@@ -44,7 +44,7 @@ class Centroid:
                 x[i, zlib.crc32(w.encode()) % self.buckets] += 1
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
 
-    def fit(self, train, val, *, run=None, progress=True):
+    def fit(self, train, val, *, run=None, progress=True, prune=None):
         from rnnbench.metrics import evaluate
 
         t0 = time.perf_counter()

@@ -201,3 +201,21 @@ def test_a_third_kind_added_as_a_plugin_joins_the_compare_against_the_baseline(t
     pred = subprocess.run([sys.executable, "-c", code, "predict", str(run), "not bad at all"], capture_output=True,
                           text=True, cwd=root)
     assert pred.returncode == 0 and pred.stdout.split("\t")[0] in ("0", "1"), pred.stderr
+
+
+def test_only_the_command_line_writes_to_the_terminal():
+    """Library modules log (``logging.getLogger(__name__)``, shown by ``rnnbench.log``); only ``cli``
+    prints. tqdm's bars are the one other writer."""
+    writers = []
+    for name, path in modules().items():
+        if name == "rnnbench.cli":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            if (isinstance(f, ast.Name) and f.id == "print") or (isinstance(f, ast.Attribute) and (
+                    f.attr == "echo" or (f.attr == "write" and isinstance(f.value, ast.Attribute)
+                                         and f.value.attr in ("stdout", "stderr")))):
+                writers.append(f"{name}:{node.lineno}")
+    assert writers == []

@@ -1,5 +1,6 @@
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -37,8 +38,8 @@ def test_compare_writes_tables_and_plots_and_resumes(tmp_path):
     assert len(rows) == 2 * 2 * 2 and {"size", "seed", "model", "accuracy", "train_seconds", "predict_seconds",
                                        "device"} <= set(rows[0])
     table = list(csv.DictReader(open(out / "crossover.csv")))  # long form: a row per size and model kind
-    assert list(table[0]) == ["size", "model", "metric", "mean", "std", "n", "diff_vs_baseline",
-                              "rel_error_reduction", "winner", "reference"]
+    assert list(table[0]) == ["size", "model", "metric", "mean", "std", "n", "low", "high", "diff_vs_baseline",
+                              "diff_low", "diff_high", "rel_error_reduction", "winner", "reference"]
     assert [(int(t["size"]), t["model"]) for t in table] == [(100, "linear"), (100, "rnn"), (300, "linear"), (300, "rnn")]
     for t in table:  # the table is the mean of the curves, and the winner follows from it
         mean = np.mean([float(x["accuracy"]) for x in rows if x["model"] == t["model"] and x["size"] == t["size"]])
@@ -46,7 +47,8 @@ def test_compare_writes_tables_and_plots_and_resumes(tmp_path):
         if t["model"] == "rnn":
             base = next(float(b["mean"]) for b in table if b["model"] == "linear" and b["size"] == t["size"])
             assert float(t["diff_vs_baseline"]) == pytest.approx(float(t["mean"]) - base, abs=1e-5)
-            assert t["winner"] == ("rnn" if float(t["mean"]) > base else "linear")
+            tie = float(t["diff_low"]) <= 0 <= float(t["diff_high"])  # the difference within noise
+            assert t["winner"] == ("tie" if tie else "rnn" if float(t["mean"]) > base else "linear")
         else:
             assert t["winner"] == "" and t["diff_vs_baseline"] == "nan"
     cross = json.loads((out / "crossover.json").read_text())
@@ -66,16 +68,25 @@ def test_compare_writes_tables_and_plots_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
-def test_failed_runs_are_reported_not_fatal(tmp_path):
+def test_failed_runs_are_reported_then_exit_3(tmp_path):
+    """A failed run does not stop the others: the tables are written and list it, then compare exits 3
+    (errors.EXIT_RUNS_FAILED) so that scripts and CI can tell; the same holds when nothing is rerun."""
     cfg = compare_config(tmp_path, rnn={"optimizer": "sgd", "learning_rate": 1e30, "clip_norm": None},
                          experiment={"seeds": [0]})
     r = compare(cfg)
-    assert r.exit_code == 0, r.output
-    md = (tmp_path / "runs" / "t" / "crossover.md").read_text()
+    assert r.exit_code == 3, r.output
+    out = tmp_path / "runs" / "t"
+    assert r.stdout.strip().splitlines()[-1] == str(out) and "Failed runs" in r.stdout
+    assert r.stderr.splitlines()[-1] == "2 run(s) failed (listed above): exit 3"
+    md = (out / "crossover.md").read_text()
     assert "Failed runs" in md and "rnn seed 0" in md
-    table = list(csv.DictReader(open(tmp_path / "runs" / "t" / "crossover.csv")))
+    table = list(csv.DictReader(open(out / "crossover.csv")))
     assert all(t["mean"] not in ("", "nan") for t in table if t["model"] == "linear")
     assert all(t["winner"] == "n/a" for t in table if t["model"] == "rnn")
+    again = compare(cfg, "--tables-only")
+    assert again.exit_code == 3 and (out / "crossover.md").read_text() == md
+    linear = compare(cfg, "--set", "experiment.models=[linear]", "--set", "experiment.output_dir=" + str(tmp_path / "ok"))
+    assert linear.exit_code == 0, linear.output
 
 
 @pytest.mark.parametrize("over, message", [
@@ -151,7 +162,7 @@ def test_compare_tables_only_runs_nothing_and_tables_what_is_finished(tmp_path):
     rows = list(csv.DictReader(open(out / "curves.csv")))
     assert sorted((int(x["size"]), int(x["seed"]), x["model"]) for x in rows) == [(100, 0, "linear"), (300, 0, "linear")]
     assert "| size | linear | rnn |" in r.output
-    assert r.output.count("(1 seed) | — ± — |") == 2  # one run of two seeds: no spread shown as 0
+    assert len(re.findall(r"\(1 seed\) \[[0-9.]+, [0-9.]+\] \| — ± — \|", r.output)) == 2  # one run of two seeds
     r = compare(wider, "--tables-only", "--force")
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "--tables-only" in r.output
 
@@ -233,3 +244,34 @@ def test_at_size_sets_one_sizes_runs_apart_and_leaves_the_others_keys(tmp_path):
     metrics = [json.loads(x) for x in (after[new] / "metrics.jsonl").read_text().splitlines()]
     assert max(m.get("epoch", 0) for m in metrics if m["event"] == "epoch") == 1
     assert [int(x["size"]) for x in csv.DictReader(open(out / "curves.csv"))] == [100, 300]
+
+
+def test_quiet_and_verbose_choose_what_stderr_shows_not_the_results(tmp_path):
+    """The library logs; the command line shows each message's text on stderr at INFO (the default),
+    WARNING (-q: a damaged run's warning still shows) or DEBUG (-v); stdout is the same at every level,
+    and a local worker shows what its driver does."""
+    cfg = compare_config(tmp_path, experiment={"seeds": [0], "models": ["linear"]},
+                         linear={"min_df": [1], "C": [1.0]})
+
+    def run(*args):  # the level's flag goes before the command
+        level = [a for a in args if a in ("-q", "-v", "--quiet", "--verbose")]
+        return CliRunner().invoke(main, [*level, "compare", str(cfg), *(a for a in args if a not in level)])
+
+    first = run()
+    assert first.exit_code == 0, first.output
+    assert [x.split(":")[0] for x in first.stderr.splitlines() if not x.startswith("data: ")] == [
+        "[1/2] linear size 100 seed 0", "[2/2] linear size 300 seed 0"]  # (the data line: once per process)
+    tables, quiet = run("--tables-only"), run("-q", "--tables-only")
+    assert quiet.stdout == tables.stdout and quiet.exit_code == tables.exit_code == 0
+    verbose = run("-v", "--force", "--workers", "2")
+    assert verbose.exit_code == 0, verbose.output
+    debug = [x for x in verbose.stderr.splitlines() if x.startswith("debug: ")]
+    assert len(debug) == 2 and all(": starting (local, attempt 1): " in x for x in debug)
+    silent = run("--quiet", "--force", "--workers", "2")
+    assert silent.exit_code == 0 and silent.stderr == "", silent.stderr  # the workers too
+    (damaged,) = [p for p in (tmp_path / "runs" / "t" / "runs").iterdir() if p.name.startswith("linear-n100")]
+    (damaged / "result.json").write_text("{")
+    warned = run("-q", "--tables-only")
+    assert warned.stderr.startswith(f"warning: {damaged} has DONE but ") and len(warned.stderr.splitlines()) == 1
+    both = CliRunner().invoke(main, ["-q", "-v", "compare", str(cfg)])
+    assert both.exit_code == 2 and both.output == "Error: -q/--quiet and -v/--verbose: give one of them\n"

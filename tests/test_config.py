@@ -153,3 +153,18 @@ def test_an_output_dir_given_with_a_tilde_lands_in_the_home_folder(tmp_path, mon
     cfg = load_config(None, ["experiment.output_dir=~/runs", "experiment.name=x"])
     assert experiment_dir(cfg) == tmp_path / "runs" / "x"
     assert run_path(cfg, "linear", 100, 0).parent == tmp_path / "runs" / "x" / "runs"
+
+
+def test_an_exponent_without_a_dot_is_the_number_it_means(tmp_path):
+    """YAML 1.1 reads ``1e-3`` as text; a float option takes it as 0.001 (in a file and with --set), and a
+    search's values too."""
+    path = tmp_path / "c.yaml"
+    path.write_text("rnn: {learning_rate: 1e-3, clip_norm: 5E+0}\n")
+    cfg = load_config(path, ["rnn.lr_decay=5e-1"])
+    assert cfg.rnn.learning_rate == 0.001 and cfg.rnn.clip_norm == 5.0 and cfg.rnn.lr_decay == 0.5
+    with pytest.raises(RnnbenchError, match="rnn.embed_dim: expected int"):
+        load_config(None, ["rnn.embed_dim=1e3"])  # an int option is not given a float
+    from rnnbench.search import dims
+
+    searched = load_config(None, ["search={rnn: {space: {rnn.learning_rate: [3e-05, 1e-3]}}}"])
+    assert dims(searched, "rnn")[0].values == (3e-05, 1e-3)

@@ -5,10 +5,10 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 
 import jax
 import pytest
-import tomllib
 
 from rnnbench import devices
 from rnnbench.config import ROOT_DOC, ComputeConfig, reference_markdown

@@ -86,3 +86,20 @@ def test_report_on_an_empty_directory(tmp_path):
     assert r.exit_code == 2 and "has no results" in r.output
     r = cli("report", tmp_path / "missing")
     assert r.exit_code == 2 and "no such directory" in r.output
+
+
+def test_report_markdown_is_converted_by_a_markdown_parser():
+    """markdown-it-py, CommonMark and tables: what a hand-made converter got wrong (emphasis, links,
+    numbered lists, a `|` escaped in a cell, `**` inside code) comes
+    out right; raw HTML is shown, not run; headings go two levels down."""
+    from rnnbench.report import markdown_to_html
+
+    md = ("# Title\n\nSome *emphasis*, a [link](#x) and `a**b**c`.\nA table:\n\n"
+          "| size | rnn |\n|---:|:---|\n| 1,000 | 0.5 \\| 0.6 |\n\n1. first\n2. second\n\n<script>x</script>\n")
+    page = markdown_to_html(md)
+    assert "<h3>Title</h3>" in page and "<h1>" not in page
+    assert "<em>emphasis</em>" in page and '<a href="#x">link</a>' in page and "<code>a**b**c</code>" in page
+    assert "<ol>\n<li>first</li>\n<li>second</li>\n</ol>" in page
+    assert '<td style="text-align:right">1,000</td>' in page and '<td style="text-align:left">0.5 | 0.6</td>' in page
+    assert page.count("<tr>") == 2 and "<th" in page
+    assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page

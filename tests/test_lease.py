@@ -95,7 +95,7 @@ def test_the_retry_of_a_job_takes_over_its_own_claim(tmp_path):
     assert lease.claim(run).owner == "driver:1:job3"
 
 
-def test_heartbeat_refreshes_and_a_lost_claim_is_dropped_with_a_warning(tmp_path, capsys):
+def test_heartbeat_refreshes_and_a_lost_claim_is_dropped_with_a_warning(tmp_path, capsys, stderr_log):
     run = run_dir(tmp_path)
     mine = lease.claim(run)
     path = lease.lease_path(run)
@@ -175,7 +175,7 @@ def tiny_compare(tmp_path, name, out):
 
 
 def table(out: Path, name: str) -> list[dict]:
-    drop = ("run_dir", "train_seconds", "predict_seconds")
+    drop = ("run_dir", "train_seconds", "predict_seconds", "search_seconds")
     return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(open(out / "t" / name))]
 
 

@@ -94,7 +94,7 @@ def test_save_load_roundtrip(tmp_path, data):
     np.testing.assert_array_equal(back.predict_scores(test.texts), model.predict_scores(test.texts))
 
 
-def test_each_grid_point_is_logged_and_shown_as_it_finishes(data, tmp_path, monkeypatch, capsys):
+def test_each_grid_point_is_logged_and_shown_as_it_finishes(data, tmp_path, monkeypatch, capsys, stderr_log):
     """A long grid tells where it is: the run's log gets `grid_start` and then each point as it finishes
     (so `rnnbench status` reads "grid k/n" of a running fit), and stderr one line per point."""
     import json
@@ -124,3 +124,35 @@ def test_each_grid_point_is_logged_and_shown_as_it_finishes(data, tmp_path, monk
     err = [x for x in capsys.readouterr().err.splitlines() if x.strip().startswith("linear grid")]
     assert [x.split(":")[0].strip() for x in err] == [f"linear grid {k}/4" for k in range(1, 5)]
     assert all("validation accuracy 0." in x for x in err)
+
+
+def test_a_model_saved_before_the_kinds_moved_still_loads(tmp_path, monkeypatch):
+    """model.pkl files written when the n-gram counter lived in rnnbench.ngrams and the options in
+    rnnbench.config load, and predict, as they did."""
+    import pickle
+    import sys
+    import types
+
+    from rnnbench.config import load_config
+    from rnnbench.data import Split, Task, generate
+    from rnnbench.models.linear import model as linear_model
+    from rnnbench.models.linear.ngrams import NgramCounter
+    from rnnbench.models.linear.spec import LinearConfig
+
+    texts, y = generate(200, seed=1, mean_tokens=20)
+    cfg = load_config(None, ["linear.min_df=[1]", "linear.C=[1.0]"])
+    model = linear_model.LinearBaseline.from_config(cfg, Task("t", "binary", 2)).fit(
+        Split(texts[:150], y[:150]), Split(texts[150:], y[150:]), progress=False)
+    old = {"rnnbench.ngrams": NgramCounter, "rnnbench.config": LinearConfig}
+    for name, cls in old.items():  # pickled under the old modules' names, as an earlier rnnbench did
+        fake = types.ModuleType(name)
+        setattr(fake, cls.__name__, cls)
+        monkeypatch.setitem(sys.modules, name, fake)
+        monkeypatch.setattr(cls, "__module__", name)
+    state = {k: getattr(model, k) for k in ("cfg", "task", "counter_", "columns_", "tfidf_", "model_", "chosen_")}
+    blob = pickle.dumps(state)
+    monkeypatch.undo()
+    assert b"rnnbench.ngrams" in blob and b"rnnbench.models.linear.ngrams" not in blob
+    (tmp_path / "model.pkl").write_bytes(blob)
+    loaded = linear_model.LinearBaseline.load(tmp_path)
+    assert (loaded.predict_scores(texts[150:]) == model.predict_scores(texts[150:])).all()

@@ -373,7 +373,7 @@ time.sleep(600)
 
 
 @pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="POSIX shared memory in /dev/shm (Linux)")
-def test_segments_of_a_killed_process_group_are_removed_by_the_next_fit(capfd):
+def test_segments_of_a_killed_process_group_are_removed_by_the_next_fit(capfd, stderr_log):
     """Kill a process holding shared matrices together with its resource tracker (as the end of a session
     or a container does): its segments stay in /dev/shm, in memory, until the next SharedCSR removes
     them; the segments of a process still running are left alone."""

@@ -193,6 +193,15 @@ def test_the_forecast_command_agrees_with_compare_on_the_experiments_metric(tmp_
     assert fc["metric"] == "macro_f1" and fc["crossover"]["rnn"]["status"] == "crossover"
     measured = fc["measured_crossover"]["rnn"]["crossover_size"]
     assert 1000 < measured < 8000
+    # compare's tables of the same runs, on the same metric, find the same crossover
+    from rnnbench.compare import write_outputs
+    from rnnbench.curves import rows_from_experiment
+
+    rows, _, _ = rows_from_experiment(exp)
+    cfg = load_config(None, ["experiment.metric=macro_f1", f"experiment.output_dir={tmp_path / 'tables'}",
+                             "experiment.name=exp", "data.sizes=[1000, 2000, 4000, 8000]", "experiment.seeds=[0, 1]"])
+    out = write_outputs(cfg, Task("t", "binary", 2), rows)
+    assert out["crossover"]["rnn"]["crossover_size"] == pytest.approx(measured)
     # the horizons beyond the 20,000 examples the data has are marked
     assert [h["beyond_data"] for h in fc["horizons"]] == [False, True, True]
     assert "† more training examples than this data set has (20,000)" in (exp / "forecast.md").read_text()

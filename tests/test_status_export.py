@@ -133,6 +133,33 @@ def test_status_command_prints_a_table_and_counts(experiment):
     assert cli("status", experiment / "runs").output == r.output  # its runs/ folder works too
 
 
+def test_status_json_is_one_document_with_the_same_keys_for_every_run(experiment):
+    """`status --json`: for scripts and dashboards, every run with its state, where, progress (the same
+    keys for each, null where a run has none) and result, and the counts the table ends with."""
+    r = cli("status", experiment, "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert set(doc) == {"runs", "counts"}
+    assert doc["counts"] == {"done": 1, "failed": 1, "running": 2, "stale": 1, "to do": 1}
+    keys = {"name", "path", "model", "size", "seed", "state", "variant", "where", "progress", "resumes_at_step",
+            "result", "text"}
+    assert all(set(run) == keys for run in doc["runs"])
+    assert len({tuple(sorted(run["progress"])) for run in doc["runs"]}) == 1
+    by_name = {run["name"]: run for run in doc["runs"]}
+    done, failed = by_name["linear-n100-s0-aaa"], by_name["rnn-n100-s0-bbb"]
+    assert (done["model"], done["size"], done["seed"], done["state"]) == ("linear", 100, 0, "done")
+    assert done["result"] == {"status": "ok", "metrics": {"accuracy": 0.8125}, "reason": None}
+    assert failed["result"] == {"status": "failed", "metrics": {}, "reason": "loss became nan at step 12"}
+    running = by_name["rnn-n300-s0-ccc"]
+    assert {k: running["where"][k] for k in ("host", "pid", "gpus")} == {"host": "node7", "pid": 4242, "gpus": "1"}
+    assert running["progress"]["step"] == 60 and running["progress"]["epochs"] == 4
+    assert running["progress"]["eta_seconds"] == pytest.approx(150.0) and running["progress"]["grid_total"] is None
+    assert running["result"] is None and running["text"]["progress"].endswith("ETA <= 2 min")
+    assert by_name["rnn-n1000-s0-eee"]["resumes_at_step"] == 40 and by_name["rnn-n1000-s0-eee"]["where"] is None
+    assert by_name["rnn-n300-s1-ddd"]["state"] == "stale" and by_name["rnn-n300-s1-ddd"]["where"]["host"] == "node8"
+    assert str(experiment) in done["path"] and all(run["variant"] is None for run in doc["runs"])
+
+
 def test_status_of_a_config_lists_runs_not_started(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", data={"sizes": [100, 200]}, experiment={"seeds": [0, 1]})
     r = cli("status", cfg)
@@ -248,3 +275,88 @@ def test_export_of_a_folder_with_no_runs(tmp_path):
     (tmp_path / "empty" / "runs").mkdir(parents=True)
     r = cli("export", "tensorboard", tmp_path / "empty")
     assert r.exit_code == 2 and "no run with a metrics.jsonl" in r.output
+
+
+# ------------------------------------------------------------------------------ MLflow
+
+
+def mlflow_store(tmp_path, monkeypatch):
+    """MLflow's own client on the local file store the export wrote (MLflow 3 wants it allowed)."""
+    mlflow_tracking = pytest.importorskip("mlflow.tracking")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    return mlflow_tracking.MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
+
+
+def test_export_mlflow_one_run_per_run_with_settings_metrics_tags_and_the_curve(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from rnnbench.export import scalars
+
+    exp = tmp_path / "runs" / "t"
+    done = TRAINING + [{"event": "done", "test_accuracy": 0.75, "time": 1004.0}]
+    runs = [make_run(exp, f"rnn-n300-s0-{h}", done, RunResult(model="rnn", size=300, seed=0, device="cpu (jax, 2 cores)"),
+                     rnn={"cell": cell}) for cell, h in (("gru", "a"), ("lstm", "b"))]
+    runs.append(make_run(exp, "linear-n300-s1-c", [{"event": "grid_point", "min_df": 1, "C": 1.0, "val_accuracy": 0.6},
+                                                   {"event": "done", "test_accuracy": 0.7, "time": 1001.0}],
+                         RunResult(model="linear", size=300, seed=1, device="cpu (scikit-learn)")))
+    runs.append(make_run(exp, "rnn-n1000-s0-d", TRAINING[:2]))  # still training
+    (exp / "learning_curve.png").write_bytes(b"\x89PNG not really")
+    r = cli("export", "mlflow", exp, "--tracking-uri", tmp_path / "mlruns")
+    assert r.exit_code == 0, r.output
+    assert "4 run(s) (4 new, 0 updated)" in r.output and (tmp_path / "mlruns").as_uri() in r.output
+    client = mlflow_store(tmp_path, monkeypatch)
+    eid = client.get_experiment_by_name("t").experiment_id
+
+    def read_back():
+        found = {x.data.tags["rnnbench.run"]: x for x in client.search_runs([eid])}
+        histories = {name: {key: [(m.step, m.value) for m in client.get_metric_history(x.info.run_id, key)]
+                            for key in x.data.metrics} for name, x in found.items()}
+        return found, histories
+
+    found, histories = read_back()
+    assert sorted(found) == sorted(p.name for p in runs)
+    for run in runs:  # every run, with every metric of its log at its step
+        expected: dict = {}
+        for tag, value, step, _ in scalars(run):
+            expected.setdefault(tag, []).append((step, value))
+        assert {k: sorted(v) for k, v in histories[run.name].items()} == {k: sorted(v) for k, v in expected.items()}
+    gru = found["rnn-n300-s0-a"]
+    assert gru.info.run_name == "rnn-n300-s0-rnn.cell=gru" and gru.info.status == "FINISHED"
+    assert {k: gru.data.tags[k] for k in ("model", "size", "seed", "experiment", "device")} == {
+        "model": "rnn", "size": "300", "seed": "0", "experiment": "t", "device": "cpu (jax, 2 cores)"}
+    assert gru.data.params["rnn.cell"] == "gru" and gru.data.params["rnn.epochs"] == "4"
+    assert found["linear-n300-s1-c"].data.params["linear.C"] == "[1.0, 10.0]"
+    assert "linear.C" not in gru.data.params and "rnn.cell" not in found["linear-n300-s1-c"].data.params
+    assert histories["rnn-n300-s0-a"]["train/loss"] == [(20, 0.69), (60, 0.5)]
+    assert histories["rnn-n300-s0-a"]["test/accuracy"] == [(60, 0.75)]
+    assert found["rnn-n1000-s0-d"].info.status == "RUNNING" and "device" not in found["rnn-n1000-s0-d"].data.tags
+    assert [a.path for a in client.list_artifacts(gru.info.run_id)] == ["learning_curve.png"]
+    # again, after the unfinished run went on: the same MLflow runs, only the new step added
+    Run(runs[3]).log({"event": "train", "step": 60, "train_loss": 0.4, "time": 1003.0})
+    r = cli("export", "mlflow", exp, "--tracking-uri", tmp_path / "mlruns")
+    assert r.exit_code == 0 and "4 run(s) (0 new, 4 updated), 1 metric values" in r.output, r.output
+    again, histories_again = read_back()
+    assert {k: x.info.run_id for k, x in again.items()} == {k: x.info.run_id for k, x in found.items()}
+    assert histories_again["rnn-n1000-s0-d"]["train/loss"] == [(20, 0.69), (60, 0.4)]
+    assert histories_again["rnn-n300-s0-a"] == histories["rnn-n300-s0-a"]
+
+
+def test_export_mlflow_without_mlflow_names_the_extra(tmp_path, monkeypatch):
+    exp = tmp_path / "runs" / "t"
+    make_run(exp, "rnn-n300-s0-a", TRAINING)
+    for name in ("mlflow", "mlflow.entities", "mlflow.tracking"):
+        monkeypatch.setitem(sys.modules, name, None)
+    r = cli("export", "mlflow", exp, "--tracking-uri", tmp_path / "mlruns")
+    assert r.exit_code == 2 and "pip install -e '.[mlflow]'" in r.output
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_export_mlflow_defaults_to_mlruns_here_or_the_environment(tmp_path, monkeypatch):
+    from rnnbench.export import tracking_uri
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri(None) == (tmp_path / "mlruns").as_uri()
+    assert tracking_uri("store") == (tmp_path / "store").as_uri()
+    assert tracking_uri("http://mlflow.lab:5000") == "http://mlflow.lab:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    assert tracking_uri(None) == "sqlite:///mlflow.db"

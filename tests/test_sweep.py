@@ -55,6 +55,20 @@ def test_bad_sweep_config(tmp_path, sweep_section, plot, message):
     assert r.exit_code == 2 and message in r.output, r.output
 
 
+def test_a_sweep_with_a_failed_run_writes_its_table_then_exits_3(tmp_path):
+    """One point diverges (a recorded failure): the others run, sweep.csv and sweep.md list it, and the
+    command exits 3 (errors.EXIT_RUNS_FAILED) after printing the summary."""
+    section = {"model": "rnn", "size": 100, "zip": {"rnn.optimizer": ["sgd", "adam"],
+                                                    "rnn.learning_rate": [1e30, 0.01], "rnn.clip_norm": [None, 1.0]}}
+    cfg = sweep_config(tmp_path, sweep=section, plot=[{"x": "step", "y": "train_loss"}])
+    r = sweep(cfg)
+    assert r.exit_code == 3, r.output
+    out = tmp_path / "runs" / "t"
+    assert r.stdout.strip().splitlines()[-1] == str(out) and "Failed runs:" in r.stdout
+    assert r.stderr.splitlines()[-1] == "1 run(s) failed (listed above): exit 3"
+    assert [row["status"] for row in csv.DictReader(open(out / "sweep.csv"))] == ["failed", "ok"]
+
+
 @pytest.mark.slow
 def test_sweep_outputs_dry_run_and_skip(tmp_path):
     cfg = sweep_config(tmp_path, plot=[{"x": "step", "y": "train_loss", "by": "rnn.cell"},

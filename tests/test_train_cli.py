@@ -32,7 +32,8 @@ def test_train_writes_a_complete_run_and_prints_its_dir_last(tmp_path):
     assert {"accuracy", "roc_auc", "log_loss"} <= set(result["metrics"]) <= set(result["validation"]) | {"roc_auc"}
     assert {"vectorize", "fit", "predict"} <= set(result["timings"])
     assert set(result["chosen"]) == {"min_df", "C"} and "jax" in result["versions"] and result["device"]
-    assert result["training"] == {} and result["reason"] == ""
+    lin = yaml.safe_load(open(f"{run_dir}/config.yaml"))["linear"]
+    assert result["training"] == {"grid_points": len(lin["min_df"]) * len(lin["C"])} and result["reason"] == ""
     assert yaml.safe_load(open(f"{run_dir}/config.yaml"))["linear"]["C"] == [1.0, 10.0]
     assert result["n_train"] + result["n_val"] == 1200
 
@@ -213,7 +214,8 @@ def test_an_older_resumed_rnn_result_counts_its_earlier_sessions_training_time(t
 
 
 def test_a_fitted_model_satisfies_the_model_contract(tmp_path):
-    """Only a fitted model is a Model (learned state is set in fit), and every fit takes run/progress by keyword."""
+    """Only a fitted model is a Model (learned state is set in fit), and every fit takes run/progress/prune by
+    keyword."""
     import inspect
 
     from rnnbench.config import load_config
@@ -226,7 +228,7 @@ def test_a_fitted_model_satisfies_the_model_contract(tmp_path):
     for kind in ("linear", "rnn"):
         cls = model_class(kind)
         params = inspect.signature(cls.fit).parameters
-        assert [p for p in params if params[p].kind is inspect.Parameter.KEYWORD_ONLY] == ["run", "progress"]
+        assert [p for p in params if params[p].kind is inspect.Parameter.KEYWORD_ONLY] == ["run", "progress", "prune"]
         model = cls.from_config(cfg, Task("sentiment", "binary", 2), 0)
         assert model.kind == kind and not isinstance(model, Model)
         run = Run(tmp_path / kind)
@@ -234,7 +236,7 @@ def test_a_fitted_model_satisfies_the_model_contract(tmp_path):
         model.fit(Split(texts[:200], y[:200]), Split(texts[200:], y[200:]), run=run, progress=False)
         assert isinstance(model, Model) and model.timings_["fit"] > 0 and model.device_.startswith("cpu")
         assert set(model.validation_) >= {"accuracy"} and model.chosen_
-        assert (set(model.chosen_) == {"best_epoch"}) == (kind == "rnn") and bool(model.training_) == (kind == "rnn")
+        assert (set(model.chosen_) == {"best_epoch"}) == (kind == "rnn") and bool(model.training_)
         assert run.metrics()  # it logged to the run
 
 

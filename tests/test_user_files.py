@@ -505,6 +505,13 @@ def _example_files(tmp_path: Path, name: str) -> dict:
             f.write("".join(json.dumps({"summary": f"s{i}", "reviewText": f"text {i}", "overall": 1.0 + i % 5,
                                         "asin": f"p{i % 7}"}) + "\n" for i in range(70)))
         return {"data.path": str(tmp_path / "r.jsonl.gz")}
+    if name == "json-api.yaml":
+        (tmp_path / "responses").mkdir()
+        for page in range(3):
+            reviews = [{"content": {"text": f"review {page}-{i}"}, "author": {"name": f"a{i % 6}"},
+                        "language": "english", "stars": 5 if i % 2 else 1} for i in range(20)]
+            (tmp_path / "responses" / f"p{page}.json").write_text(json.dumps({"success": 1, "reviews": reviews}))
+        return {"data.path": str(tmp_path / "responses")}
     if name == "parquet.yaml":
         pa = pytest.importorskip("pyarrow")
         import pyarrow.parquet as pq
@@ -520,7 +527,7 @@ def _example_files(tmp_path: Path, name: str) -> dict:
 def test_example_configs_open_with_their_command_and_read_their_layout(tmp_path, path):
     assert path.read_text().startswith(f"# rnnbench data info --config configs/examples/{path.name}\n")
     cfg = load_config(path)
-    assert cfg.data.dataset in ("csv", "tsv", "jsonl", "parquet") and cfg.data.sizes == sorted(cfg.data.sizes)
+    assert cfg.data.dataset in ("csv", "tsv", "json", "jsonl", "parquet") and cfg.data.sizes == sorted(cfg.data.sizes)
     if path.name in ON_SHARED_DATA:
         return  # read in the next test, on the real file
     from rnnbench.experiment import load_corpus

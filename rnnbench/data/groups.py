@@ -46,6 +46,17 @@ def whole_groups(groups: np.ndarray, target: int, rng: np.random.Generator) -> n
     return chosen[inverse.reshape(-1)]
 
 
+def first_groups(groups: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """A boolean row mask: the first ``k`` groups of a seeded order of the groups present (at least one
+    group is left out of two or more)."""
+    ids, inverse = np.unique(groups, return_inverse=True)
+    order = rng.permutation(len(ids))
+    n_take = max(1, min(k, len(ids) - 1)) if len(ids) > 1 else 1
+    chosen = np.zeros(len(ids), bool)
+    chosen[order[:n_take]] = True
+    return chosen[inverse.reshape(-1)]
+
+
 def n_groups(groups: np.ndarray | None) -> int:
     return 0 if groups is None else len(np.unique(groups))
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,6 +20,7 @@ from pathlib import Path
 from ..config import DataConfig
 from ..errors import RnnbenchError
 from ..fileio import atomic_write_json
+from ..paths import data_home  # re-exported: rnnbench.data.data_home
 from . import blog
 from .corpus import Corpus, Kind
 from .generic import FORMATS as GENERIC
@@ -92,10 +92,6 @@ def get_info(name: str) -> DatasetInfo:
 
 
 # ------------------------------------------------------------------------------ local copies
-
-
-def data_home() -> Path:
-    return Path(os.environ.get("RNNBENCH_DATA", Path.home() / ".cache" / "rnnbench"))
 
 
 _REGISTERED_FILE = "registered.json"  # data set name -> the file or folder `data download --from` gave

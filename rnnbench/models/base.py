@@ -35,9 +35,11 @@ class Model(Protocol):
     def from_config(cls, cfg: Config, task: Any, seed: int) -> Model:
         """The experiment's model of this kind for ``task``, seeded."""
 
-    def fit(self, train: Any, val: Any, *, run: Run | None = None, progress: bool = True) -> Model:
+    def fit(self, train: Any, val: Any, *, run: Run | None = None, progress: bool = True, prune=None) -> Model:
         """Fit on ``train``; ``val`` selects (grid point, epoch). ``run``: where to log (and, for the RNN,
-        checkpoint and resume). Raises FloatingPointError when training diverges."""
+        checkpoint and resume). ``prune(step, score) -> bool``: a search trial's pruner, told each validation
+        score of a kind that trains in epochs (it raises :class:`~rnnbench.errors.Pruned` to stop); others
+        ignore it. Raises FloatingPointError when training diverges."""
 
     def predict_scores(self, texts: list[str]) -> np.ndarray:
         """Class probabilities (n, K), or predicted values (n,) for regression."""

@@ -35,7 +35,9 @@ class ModelKind:
     gpu: bool = False  # trains on a GPU when there is one (the executor gives it one)
     label: str = ""  # its name in plots and legends
     color: str = "0.4"  # its colour in plots
-    epochs_option: str | None = None  # its option that caps training passes (status' ETA)
+    epochs_option: str | None = None  # its option that caps training passes (status' ETA); None: no validation
+    #                                   curve to prune a search's trials on
+    grid_options: tuple[str, ...] = ()  # list options the model searches itself within one run (linear: its grid)
 
     @property
     def key_sections(self) -> tuple[str, ...]:
@@ -61,7 +63,7 @@ def register(kind: ModelKind) -> ModelKind:
 
 
 # the config's own sections: no model kind may take their names
-RESERVED = ("experiment", "data", "tokenizer", "compute", "sweep", "plot", "smoke", "at_size")
+RESERVED = ("experiment", "data", "tokenizer", "compute", "search", "sweep", "plot", "smoke", "at_size")
 
 
 def names() -> tuple[str, ...]:

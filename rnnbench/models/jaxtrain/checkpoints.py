@@ -13,6 +13,7 @@ orbax writes asynchronously; :func:`save` waits until the checkpoint is whole.
 from __future__ import annotations
 
 import errno
+import logging
 import math
 import os
 import shutil
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ...runs import Run
@@ -218,13 +221,12 @@ def restore_latest(manager, run: Run, params, opt_state, best_params, ema_params
                 return _restore(manager, step, params, opt_state, best_params, ema_params)
         except Exception as e:  # noqa: BLE001 - orbax, tensorstore and numpy fail in their own ways
             reason = f"{type(e).__name__}: {(str(e).splitlines() or ['?'])[0][:200]}"
-            print(f"warning: checkpoint {run.checkpoint_dir / str(step)} cannot be read back ({reason}); "
-                  "deleted", file=sys.stderr, flush=True)
+            log.warning(f"warning: checkpoint {run.checkpoint_dir / str(step)} cannot be read back ({reason}); "
+                        "deleted")
             shutil.rmtree(run.checkpoint_dir / str(step), ignore_errors=True)
             manager.reload()
     if steps_on_disk:
-        print(f"warning: {run.path.name}: no readable checkpoint left: training from the start",
-              file=sys.stderr, flush=True)
+        log.warning(f"warning: {run.path.name}: no readable checkpoint left: training from the start")
         run.clear_metrics()
         run.log({"event": "checkpoint_unreadable", "step": 0, "deleted": steps_on_disk})
     return None

@@ -4,13 +4,14 @@ import os
 
 import jax
 
+from ...paths import data_home
+
 
 def compilation_cache_path() -> str:
     """Where compiled programs are kept: ``$JAX_COMPILATION_CACHE_DIR``, else ``$RNNBENCH_DATA/jax-cache``."""
     if getattr(jax.config, "jax_compilation_cache_dir", None):
         return jax.config.jax_compilation_cache_dir
-    base = os.environ.get("RNNBENCH_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "rnnbench")
-    return os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(base, "jax-cache")
+    return os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(data_home(), "jax-cache")
 
 
 _UNUSABLE_CACHE: list[str] = []  # the cache folder that could not be made (warned about once)
@@ -18,9 +19,10 @@ _UNUSABLE_CACHE: list[str] = []  # the cache folder that could not be made (warn
 
 def enable_compilation_cache() -> None:
     """Reuse compiled programs across processes and runs: ``$RNNBENCH_DATA/jax-cache`` (default
-    ``~/.cache/rnnbench/jax-cache``). Called where programs are first compiled (``train.Steps``), never
-    at import. Idempotent: a cache directory already set (by an earlier call, ``jax.config`` or
-    ``$JAX_COMPILATION_CACHE_DIR``) is kept, since JAX opens its cache once per process."""
+    ``$XDG_CACHE_HOME/rnnbench/jax-cache``, ``~/.cache/rnnbench/jax-cache``). Called where programs are
+    first compiled (``train.Steps``), never at import. Idempotent: a cache directory already set (by an
+    earlier call, ``jax.config`` or ``$JAX_COMPILATION_CACHE_DIR``) is kept, since JAX opens its cache
+    once per process."""
     if getattr(jax.config, "jax_compilation_cache_dir", None) or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return
     path = compilation_cache_path()

@@ -10,8 +10,8 @@ continues exactly as an uninterrupted one would.
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,11 +24,14 @@ from tqdm import tqdm
 
 from ... import termination
 from ...data import Task
+from ...errors import Pruned
 from ...metrics import better, evaluate, higher_is_better, primary, tune_decision
 from ...outputs import duration
 from . import checkpoints
 from .batching import Batch, Batcher
 from .checkpoints import TrainState
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ...runs import Run
@@ -76,14 +79,16 @@ class FitResult:
 
 
 def fit(trainable: Trainable, cfg: LoopSettings, task: Task, train: Batcher, val, val_y: np.ndarray, seed: int,
-        run: Run | None = None, progress: bool = True, y_scale=(0.0, 1.0), metric: str | None = None) -> FitResult:
+        run: Run | None = None, progress: bool = True, y_scale=(0.0, 1.0), metric: str | None = None,
+        prune=None) -> FitResult:
     """Train with early stopping on the validation ``metric`` (the selection metric, at its tuned decision
     rule: :func:`rnnbench.metrics.selection_score`; default the task's primary one; ``val``: the inputs
-    ``trainable.predict`` reads).
+    ``trainable.predict`` reads). ``prune(step, score) -> bool``: a search trial's pruner, told each
+    validation score; it stops the fit with :class:`~rnnbench.errors.Pruned`.
     With a ``run``: log to it, checkpoint after every epoch (and every ``cfg.checkpoint_every_s`` seconds
     within one), and resume from its last checkpoint, its metrics log kept up to that checkpoint. A SIGTERM
     is served between two steps: a checkpoint, then :class:`~rnnbench.termination.Terminated`."""
-    return _Loop(trainable, cfg, task, train, val, val_y, seed, run, progress, y_scale, metric).run()
+    return _Loop(trainable, cfg, task, train, val, val_y, seed, run, progress, y_scale, metric, prune).run()
 
 
 def moving_average(decay: float):
@@ -97,7 +102,7 @@ class _Loop:
     """One fit's state: the parameters, the optimizer's, the best so far, the average, the position."""
 
     def __init__(self, trainable: Trainable, cfg: LoopSettings, task: Task, train: Batcher, val, val_y, seed: int,
-                 run: Run | None, progress: bool, y_scale, metric: str | None = None):
+                 run: Run | None, progress: bool, y_scale, metric: str | None = None, prune=None):
         self.trainable, self.cfg, self.task, self.train, self.val, self.val_y = trainable, cfg, task, train, val, val_y
         self.seed, self.run_, self.progress, self.y_scale = seed, run, progress, y_scale
         self.params = trainable.params
@@ -114,6 +119,7 @@ class _Loop:
         self.tokens_seen, self.wall_before = 0, 0.0  # the curve's x axes continue across a resume
         self.saved_step = None  # the step of the checkpoint on disk
         self.diverged = ""
+        self.prune, self.evaluations = prune, 0
 
     def compiled_programs(self) -> int:
         return self.trainable.compiled_programs() + self.average._cache_size()
@@ -168,6 +174,9 @@ class _Loop:
         self.log({"event": "eval", "step": state.step, "epoch": epoch_float,
                   **{f"val_{k}": v for k, v in val_metrics.items()}, "val_metric": score, "metric": self.metric,
                   "wall_seconds": self.wall()})
+        self.evaluations += 1
+        if self.prune is not None and self.prune(self.evaluations, score):
+            raise Pruned(epoch_float, score, self.metric)
         return state.bad_evals >= self.cfg.patience
 
     def checkpoint(self, batch: int, epoch_tokens: int, losses: list) -> None:
@@ -281,13 +290,12 @@ class _EpochMeter:
             return
         rate = (tokens - self.tokens0) / (now - self.t0)
         if done == self.WARMUP + self.MEASURED and self.batches > 4 * done:
-            print(f"{self.name}: {self.batches:,} batches, {self.tokens / 1e6:,.1f}M tokens; at {rate:,.0f} tokens/s "
-                  f"(steps {self.WARMUP}-{done}) about {duration(self.tokens / max(rate, 1e-9))}",
-                  file=sys.stderr, flush=True)
+            log.info(f"{self.name}: {self.batches:,} batches, {self.tokens / 1e6:,.1f}M tokens; at {rate:,.0f} tokens/s "
+                     f"(steps {self.WARMUP}-{done}) about {duration(self.tokens / max(rate, 1e-9))}")
         elif self.lines and now - self.last_line >= self.EVERY_S:
             self.last_line = now
             left = max(self.tokens - tokens, 0) / max(rate, 1e-9)
-            print(f"{self.name}: {done / self.batches:4.0%} ({done:,}/{self.batches:,} batches), {rate:,.0f} tokens/s, "
-                  f"{duration(left)} left", file=sys.stderr, flush=True)
+            log.info(f"{self.name}: {done / self.batches:4.0%} ({done:,}/{self.batches:,} batches), {rate:,.0f} tokens/s, "
+                     f"{duration(left)} left")
 
 

@@ -196,9 +196,11 @@ class TokenModel:
                                 f"CPU); set {self.kind}.dtype: float32")
         return choice.label
 
-    def fit(self, train: Split, val: Split, *, run: Run | None = None, progress: bool = True) -> TokenModel:
+    def fit(self, train: Split, val: Split, *, run: Run | None = None, progress: bool = True,
+            prune=None) -> TokenModel:
         """Train with the shared loop (early stopping on ``val``); with a ``run``, log to it, checkpoint and
-        resume from its last checkpoint."""
+        resume from its last checkpoint. ``prune``: a search trial's pruner
+        (:func:`rnnbench.models.jaxtrain.loop.fit`)."""
         self.device_ = self.use_device()
         t0 = time.perf_counter()
         train_b = self.batcher(train)
@@ -207,7 +209,7 @@ class TokenModel:
         steps = self.make_steps(self.build(self.tokenizer_.vocab_size, nnx.Rngs(self.seed)),
                                 padded_widths(self.boundaries_, self.cfg.data.max_len))
         out = fit(steps, self.options, self.task, train_b, val_seqs, val.y, self.seed, run=run, progress=progress,
-                  y_scale=self.y_scale_, metric=selection_metric(self.cfg, self.task)[0])
+                  y_scale=self.y_scale_, metric=selection_metric(self.cfg, self.task)[0], prune=prune)
         self.steps_, self.params_ = steps, out.best_params
         val_scores = self._unscale(steps.predict(self.params_, val_seqs))
         self.validation_, self.validation_scores_ = evaluate(self.task, val.y, val_scores), val_scores

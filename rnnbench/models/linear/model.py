@@ -29,11 +29,10 @@ from __future__ import annotations
 import copy
 import gc
 import io
+import logging
 import multiprocessing
 import os
 import pickle
-import signal
-import sys
 import threading
 import time
 from collections import deque
@@ -52,10 +51,13 @@ from ...errors import RnnbenchError
 from ...fileio import atomic_write_bytes
 from ...metrics import better, evaluate, higher_is_better, primary, selection_metric, tune_decision
 from ...outputs import duration
+from ...termination import die_with_parent
 from ..base import cpu_device
 from .ngrams import NgramCounter
 from .shared_csr import SharedCSR, open_shared
 from .spec import LinearConfig
+
+log = logging.getLogger(__name__)
 
 FEATURE_DTYPE = np.float64  # float32 features change what lbfgs converges to (see above)
 TFIDF_BLOCK = 1 << 22  # non-zeros per step of the in-place tf-idf
@@ -173,7 +175,7 @@ class LinearBaseline:
         pool = None
         if workers >= 2 and x_tr.nnz >= PROCESS_MIN_NNZ:
             pool = ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_die_with_parent, initargs=(os.getpid(),))
+                                       initializer=die_with_parent, initargs=(os.getpid(),))
         mats: dict[int, tuple] = {}  # min_df -> (x_tr, x_va, its SharedCSR or None): this phase's
         results = []
         try:
@@ -232,10 +234,11 @@ class LinearBaseline:
                     start(here)
         return results
 
-    def fit(self, train: Split, val: Split, *, run: Run | None = None, progress: bool = True) -> LinearBaseline:
+    def fit(self, train: Split, val: Split, *, run: Run | None = None, progress: bool = True,
+            prune=None) -> LinearBaseline:
         """Grid over (min_df, C or alpha) scored on ``val``; keeps the best. Logs each grid point to ``run``
         as it finishes (and, with ``progress``, prints it when the grid takes more than a few seconds); no
-        checkpoints, no progress bar."""
+        checkpoints, no progress bar; no validation curve, so ``prune`` is never called."""
         self.device_, self.training_, self.grid_, self.timings_ = cpu_device(), {}, [], {}
         points = grid_points(self.cfg, self.task)
         t0 = time.perf_counter()
@@ -278,10 +281,10 @@ class LinearBaseline:
                 run.log({"event": "grid_point", **result["params"], f"val_{metric}": value,
                          "fit_seconds": round(result["fit_seconds"], 1)})
             if progress and len(todo) > 1 and time.perf_counter() - t0 > GRID_QUIET_S:
-                print(f"  linear grid {finished}/{len(todo)}: "
-                      + ", ".join(f"{k} {v:g}" for k, v in result["params"].items())
-                      + f": validation {metric} {value:.4f} ({duration(result['fit_seconds'])}; "
-                      f"{duration(time.perf_counter() - t0)} into the grid)", file=sys.stderr, flush=True)
+                log.info(f"  linear grid {finished}/{len(todo)}: "
+                         + ", ".join(f"{k} {v:g}" for k, v in result["params"].items())
+                         + f": validation {metric} {value:.4f} ({duration(result['fit_seconds'])}; "
+                         f"{duration(time.perf_counter() - t0)} into the grid)")
 
         # One min_df at a time (its matrices derived when it starts, dropped when it ends) where each
         # min_df has at least as many points as there are workers, so that none starts idle (the talk's
@@ -308,6 +311,7 @@ class LinearBaseline:
         self.columns_, self.tfidf_ = features[best["params"]["min_df"]][:2]
         self.model_ = best["model"]
         self.timings_["chosen_point"] = best["fit_seconds"]  # the chosen grid point's fit (it is the final model)
+        self.training_ = {"grid_points": len(results)}  # what selection tried on validation
         self.timings_["fit"] = self.timings_["vectorize"] + self.timings_["grid_fit"]
         return self
 
@@ -382,19 +386,6 @@ def _in_thread(fn, *args) -> Future:
 
     threading.Thread(target=run, daemon=True, name="rnnbench-grid-point").start()
     return future
-
-
-def _die_with_parent(parent: int) -> None:
-    """A grid worker ends with the process that started it: a killed ``compare`` leaves no worker
-    behind (Linux: the kernel sends SIGKILL when the parent dies; elsewhere, nothing is set)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # it died before the line above took effect
-        os._exit(1)
 
 
 def _fit_point_in_worker(cfg: LinearConfig, task: Task, params: dict, x_tr_handle, y_tr) -> dict:

@@ -20,10 +20,10 @@ never removed, nor one made in the last minute (its owner may not have locked it
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +34,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...fileio import pid_alive
+
+log = logging.getLogger(__name__)
 
 try:
     import fcntl
@@ -73,8 +75,8 @@ def remove_stale_segments() -> int:
         freed += size
         owners.add(int(m.group(1)))
     if freed:
-        print(f"rnnbench: removed {freed / 1e9:.2f} GB of shared memory left by interrupted fits "
-              f"(process {', '.join(map(str, sorted(owners)))})", file=sys.stderr, flush=True)
+        log.warning(f"rnnbench: removed {freed / 1e9:.2f} GB of shared memory left by interrupted fits "
+                    f"(process {', '.join(map(str, sorted(owners)))})")
     return freed
 
 

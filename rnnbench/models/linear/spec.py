@@ -23,4 +23,4 @@ class LinearConfig:
 KIND = ModelKind(
     name="linear", section=LinearConfig, cls="rnnbench.models.linear.model:LinearBaseline",
     doc="the TF-IDF + logistic regression (ridge) baseline and its grid",
-    reads=("data",), label="TF-IDF bigrams + linear", color="#1f77b4")
+    reads=("data",), label="TF-IDF bigrams + linear", color="#1f77b4", grid_options=("min_df", "C", "alpha"))

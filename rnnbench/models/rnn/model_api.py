@@ -74,9 +74,10 @@ class RNNClassifier:
         self.boundaries_ = bucket_boundaries(seqs.lengths, rnn.buckets, self.cfg.data.max_len, rnn.chunk)
         return Batcher(seqs, y_train, rnn.batch_size, self.boundaries_, self.cfg.data.max_len)
 
-    def fit(self, train: Split, val: Split, *, run: Run | None = None, progress: bool = True) -> RNNClassifier:
+    def fit(self, train: Split, val: Split, *, run: Run | None = None, progress: bool = True,
+            prune=None) -> RNNClassifier:
         """Train with early stopping on ``val``; with a ``run``, log to it, checkpoint each epoch and resume
-        from its last checkpoint."""
+        from its last checkpoint. ``prune``: a search trial's pruner (:func:`rnnbench.models.jaxtrain.loop.fit`)."""
         choice = devices.use(self.cfg.compute, self.cfg.rnn.dtype)  # before any array is made
         self.device_ = choice.label
         programs = devices.train_programs(self.cfg.compute.train_programs, choice.device.platform)
@@ -88,7 +89,7 @@ class RNNClassifier:
         steps = Steps(self.model_, rnn, self.task, self.seed, programs, max_len=self.cfg.data.max_len)
         steps.width = int(train_b.boundaries[-1])  # per-chunk: every training batch one shape, one set of programs
         out = fit(steps, rnn, self.task, train_b, val_seqs, val.y, self.seed, run=run, progress=progress,
-                  y_scale=self.y_scale_, metric=selection_metric(self.cfg, self.task)[0])
+                  y_scale=self.y_scale_, metric=selection_metric(self.cfg, self.task)[0], prune=prune)
         self.steps_, self.params_ = steps, out.best_params
         val_scores = self._unscale(predict(self.steps_, self.params_, val_seqs, self.cfg.data.max_len))  # best
         self.validation_, self.validation_scores_ = evaluate(self.task, val.y, val_scores), val_scores

@@ -3,8 +3,8 @@
 On a CPU, XLA splits a GRU step's elementwise work into about ten small kernels, most of them on one
 thread; ``gru_cpu.cc`` does a step's in one pass over its rows, shared by XLA's intra-op threads. It
 is compiled once per machine with the system's C++ compiler (``$CXX``, else ``c++`` or ``g++``) into
-``$RNNBENCH_KERNELS`` (default ``~/.cache/rnnbench/kernels``), keyed by the source, jaxlib, the
-compiler and the CPU, and loaded into the process. Without a compiler, or with ``RNNBENCH_NATIVE=0``,
+``$RNNBENCH_KERNELS`` (default ``$XDG_CACHE_HOME/rnnbench/kernels``, ``~/.cache/rnnbench/kernels``),
+keyed by the source, jaxlib, the compiler and the CPU, and loaded into the process. Without a compiler, or with ``RNNBENCH_NATIVE=0``,
 :func:`available` is false and the GRU runs ``lax.scan`` over XLA's own step (:mod:`.cells`, as on a
 GPU): the same formulas, and the kernels' tanh is the approximation XLA uses, so the two agree to
 float32 rounding (not bit for bit).
@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ...paths import cache_root
+
 SOURCE = Path(__file__).with_name("gru_cpu.cc")
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC", "-w"]
 # XLA custom-call target -> the library's symbol
@@ -37,7 +39,7 @@ _registered: list[str] = []  # XLA keeps a target once registered: register each
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("RNNBENCH_KERNELS") or Path.home() / ".cache" / "rnnbench" / "kernels")
+    return Path(os.environ.get("RNNBENCH_KERNELS") or cache_root() / "kernels")
 
 
 def compiler() -> str | None:
