@@ -6,7 +6,8 @@ bigrams in 100,000 buckets, Adam; the Transformer: 2 pre-layer-norm blocks, widt
 learned positions, mean pooling, dropout 0.1, Adam, clipping at 1). A full train step (forward, backward,
 update), timed as the shared loop calls it (``Trainable.train_step`` on a batch from the host).
 
-References, in the same process: PyTorch (``pip install torch==2.13.0``; skipped without it):
+References, in the same process: PyTorch (``pip install 'rnnbench[bench]'``, torch 2.13.0; without it the
+script says so and the JSON line's ``*_vs_torch`` fields are null):
 ``nn.EmbeddingBag(mode="mean", sparse=True)`` + ``nn.Linear`` with the bigrams hashed in the step, the table
 trained by ``SparseAdam`` (fastText's sparse update, as ours) and the layer by Adam; and ``nn.Embedding`` +
 learned positions + ``nn.TransformerEncoder(norm_first=True)`` (same sizes, GELU, dropout) + mean pooling +
@@ -71,7 +72,7 @@ def ours_step_timer(kind: str, b: int, t: int, vocab: int):
         cfg = FastTextConfig()
         steps = SparseSteps(BagOfNgrams(vocab, 1, cfg, rngs=nnx.Rngs(0)), cfg, task, 0, [t], t, 4 * b)
     else:
-        cfg = TransformerConfig()
+        cfg = TransformerConfig(positions="learned")  # as the PyTorch reference: an embedding per position
         steps = BatchSteps(Encoder(vocab, 1, t, cfg, rngs=nnx.Rngs(0)), cfg, task, 0, [t], t, b)
     batch = batch_of(b, t, vocab)
     state = [steps.params, steps.tx.init(steps.params), 0]
@@ -91,6 +92,8 @@ def torch_step_timer(kind: str, b: int, t: int, vocab: int):
     try:
         import torch
     except ImportError:
+        print(f"PyTorch is not installed: no PyTorch reference for {kind} (pip install 'rnnbench[bench]', "
+              f"torch==2.13.0); the JSON line's *_vs_torch fields are null", flush=True)
         return None
     torch.set_num_threads(usable_cores())
     torch.manual_seed(0)

@@ -45,7 +45,6 @@ def alibi_slopes(heads: int) -> np.ndarray:
 
 
 BLOCKED = -1e9  # the bias of a key a head does not look at (its softmax weight underflows to 0)
-DIRECTIONAL = True
 
 
 def distance_bias(t: int, heads: int) -> jax.Array:
@@ -54,8 +53,6 @@ def distance_bias(t: int, heads: int) -> jax.Array:
     it, the others at it and the tokens after it, each half with ALiBi's slopes: a bias by distance alone,
     the same both ways, would leave a model that cannot tell a text from its reverse."""
     offset = np.arange(t)[None, :] - np.arange(t)[:, None]  # key - query
-    if not DIRECTIONAL:
-        return jnp.asarray(-alibi_slopes(heads)[:, None, None] * np.abs(offset)[None], jnp.float32)[None]
     left = -(-heads // 2)
     out = np.empty((heads, t, t), np.float32)
     for h, slope in enumerate(alibi_slopes(left)):
