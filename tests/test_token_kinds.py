@@ -2,6 +2,7 @@
 resumed bit for bit after a kill mid-epoch, their config errors; what each sees of word order (fastText:
 only inside its n-grams; the Transformer: all of it, never the padding); fastText's sparse update."""
 
+import csv
 import json
 
 import jax
@@ -254,3 +255,23 @@ def test_the_transformer_reads_order_and_never_the_padding():
         alone = _scores(enc, [[5, 6, 7]])
         np.testing.assert_allclose(_scores(enc, [[5, 6, 7], list(range(2, 20))])[0], alone[0], rtol=1e-5, atol=1e-6)
         assert not np.allclose(_scores(enc, [[7, 6, 5]])[0], alone[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("kind, space", [
+    ("fasttext", {"fasttext.learning_rate": [0.05, 0.0001], "fasttext.embed_dim": [8]}),
+    ("transformer", {"transformer.learning_rate": [0.01, 0.00001], "transformer.positions": ["alibi"]}),
+])
+def test_search_tunes_the_kind_like_any_other(tmp_path, kind, space):
+    """``search.<kind>``: a grid of two learning rates, pruned by successive halving; its trials are runs,
+    the chosen one is the kind's point on the curve, and the table counts the trials."""
+    cfg = write_config(tmp_path / "c.yaml", experiment={"seeds": [0]},
+                       data={"synthetic": {"train_size": 500, "test_size": 100}, "sizes": [300], "val_max": 100},
+                       **{kind: {**TINY[kind], "epochs": 2}},
+                       search={kind: {"space": space, "pruner": "halving"}})
+    r = CliRunner().invoke(main, ["compare", str(cfg), "--models", f"linear,{kind}"])
+    assert r.exit_code == 0, r.output
+    exp = next(p for p in tmp_path.rglob("curves.csv")).parent
+    rows = {row["model"]: row for row in csv.DictReader(open(exp / "curves.csv"))}
+    assert rows[kind]["tuned"] == "tuned" and float(rows[kind]["trials"]) == 2, rows[kind]
+    summary = json.loads((exp / "search" / f"{kind}-n300-s0.json").read_text())
+    assert len(summary["trials"]) == 2 and {t["state"] for t in summary["trials"]} <= {"complete", "pruned"}
