@@ -211,12 +211,59 @@ class RunResult:
         if not isinstance(d, dict) or "model" not in d or "status" not in d:
             raise RnnbenchError("result.json: not a run result (no model or status)")
         known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in known and v is not None}
+        d = {k: v for k, v in d.items() if k in known}
+        _check_result(d)
         if d["model"] == "rnn" and "training" not in d and d.get("chosen"):
             old = dict(d["chosen"])
             d["chosen"] = {"best_epoch": old.pop("best_epoch")} if "best_epoch" in old else {}
             d["training"] = old
         return cls(**{"size": None, "seed": 0, **d})
+
+
+STATUSES = ("ok", "failed", "pruned", "claimed")  # what a run's outcome may be ("claimed": never written)
+_NULLABLE = ("size", "pool_size", "decision")  # the fields a result may hold null in
+_NUMBERS = ("metrics", "validation", "timings", "reference", "group_metrics")  # name -> number mappings
+_MAPPINGS = ("task", "chosen", "training", "versions", "data", "trial")
+_TEXTS = ("model", "status", "reason", "dataset", "device", "selection")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_result(d: dict) -> None:
+    """Refuse a result whose fields are not what rnnbench writes (a damaged or hand-edited ``result.json``):
+    every reader formats its numbers, so a metric that is text or null would crash a table."""
+    def bad(key: str, want: str) -> RnnbenchError:
+        return RnnbenchError(f"{key} is {d[key]!r:.60}, not {want}")
+
+    for key, value in d.items():
+        if value is None and key not in _NULLABLE:
+            raise RnnbenchError(f"{key} is null")
+
+    for key in _TEXTS:
+        if key in d and not isinstance(d[key], str):
+            raise bad(key, "text")
+    if d["status"] not in STATUSES:
+        raise bad("status", "one of " + ", ".join(STATUSES))
+    for key in ("n_train", "n_val", "n_test", "size", "pool_size"):
+        if key in d and d[key] is not None and not (type(d[key]) is int and d[key] >= 0):
+            raise bad(key, "a count")
+    if "seed" in d and type(d["seed"]) is not int:
+        raise bad("seed", "an integer")
+    for key in _NUMBERS:
+        if key in d and not (isinstance(d[key], dict) and all(_is_number(v) for v in d[key].values())):
+            raise bad(key, "a mapping of names to numbers")
+    for key in _MAPPINGS:
+        if key in d and not isinstance(d[key], dict):
+            raise bad(key, "a mapping")
+    if "classes" in d and not (isinstance(d["classes"], list) and all(isinstance(c, str) for c in d["classes"])):
+        raise bad("classes", "a list of class names")
+    rule = d.get("decision")
+    if rule is not None and not (isinstance(rule, dict) and isinstance(rule.get("metric"), str) and (
+            _is_number(rule.get("threshold")) or (isinstance(rule.get("weights"), list) and rule["weights"]
+                                                   and all(_is_number(w) for w in rule["weights"])))):
+        raise bad("decision", "a decision rule (a metric and a threshold or class weights)")
 
 
 class Run:
@@ -339,7 +386,7 @@ class Run:
             raise RnnbenchError(f"{self.path}: no {RESULT} (not a finished run)")
         try:
             result = RunResult.from_dict(json.loads(f.read_text()))
-        except (ValueError, TypeError, RnnbenchError) as e:
+        except (ValueError, TypeError, RecursionError, RnnbenchError) as e:
             raise RnnbenchError(f"{f}: unreadable run result ({e})") from None
         t = result.timings
         if result.model == "rnn" and isinstance(t.get("train_loop"), (int, float)) and "train_wall" not in t:

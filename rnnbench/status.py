@@ -1,6 +1,7 @@
 """``rnnbench status DIR``: what each run of an experiment is doing, read from the run store alone.
 
-A run is *done* (``DONE``, a result), *failed* (``DONE``, a failed result and its reason), *running* (a
+A run is *done* (``DONE``, a result), *failed* (``DONE``, a failed result and its reason), *damaged*
+(``DONE`` beside a result that does not read back: the next compare or sweep redoes it), *running* (a
 live lease: host, pid, GPUs, and from its ``metrics.jsonl`` the epoch, step, last validation score,
 tokens/s and an ETA), *stale* (a lease whose heartbeat stopped: the next compare or sweep takes it over)
 or *to do* (a folder with no lease: interrupted, resumes at its checkpoint's step; or, given a config, a run
@@ -19,7 +20,8 @@ from .errors import RnnbenchError
 from .outputs import duration
 from .runs import Run, name_parts, run_folders
 
-STATES = ("done", "failed", "running", "stale", "to do")
+STATES = ("done", "failed", "running", "stale", "to do")  # counted on the last line, always
+DAMAGED = "damaged"  # counted after them where there is one
 
 
 @dataclass
@@ -112,7 +114,7 @@ def _result_text(run_path: Path) -> tuple[str, str]:
     try:
         r = Run(run_path).result()
     except RnnbenchError as e:
-        return "failed", f"unreadable result ({e})"
+        return DAMAGED, f"{e}: redone by the next compare or sweep"
     if not r.ok:
         return "failed", r.reason or "unknown reason"
     metric = next((k for k in ("accuracy", "rmse") if k in r.metrics), next(iter(r.metrics), None))
@@ -277,5 +279,7 @@ def render(states: list[RunStatus]) -> list[str]:
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     counts = {k: sum(s.state == k for s in states) for k in STATES}
+    if any(s.state == DAMAGED for s in states):
+        counts[DAMAGED] = sum(s.state == DAMAGED for s in states)
     lines.append(f"{len(states)} runs: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     return lines
