@@ -286,7 +286,10 @@ class Run:
                     legacy.rename(path)
                 except OSError:
                     return cls(legacy)
-        return cls(path)
+        run = cls(path)
+        if adopt and not path.exists():
+            run.settle()  # a forced rerun killed between its two renames (where the filesystem cannot swap)
+        return run
 
     # ------------------------------------------------------------------ state
     @property
@@ -472,12 +475,19 @@ class Run:
         """Prepare the directory for a fresh or resumed run. ``force`` starts from nothing; otherwise
         checkpoints survive, and with them the metrics log (the trainer truncates it to the checkpoint).
         First it takes the run's lease (:mod:`rnnbench.lease`): a run claimed by another live process, or
-        finished by one meanwhile, raises :class:`rnnbench.lease.Claimed` and nothing is touched."""
-        lease.claim(self.path, cfg.compute.lease_timeout, unless=None if force else lambda: self.done)
-        if force and self.path.exists():
-            trash = self.path.with_name(f".{self.path.name}.trash-{time.time_ns()}")
-            self.path.rename(trash)  # atomic: the run directory is never half-deleted
-            shutil.rmtree(trash, ignore_errors=True)
+        finished by one meanwhile, raises :class:`rnnbench.lease.Claimed` and nothing is touched.
+
+        ``force`` on a finished run trains the new one beside it, in ``.<name>.force`` (this run's
+        :attr:`path` until :meth:`finish`), and the finished run stays whole until the new one is: a kill
+        at any moment leaves one of the two. A forced rerun that was killed is resumed by the next one."""
+        lease.claim(self.path, cfg.compute.lease_timeout, unless=None if force else lambda: self.settle() or self.done)
+        if force:
+            self.settle()
+            if self.marked_done:  # a finished run: kept until its replacement is finished
+                self.final, self.path = self.path, self.staging
+            else:
+                for old in (self.path, self.staging):
+                    _discard(old)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -489,6 +499,47 @@ class Run:
         if not self.resumable:
             self.clear_metrics()
         atomic_write_text(self.path / CONFIG, cfg.to_yaml())
+
+    final: Path | None = None  # a forced rerun: the folder it replaces once finished (``path`` is its staging)
+
+    @property
+    def staging(self) -> Path:
+        """Where a forced rerun of this finished run trains (hidden: no listing counts it as a run)."""
+        return (self.final or self.path).with_name(f".{(self.final or self.path).name}{FORCED}")
+
+    def settle(self) -> None:
+        """Finish what a process killed while swapping a forced rerun in left: the new run, whole, put in
+        place if the old one is already gone (else dropped: the old one stands), and old folders on their way
+        out removed. Called under the run's lease, and before a run is used."""
+        final = self.final or self.path
+        swap = final.with_name(f".{final.name}{SWAP}")
+        if swap.is_dir():
+            if final.exists():
+                _discard(swap)
+            else:
+                try:
+                    swap.rename(final)
+                except FileNotFoundError:  # another process has just done it
+                    pass
+        for trash in final.parent.glob(f".{final.name}{TRASH}*") if final.parent.is_dir() else ():
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def _swap_in(self) -> None:
+        """Put a finished forced rerun (at :attr:`path`) in place of the run it replaces: exchanged in one
+        step where the filesystem can, else the old one moved aside first (:meth:`settle` completes that)."""
+        final, swap = self.final, self.final.with_name(f".{self.final.name}{SWAP}")
+        self.path.rename(swap)  # whole now: whichever of the two a kill leaves here is a finished run
+        if _exchange(swap, final):
+            _discard(swap)  # the old run
+        else:
+            aside = final.with_name(f".{final.name}{TRASH}{time.time_ns()}")
+            final.rename(aside)
+            try:
+                swap.rename(final)
+            except FileNotFoundError:
+                pass
+            shutil.rmtree(aside, ignore_errors=True)
+        self.path, self.final = final, None
 
     def log(self, record: dict) -> None:
         append_jsonl(self.path / METRICS, {"time": time.time(), **record})
@@ -507,6 +558,8 @@ class Run:
     def finish(self, result: RunResult) -> None:
         atomic_write_json(self.path / RESULT, result.to_dict())
         atomic_write_text(self.path / DONE, time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        if self.final is not None:  # a forced rerun, finished: it replaces the run it reran
+            self._swap_in()
         lease.release(self.path)  # the run is finished: its claim goes
 
     def require_done(self) -> RunResult:
@@ -522,6 +575,37 @@ class Run:
                                     f"runs ({len(done)} finished): {', '.join(names[:8])}{more}")
             raise RnnbenchError(f"run {self.path} is not finished (no DONE marker)")
         return self.result()
+
+
+FORCED, SWAP, TRASH = ".force", ".swap", ".trash-"  # suffixes of a run's hidden siblings (see Run.begin)
+
+
+def _discard(folder: Path) -> None:
+    """Remove a run folder: renamed first (atomic), so it is never seen half-deleted under its name."""
+    if not folder.exists():
+        return
+    trash = folder.with_name(f".{folder.name.lstrip('.').split('.')[0]}{TRASH}{time.time_ns()}")
+    folder.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the system or the
+    filesystem cannot (then nothing happened)."""
+    import ctypes
+    import errno
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def runs_inside(path: Path) -> list[Run]:

@@ -41,7 +41,7 @@ class RunStatus:
 
 def _planned_epochs(run: Run) -> int | None:
     """The training passes a run's model kind plans at most (its ``epochs_option``), from its config."""
-    model = name_parts(run.path.name)[0]
+    model = name_parts(run.path.name.lstrip("."))[0]  # a forced rerun's staging folder: .<name>.force
     option = models.get(model).epochs_option if model in models.names() else None
     if option is None:
         return None
@@ -125,13 +125,16 @@ def run_status(run_path: Path, now: float | None = None) -> RunStatus:
     run_path = Path(run_path)
     now = time.time() if now is None else now
     st = RunStatus(run_path.name, run_path, "to do")
+    holder = lease.holder_of(run_path)
     if Run(run_path).marked_done:
         st.state, st.result = _result_text(run_path)
+        rerun = Run(run_path).staging
+        if holder is not None and not holder.stale(now) and rerun.is_dir():  # `--force`: the result stands till then
+            st.state, st.where = "running", _where(holder)
+            st.progress = f"rerun (--force): {progress_text(progress_of(rerun))}"
         return st
-    holder = lease.holder_of(run_path)
     if holder is not None:
-        gpus = holder.cuda_visible_devices
-        st.where = f"{holder.host} pid {holder.pid}" + (f", GPU {gpus}" if gpus else "")
+        st.where = _where(holder)
         st.info["holder"] = holder
         if holder.stale(now):
             st.state = "stale"
@@ -148,6 +151,11 @@ def run_status(run_path: Path, now: float | None = None) -> RunStatus:
     elif run_path.is_dir():
         st.progress = "interrupted: starts again"
     return st
+
+
+def _where(holder: lease.Holder) -> str:
+    gpus = holder.cuda_visible_devices
+    return f"{holder.host} pid {holder.pid}" + (f", GPU {gpus}" if gpus else "")
 
 
 def _step_text(run_path: Path, step: int) -> str:

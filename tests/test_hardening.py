@@ -75,3 +75,90 @@ def test_what_rnnbench_writes_validates():
     assert RunResult.from_dict(json.loads(json.dumps(r.to_dict()))) == r
     undefined = RunResult.from_dict(json.loads(json.dumps({**r.to_dict(), "metrics": {"roc_auc": float("nan")}})))
     assert undefined.metrics["roc_auc"] != undefined.metrics["roc_auc"]  # a metric may be undefined (NaN)
+
+
+# ------------------------------------------------------------------------------------------- --force
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def killed_at(spec: str, *args) -> int:
+    """The CLI run by the fault battery's child mode, SIGKILLed at ``spec`` (``write:NAME:N``, ``save:N``)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "faults.py"), "--child", spec, "--",
+                           *map(str, args)], env=env, capture_output=True, timeout=600).returncode
+
+
+def whole(run: Path) -> dict:
+    """What a finished run holds, read back in full (its model too): the proof it survived."""
+    r = Run(run).require_done()
+    assert (run / ("model.pkl" if r.model == "linear" else "params.npz")).stat().st_size > 0
+    return r.metrics
+
+
+@pytest.mark.parametrize("spec", ["write:model.pkl:1", "write:result.json:1", "write:DONE:1"])
+def test_a_forced_rerun_killed_at_any_write_leaves_the_finished_run_whole(tmp_path, spec):
+    """`train --force` used to delete the finished run before training: a SIGKILL (an OOM) during the rerun
+    left nothing. Now the rerun trains beside it and replaces it only once finished."""
+    cfg = config(tmp_path)
+    first = cli("train", cfg)
+    run = run_dir_of(first)
+    before = whole(run)
+    assert killed_at(spec, "train", cfg, "--force") == -9
+    assert whole(run) == before  # the old run, untouched
+    assert cli("status", run.parent.parent).output.splitlines()[-1].startswith("1 runs: 1 done")
+    again = cli("train", cfg, "--force")
+    assert again.exit_code == 0 and "already finished" not in again.output, again.output
+    assert whole(run) == before and sorted(p.name for p in run.parent.iterdir()) == [run.name]  # no staging left
+
+
+def test_a_forced_rerun_replaces_the_run_only_when_finished(tmp_path, monkeypatch):
+    from rnnbench.models.linear.model import LinearBaseline
+
+    cfg = config(tmp_path)
+    run = run_dir_of(cli("train", cfg))
+    stamp = (run / "DONE").read_text()
+    real_fit, seen = LinearBaseline.fit, []
+
+    def fit(self, train, val, *, run=None, **kw):
+        seen.append(run.path)
+        assert (run.final / "DONE").read_text() == stamp  # the finished run stands while its rerun trains
+        status = cli("status", run.final.parent.parent).output
+        assert "running" in status and "rerun (--force)" in status and "1 runs: 0 done" in status, status
+        return real_fit(self, train, val, run=run, **kw)
+
+    monkeypatch.setattr(LinearBaseline, "fit", fit)
+    r = cli("train", cfg, "--force")
+    assert r.exit_code == 0 and run_dir_of(r) == run
+    assert seen == [run.parent / f".{run.name}.force"] and not seen[0].exists()
+    assert whole(run) and sorted(p.name for p in run.parent.iterdir()) == [run.name]
+
+
+def test_a_swap_cut_between_its_two_renames_is_completed(tmp_path, monkeypatch):
+    """Where the filesystem cannot exchange two folders in one step, the old run is moved aside before the
+    new one moves in; a kill between leaves the new one whole under a hidden name: the next use puts it in."""
+    from rnnbench import runs
+
+    cfg = config(tmp_path)
+    run = run_dir_of(cli("train", cfg))
+    monkeypatch.setattr(runs, "_exchange", lambda a, b: False)
+    real_rename, calls = Path.rename, []
+
+    def rename(self, target):
+        calls.append(Path(target).name)
+        if Path(target) == run and len(calls) > 1:
+            raise KeyboardInterrupt  # the kill, between the two renames
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    cli("train", cfg, "--force")
+    monkeypatch.setattr(Path, "rename", real_rename)
+    assert not run.exists() and (run.parent / f".{run.name}.swap" / "DONE").exists()
+    r = cli("train", cfg)
+    assert r.exit_code == 0 and "already finished" in r.output, r.output
+    assert whole(run) and sorted(p.name for p in run.parent.iterdir()) == [run.name]
