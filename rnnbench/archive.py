@@ -25,6 +25,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 from . import __version__
+from .config import check_folder_name
 from .errors import RnnbenchError
 from .runs import RUNS, runs_of
 
@@ -96,9 +97,11 @@ def import_results(archive: Path, into: Path) -> dict:
     into.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".rnnbench-import-", dir=into) as tmp:
         manifest = _unpack(archive, Path(tmp))
-        name = manifest["experiment"]
-        if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-            raise RnnbenchError(f"{archive}: its manifest names no usable experiment ({name!r})")
+        name = manifest.get("experiment")
+        try:
+            check_folder_name(name if isinstance(name, str) else "", "experiment")
+        except RnnbenchError:
+            raise RnnbenchError(f"{archive}: its manifest names no usable experiment ({name!r:.80})") from None
         staged = runs_of(Path(tmp))
         for run in staged:  # every run must read back whole before any is moved in
             try:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import lease, models
-from .config import Config, config_hash
+from .config import Config, config_hash, read_yaml
 from .errors import RnnbenchError
 from .fileio import (
     append_jsonl,
@@ -412,8 +412,8 @@ class Run:
         import yaml
 
         try:
-            raw = yaml.load((self.path / CONFIG).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except (OSError, ValueError, yaml.YAMLError):
+            raw = read_yaml((self.path / CONFIG).read_text(), str(self.path / CONFIG), fast=True)
+        except (OSError, ValueError, RecursionError, RnnbenchError, yaml.YAMLError):
             return {}
         return raw if isinstance(raw, dict) else {}
 
@@ -433,7 +433,10 @@ class Run:
         text = self.config_yaml()
         if text is None:
             raise RnnbenchError(f"{self.path}: no {CONFIG}")
-        return from_dict(yaml.safe_load(text))
+        try:
+            return from_dict(read_yaml(text, str(self.path / CONFIG)))
+        except (yaml.YAMLError, RecursionError, TypeError) as e:
+            raise RnnbenchError(f"{self.path / CONFIG}: unreadable ({type(e).__name__})") from None
 
     def save_predictions(self, y, scores, groups, pred=None) -> None:
         """The run's test predictions, compactly: the true targets, the decided class (classification) and

@@ -162,3 +162,62 @@ def test_a_swap_cut_between_its_two_renames_is_completed(tmp_path, monkeypatch):
     r = cli("train", cfg)
     assert r.exit_code == 0 and "already finished" in r.output, r.output
     assert whole(run) and sorted(p.name for p in run.parent.iterdir()) == [run.name]
+
+
+# ------------------------------------------------------------------------------------------- hostile configs
+
+
+def billion_laughs(levels: int = 9, width: int = 9) -> str:
+    lines = ["data:", "  where:", '    k0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"    k{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_yaml_alias_bomb_is_one_line_at_once(tmp_path):
+    """1 kB that stands for 4 billion values: config show used to grow to gigabytes; now refused unexpanded."""
+    import time
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(billion_laughs())
+    t0 = time.perf_counter()
+    r = cli("config", "show", bomb)
+    assert r.exit_code == 2 and time.perf_counter() - t0 < 5
+    assert "aliases" in one_error_line(r) and str(bomb) in r.stderr
+    for args in (["--set", "smoke=&a [*a]"], ["--set", "data.where={x: &b [*b]}"]):
+        r = cli("config", "show", config(tmp_path), *args)
+        assert r.exit_code == 2 and "holds itself" in one_error_line(r)
+    (tmp_path / "cycle.yaml").write_text("smoke: &a {x: *a}\n")
+    assert "holds itself" in one_error_line(cli("config", "show", tmp_path / "cycle.yaml"))
+    aliases = tmp_path / "fine.yaml"  # aliases that stay small are YAML, and fine
+    aliases.write_text("linear: {min_df: &m [1, 2]}\nsearch: {linear: {space: {linear.min_df: *m}}}\n")
+    assert cli("config", "show", aliases).exit_code == 0
+
+
+@pytest.mark.parametrize("name", ["../../x", "/tmp/abs", "a\nb", "..", ".", "", "a/b", "a\\b", "tab\there", "x" * 300])
+def test_experiment_name_is_one_plain_folder_name(tmp_path, name):
+    """Used to write runs outside output_dir (../../x, an absolute path) or put a line break in a folder name."""
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps({"experiment": {"name": name, "output_dir": str(tmp_path / "out")}}))
+    r = cli("train", path)
+    assert r.exit_code == 2 and "experiment.name" in one_error_line(r)
+    assert not any(tmp_path.rglob("runs")) and not (tmp_path.parent / "x").exists()
+
+
+def test_a_config_path_that_is_a_folder_or_a_device_says_so(tmp_path):
+    """It used to say "config file not found" of a folder that exists; an endless device read for ever."""
+    assert "a folder, not a config file" in one_error_line(cli("config", "show", tmp_path))
+    r = cli("config", "show", "/dev/zero")
+    assert r.exit_code == 2 and "not a regular file" in one_error_line(r)
+    assert "not found" in one_error_line(cli("config", "show", tmp_path / "nope.yaml"))
+
+
+@pytest.mark.parametrize("setting", ["experiment.seeds=[0, 0]", "sweep.seeds=[1, 1]", "linear.C=[1.0, 1]",
+                                     "linear.min_df=[2, 2]", "data.text_columns=[a, a]", "search.linear.at_sizes=[100, 100]",
+                                     "sweep.grid={rnn.hidden_dim: [8, 8]}", "sweep.grid={rnn.learning_rate: [0.001, 1e-3]}",
+                                     "sweep.labels=[a, a]"])
+def test_a_value_listed_twice_is_refused(tmp_path, setting):
+    """A sweep listing a value twice ran one run twice and counted it twice in every mean and interval."""
+    cfg = config(tmp_path, sweep={"model": "rnn", "grid": {"rnn.hidden_dim": [8]}, "zip": {"rnn.cell": ["gru", "lstm"]},
+                                  "labels": ["g", "l"]})
+    r = cli("sweep", cfg, "--dry-run", "--set", setting)
+    assert r.exit_code == 2 and "twice" in one_error_line(r), r.output
