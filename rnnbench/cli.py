@@ -30,6 +30,14 @@ class _Group(click.Group):
             click.echo(f"Terminated (SIGTERM): {e.args[0] if e.args else 'stopped'}; finished runs are kept: "
                        "run the same command again to resume.", err=True)
             ctx.exit(e.exit_code)
+        except BrokenPipeError:  # the reader left (`| head`): no error, and no one to say it to
+            import os
+
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit, flushing stdout
+            except (OSError, ValueError):  # not a file (a test's runner)
+                pass
+            ctx.exit(141)  # 128 + SIGPIPE: what a shell reports for a command whose reader left
         except OSError as e:  # the machine, not the input: a full disk, a read-only or vanished folder
             click.echo(f"Error: {_one_line(_os_error(e))}", err=True)
             ctx.exit(1)

@@ -16,6 +16,14 @@ SMALL = {"synthetic": {"train_size": 300, "test_size": 100}, "sizes": [100]}
 TINY_RNN = {"embed_dim": 8, "hidden_dim": 8, "batch_size": 32, "epochs": 2, "buckets": 2, "learning_rate": 0.01}
 
 
+@pytest.fixture(autouse=True)
+def _no_leases_left():
+    from rnnbench import lease
+
+    yield
+    lease.release_all()
+
+
 def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
@@ -221,3 +229,58 @@ def test_a_value_listed_twice_is_refused(tmp_path, setting):
                                   "labels": ["g", "l"]})
     r = cli("sweep", cfg, "--dry-run", "--set", setting)
     assert r.exit_code == 2 and "twice" in one_error_line(r), r.output
+
+
+# ------------------------------------------------------------------------------------------- late cleanup
+
+
+def test_a_full_disk_whose_failure_orbax_repeats_at_close_is_still_one_line(tmp_path, monkeypatch, capfd):
+    """A disk that fills during a checkpoint: orbax raises the failure from the save, then again from the close
+    of its manager (which used to replace the first with a ~130-line traceback), and its abandoned threads go
+    on printing "Event loop is closed" after the save's quiet block."""
+    import threading
+    import time
+
+    import orbax.checkpoint as ocp
+
+    cfg = config(tmp_path)
+    real_save, real_close, calls = ocp.CheckpointManager.save, ocp.CheckpointManager.close, []
+
+    def late_failure():
+        time.sleep(0.3)
+        raise RuntimeError("Event loop is closed")
+
+    def save(self, step, *a, **k):
+        calls.append(step)
+        if len(calls) == 2:
+            threading.Thread(target=late_failure).start()
+            raise ValueError("RESOURCE_EXHAUSTED: Error writing local file: No space left on device")
+        return real_save(self, step, *a, **k)
+
+    def close(self):
+        real_close(self)
+        if len(calls) >= 2:
+            raise ValueError("RESOURCE_EXHAUSTED: Error opening \"zarr\" driver: No space left on device")
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", save)
+    monkeypatch.setattr(ocp.CheckpointManager, "close", close)
+    r = cli("train", cfg, "--model", "rnn")
+    time.sleep(0.6)
+    assert r.exit_code == 1 and "No space left on device" in one_error_line(r)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_reader_that_leaves_is_no_error(tmp_path):
+    """`rnnbench status DIR | head -1` said "Error: Broken pipe ... run the same command again"."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = config(tmp_path, experiment={"models": ["linear"]})
+    assert cli("compare", cfg).exit_code == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for args in (["config", "reference"], ["status", str(tmp_path / "runs" / "t")]):
+        p = subprocess.run(f"{sys.executable} -m rnnbench.cli {' '.join(args)} | head -c 1 > /dev/null; "
+                           "echo ${PIPESTATUS[0]}", shell=True, executable="/bin/bash", capture_output=True,
+                           text=True, env=env, timeout=120)
+        assert p.stdout.strip() in ("0", "141") and p.stderr == "", (args, p.stdout, p.stderr)
