@@ -485,7 +485,7 @@ def status(target, overrides, smoke, trials):
 
         cfg = load_config(path, overrides)
         cfg = cfg.with_smoke() if smoke else cfg
-        states, folder = collect(path, planned_runs(cfg)), experiment_dir(cfg)
+        states, folder = collect(path, planned_runs(cfg), cfg.compute.lease_timeout), experiment_dir(cfg)
     else:
         if not path.exists():
             raise RnnbenchError(f"{target}: no such experiment folder or config")

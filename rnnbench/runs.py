@@ -545,7 +545,13 @@ class Run:
         self.path, self.final = final, None
 
     def log(self, record: dict) -> None:
+        self.check_claim()
         append_jsonl(self.path / METRICS, {"time": time.time(), **record})
+
+    def check_claim(self) -> None:
+        """Raise :class:`rnnbench.lease.LeaseLost` if another process took this process's claim on the run
+        over (before each write: two processes never write one run)."""
+        lease.check(self.final or self.path)
 
     def clear_metrics(self) -> None:
         """Start an empty metrics log (a run trained from the beginning)."""
@@ -559,6 +565,7 @@ class Run:
         return rows
 
     def finish(self, result: RunResult) -> None:
+        self.check_claim()
         atomic_write_json(self.path / RESULT, result.to_dict())
         atomic_write_text(self.path / DONE, time.strftime("%Y-%m-%dT%H:%M:%S\n"))
         if self.final is not None:  # a forced rerun, finished: it replaces the run it reran

@@ -121,11 +121,12 @@ def _result_text(run_path: Path) -> tuple[str, str]:
     return "done", f"test {metric} {r.metrics[metric]:.4f}" if metric else "done"
 
 
-def run_status(run_path: Path, now: float | None = None) -> RunStatus:
+def run_status(run_path: Path, now: float | None = None, timeout: float | None = None) -> RunStatus:
+    """``timeout``: the lease timeout claims are judged by (default: the run's own config's)."""
     run_path = Path(run_path)
     now = time.time() if now is None else now
     st = RunStatus(run_path.name, run_path, "to do")
-    holder = lease.holder_of(run_path)
+    holder = lease.holder_of(run_path, timeout if timeout is not None else _lease_timeout(run_path))
     if Run(run_path).marked_done:
         st.state, st.result = _result_text(run_path)
         rerun = Run(run_path).staging
@@ -141,6 +142,10 @@ def run_status(run_path: Path, now: float | None = None) -> RunStatus:
             st.progress = f"claim abandoned: heartbeat {lease.ago(now - holder.heartbeat)} ago"
             return st
         st.state = "running"
+        if not holder.proven:
+            left = holder.limit() - (now - holder.heartbeat)
+            st.progress = f"unreadable lease file: counts as held {lease.ago(left)} more, then taken over"
+            return st
         p = progress_of(run_path)
         st.info["progress"] = p
         st.progress = progress_text(p)
@@ -153,7 +158,15 @@ def run_status(run_path: Path, now: float | None = None) -> RunStatus:
     return st
 
 
+def _lease_timeout(run_path: Path) -> float | None:
+    """The ``compute.lease_timeout`` the run was begun with (None: not known)."""
+    value = (Run(run_path).settings().get("compute") or {}).get("lease_timeout") if run_path.is_dir() else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+
 def _where(holder: lease.Holder) -> str:
+    if not holder.proven:
+        return "? (unreadable lease file)"
     gpus = holder.cuda_visible_devices
     return f"{holder.host} pid {holder.pid}" + (f", GPU {gpus}" if gpus else "")
 
@@ -177,11 +190,12 @@ def progress_line(run_path: Path) -> str:
 # ---------------------------------------------------------------------------------------- an experiment
 
 
-def collect(target: Path, planned: list[Path] | None = None) -> list[RunStatus]:
-    """The status of every run found in ``target``, and of ``planned`` runs (from a config) not found."""
+def collect(target: Path, planned: list[Path] | None = None, timeout: float | None = None) -> list[RunStatus]:
+    """The status of every run found in ``target``, and of ``planned`` runs (from a config) not found;
+    ``timeout``: the config's lease timeout (default: each run's)."""
     now = time.time()
     paths = run_folders(target) if planned is None else planned
-    states = [run_status(p, now) for p in paths]
+    states = [run_status(p, now, timeout) for p in paths]
     _name_variants(states)
     return states
 

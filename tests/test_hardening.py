@@ -231,6 +231,127 @@ def test_a_value_listed_twice_is_refused(tmp_path, setting):
     assert r.exit_code == 2 and "twice" in one_error_line(r), r.output
 
 
+# ------------------------------------------------------------------------------------------- leases
+
+
+def lease_file(cfg_path: Path, tmp_path: Path, text: str, age: float = 0.0) -> Path:
+    """The lease file of the linear run of ``cfg_path``, holding ``text``, last written ``age`` s ago."""
+    import os
+    import time
+
+    from rnnbench import lease
+    from rnnbench.config import load_config
+    from rnnbench.runs import run_path
+
+    path = lease.lease_path(run_path(load_config(cfg_path), "linear", 100, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    os.utime(path, (time.time() - age, time.time() - age))
+    return path
+
+
+@pytest.mark.parametrize("text", ["garbage{", '{"host": 1, "pid": "x", "started": "y", "heartbeat": null}',
+                                  '{"host": "n", "pid": 1, "started": 0, "heartbeat": NaN, "timeout": 300}',
+                                  '{"host": "n", "pid": 1, "started": 0, "heartbeat": 0, "timeout": -1}', "[1, 2]"])
+def test_a_lease_file_that_holds_no_lease_counts_only_for_the_configured_timeout(tmp_path, text):
+    """Garbage counted as live for a fixed 300 s whatever compute.lease_timeout said; wrong JSON types were a
+    traceback in train and status. Now such a file proves its mtime alone, judged by the configured timeout."""
+    cfg = config(tmp_path, compute={"lease_timeout": 10})
+    path = lease_file(cfg, tmp_path, text, age=3)
+    r = cli("train", cfg)
+    assert r.exit_code == 2 and "unreadable lease file" in one_error_line(r)  # written 3 s ago: held still
+    status = cli("status", cfg)
+    assert status.exit_code == 0 and "unreadable lease file" in status.output, status.output
+    lease_file(cfg, tmp_path, text, age=12)  # older than compute.lease_timeout: taken over
+    assert "1 stale" in cli("status", cfg).output
+    r = cli("train", cfg)
+    assert r.exit_code == 0, r.output
+    assert not path.exists()  # finished and released
+
+
+def test_a_lease_path_that_is_a_folder_says_so(tmp_path):
+    cfg = config(tmp_path)
+    path = lease_file(cfg, tmp_path, "")
+    path.unlink()
+    path.mkdir()
+    for r in (cli("train", cfg), cli("status", cfg)):
+        assert r.exit_code == 2 and "a folder where the lease file" in one_error_line(r)
+
+
+def write_holder(path: Path, heartbeat: float, mtime: float, host="node7", token="theirs") -> None:
+    import os
+    import time
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"host": host, "pid": 4242, "started": heartbeat - 5, "heartbeat": heartbeat,
+                                "timeout": 300.0, "token": token}))
+    os.utime(path, (time.time() + mtime, time.time() + mtime))
+
+
+def test_clocks_that_disagree_between_hosts(tmp_path):
+    """A holder's heartbeat is its host's clock, the file's mtime the filesystem's: a holder whose clock is
+    10 min behind is not taken for dead, one whose clock is a day ahead is not taken for alive for a day,
+    and a file this process watched stay unchanged for the timeout is abandoned whatever the clocks say."""
+    import time
+
+    from rnnbench import lease
+
+    path = tmp_path / "exp" / "leases" / "x.lease"
+    now = time.time()
+    write_holder(path, heartbeat=now - 600, mtime=0, token="a")  # alive; its clock 10 min behind
+    assert not lease.read(path, 60).stale(now)
+    write_holder(path, heartbeat=now + 86400, mtime=-400, token="b")  # dead 400 s ago; its clock a day ahead
+    assert lease.read(path, 60).stale(now)
+    write_holder(path, heartbeat=now + 86400, mtime=0, token="other")  # alive, clock ahead: live
+    first = lease.read(path, 60)
+    assert not first.stale(now)
+    lease._SEEN[str(path)] = (path.read_bytes(), time.monotonic() - 61, False)  # watched, unchanged, for 61 s
+    assert lease.read(path, 60).stale(now)
+    write_holder(path, heartbeat=now - 3600, mtime=-3600, token="other")  # it beat (the file changed):
+    assert not lease.read(path, 60).stale(now)  # alive, though both clocks say an hour ago
+
+
+def test_a_heartbeat_from_a_holder_with_a_huge_timeout_is_bounded(tmp_path):
+    import time
+
+    from rnnbench import lease
+
+    path = tmp_path / "exp" / "leases" / "x.lease"
+    path.parent.mkdir(parents=True)
+    now = time.time()
+    path.write_text(json.dumps({"host": "n", "pid": 1, "started": now - 900, "heartbeat": now - 900,
+                                "timeout": 1e12, "token": "t"}))
+    import os
+
+    os.utime(path, (now - 900, now - 900))
+    assert lease.read(path, 300).stale(now)  # not for 30,000 years
+    assert not lease.read(path, 300).stale(now - 800)
+
+
+def test_a_claim_taken_over_stops_its_first_holder_with_who_took_it(tmp_path, monkeypatch):
+    """The first holder of a claim another process took over (it looked dead: suspended, a clock) went on
+    training into the other's folder and failed with a misleading "checkpoint not written"; now its next
+    write stops it, naming who holds the run."""
+    from rnnbench import lease
+    from rnnbench.models.linear.model import LinearBaseline
+
+    cfg = config(tmp_path)
+    real_fit = LinearBaseline.fit
+
+    def fit(self, train, val, *, run=None, **kw):
+        write_holder(lease.lease_path(run.path), time.time(), 0, host="node9", token="new")
+        return real_fit(self, train, val, run=run, **kw)
+
+    import time
+
+    monkeypatch.setattr(LinearBaseline, "fit", fit)
+    r = cli("train", cfg)
+    assert r.exit_code == 2
+    line = one_error_line(r)
+    assert "taken over by node9 pid 4242" in line and "stopped without writing" in line
+    assert not list((tmp_path / "runs").rglob("DONE"))
+
+
 # ------------------------------------------------------------------------------------------- late cleanup
 
 
