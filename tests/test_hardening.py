@@ -352,6 +352,44 @@ def test_a_claim_taken_over_stops_its_first_holder_with_who_took_it(tmp_path, mo
     assert not list((tmp_path / "runs").rglob("DONE"))
 
 
+# ------------------------------------------------------------------------------------------- sizes that cannot fit
+
+
+@pytest.mark.parametrize("setting,key", [("rnn.hidden_dim=1000000", "rnn.hidden_dim"),
+                                         ("rnn.batch_size=1000000000", "rnn.batch_size"),
+                                         ("data.max_len=1000000000", "data.max_len"),
+                                         ("rnn.embed_dim=100000000", "rnn.embed_dim")])
+def test_a_size_that_cannot_fit_is_refused_before_allocating(tmp_path, setting, key):
+    """These ran for up to a minute, took gigabytes, then died with a JAX or numpy traceback."""
+    import resource
+    import time
+
+    cfg = config(tmp_path)
+    t0, rss = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    r = cli("train", cfg, "--model", "rnn", "--set", setting)
+    line = one_error_line(r)
+    assert r.exit_code == 2 and line.startswith(f"Error: {key}: a run needs about ") and "this machine has" in line
+    assert time.perf_counter() - t0 < 60 and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 500_000
+    assert not list((tmp_path / "runs").rglob("checkpoints/*")) and not list((tmp_path / "runs").rglob("DONE"))
+
+
+def test_the_memory_estimate_names_the_option_and_spares_what_fits():
+    from rnnbench.errors import RnnbenchError
+    from rnnbench.models.rnn.memory import check_fits, estimate
+    from rnnbench.models.rnn.spec import RnnConfig
+
+    talk = RnnConfig(embed_dim=256, hidden_dim=512, batch_size=64)  # the talk's GRU on IMDB: 100k words
+    parts = estimate(talk, 400, 100_000, 1, 400)
+    assert 0.5e9 < sum(parts.values()) < 4e9  # about a gigabyte: fits a laptop
+    check_fits(talk, 400, 100_000, 1, 400, (8 << 30, "RAM"))
+    check_fits(talk, 400, 100_000, 1, 400, None)  # memory unknown: nothing refused
+    with pytest.raises(RnnbenchError, match=r"^tokenizer.max_features: .* this machine has 1.1 GB of RAM$"):
+        check_fits(talk, 400, 5_000_000, 1, 400, (1 << 30, "RAM"))
+    wide = RnnConfig(embed_dim=256, hidden_dim=512, batch_size=64, layers=8)
+    with pytest.raises(RnnbenchError, match="^rnn.layers: "):
+        check_fits(wide, 400, 1000, 1, 400, (200 << 20, "memory on a GPU"))
+
+
 # ------------------------------------------------------------------------------------------- late cleanup
 
 
