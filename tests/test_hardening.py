@@ -443,3 +443,52 @@ def test_a_reader_that_leaves_is_no_error(tmp_path):
                            "echo ${PIPESTATUS[0]}", shell=True, executable="/bin/bash", capture_output=True,
                            text=True, env=env, timeout=120)
         assert p.stdout.strip() in ("0", "141") and p.stderr == "", (args, p.stdout, p.stderr)
+
+
+# ------------------------------------------------------------------------------------------- archives
+
+
+def zero_bomb(path: Path, size: int, manifest: bytes | None = None) -> Path:
+    """A results archive whose one run file is ``size`` zero bytes: a few hundred kB compressed."""
+    import gzip
+    import io
+    import tarfile
+
+    class Zeros(io.RawIOBase):
+        def __init__(self, n):
+            self.n = n
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            k = min(len(b), self.n)
+            b[:k] = bytes(k)
+            self.n -= k
+            return k
+
+    manifest = manifest or json.dumps({"format": "rnnbench-results/1", "experiment": "bomb"}).encode()
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9) as gz, \
+            tarfile.open(fileobj=gz, mode="w|") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+        info = tarfile.TarInfo("runs/linear-n1-s0-a/metrics.jsonl")
+        info.size = size
+        tar.addfile(info, io.BufferedReader(Zeros(size), 1 << 20))
+    return path
+
+
+def test_an_archive_whose_members_expand_far_beyond_its_size_is_refused_unexpanded(tmp_path):
+    """A 0.1 MB archive holding 80 MB of zeros passed the 2 GB cap and was read whole into memory."""
+    import resource
+
+    bomb = zero_bomb(tmp_path / "bomb.tar.gz", 80 << 20)
+    assert bomb.stat().st_size < 1 << 20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    r = cli("import", bomb, "--into", tmp_path / "store")
+    assert r.exit_code == 2 and "expands beyond" in one_error_line(r)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 50_000  # kB: nothing expanded
+    assert list((tmp_path / "store").iterdir()) == []
+    deep = zero_bomb(tmp_path / "deep.tar.gz", 10, manifest=b"[" * 100_000 + b"]" * 100_000)
+    assert "is not JSON" in one_error_line(cli("import", deep, "--into", tmp_path / "store"))
