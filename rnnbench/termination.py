@@ -5,6 +5,8 @@ where the program is, as Ctrl-C raises ``KeyboardInterrupt``: atomic writes remo
 nothing is left half-written, and a run without ``DONE`` is redone or resumed by the same command. Inside
 one (the RNN's training loop) it only sets a flag: the loop checks :func:`requested` between steps, saves
 a checkpoint, and raises :class:`Terminated` itself; leaving the block with the flag set raises it too.
+A SIGTERM or Ctrl-C that arrives again while the first is served is ignored: the exit stays 143 (130), with
+no second exception inside the first one's cleanup.
 """
 
 from __future__ import annotations
@@ -24,20 +26,39 @@ class Terminated(BaseException):
     exit_code = EXIT_CODE
 
 
-_state = {"depth": 0, "pending": False}
+_state = {"depth": 0, "pending": False, "ignoring_int": False}
 
 
 def _handler(signum, frame) -> None:
+    if _state["pending"]:  # a repeat, while the first is served (a checkpoint, the way out): nothing more to do
+        return
     _state["pending"] = True
+    # repeats are ignored from here, also once the interpreter, exiting, has put its own handlers away (which
+    # would let one kill the process: exit -15, not 143)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if _state["depth"] == 0:
         raise Terminated("terminated (SIGTERM)")
 
 
+def _interrupt(signum, frame) -> None:
+    """Ctrl-C: ``KeyboardInterrupt``, as Python's own handler; repeats are ignored while it is served (the way
+    out takes a second or two), which would otherwise raise again inside the cleanup, or kill the process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _state["ignoring_int"] = True
+    raise KeyboardInterrupt
+
+
 def install() -> bool:
-    """Handle SIGTERM in this process (main thread only; elsewhere nothing happens). Whether installed."""
+    """Handle SIGTERM and Ctrl-C in this process (main thread only; elsewhere nothing happens). Whether
+    installed. A signal that arrives again while the first is served changes nothing: never a second
+    exception in the middle of the first one's cleanup, nor an exit by the signal instead of 143 or 130."""
     if threading.current_thread() is not threading.main_thread():
         return False
     signal.signal(signal.SIGTERM, _handler)
+    now = signal.getsignal(signal.SIGINT)  # not where someone else chose (a background job ignores Ctrl-C)
+    if now is signal.default_int_handler or now is _interrupt or (now == signal.SIG_IGN and _state["ignoring_int"]):
+        signal.signal(signal.SIGINT, _interrupt)
+        _state["ignoring_int"] = False
     _state["pending"] = False
     return True
 

@@ -492,3 +492,40 @@ def test_an_archive_whose_members_expand_far_beyond_its_size_is_refused_unexpand
     assert list((tmp_path / "store").iterdir()) == []
     deep = zero_bomb(tmp_path / "deep.tar.gz", 10, manifest=b"[" * 100_000 + b"]" * 100_000)
     assert "is not JSON" in one_error_line(cli("import", deep, "--into", tmp_path / "store"))
+
+
+# ------------------------------------------------------------------------------------------- signals twice
+
+
+def signalled_twice(cfg: Path, sig: int, gap: float, out: Path) -> tuple[int, str]:
+    """An RNN ``train`` into ``out`` sent ``sig`` twice, ``gap`` seconds apart, once it trains."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    p = subprocess.Popen([sys.executable, "-m", "rnnbench.cli", "train", str(cfg), "--model", "rnn", "--out", str(out)],
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and p.poll() is None and not any(
+            '"train"' in f.read_text() for f in out.rglob("metrics.jsonl")):
+        time.sleep(0.05)
+    p.send_signal(sig)
+    time.sleep(gap)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=300)
+    return p.returncode, err
+
+
+@pytest.mark.parametrize("sig,code", [(15, 143), (2, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_that_arrives_twice_is_still_one_clean_exit(tmp_path, sig, code):
+    """A second SIGTERM during the first one's way out raised again inside JAX's exit cleanup (a traceback),
+    or, later, killed the process (exit -15 instead of 143). Now repeats are ignored; a second Ctrl-C stops at
+    once, quietly. Either way the same command then resumes."""
+    cfg = config(tmp_path, rnn={"epochs": 200, "patience": 200})
+    for gap in (0.0, 0.4):
+        rc, err = signalled_twice(cfg, sig, gap, tmp_path / f"out-{gap}")
+        assert rc == code and "Traceback" not in err, (rc, err)
+        r = cli("train", cfg, "--model", "rnn", "--out", tmp_path / f"out-{gap}")
+        assert r.exit_code == 0, r.output
