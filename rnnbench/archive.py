@@ -95,7 +95,9 @@ def import_results(archive: Path, into: Path) -> dict:
     yet are added, the others kept. Returns the experiment folder and what was added and kept."""
     archive = Path(archive)
     if not archive.is_file():
-        raise RnnbenchError(f"no such archive: {archive}")
+        raise RnnbenchError(f"{archive}: a folder, not an archive" if archive.is_dir() else
+                            f"{archive}: not a regular file (a pipe or a device), not an archive" if archive.exists()
+                            else f"no such archive: {archive}")
     into = Path(into).expanduser()
     into.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".rnnbench-import-", dir=into) as tmp:

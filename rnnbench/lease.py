@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import RnnbenchError
-from .fileio import append_jsonl, atomic_write_text, pid_alive
+from .fileio import append_jsonl, atomic_write_text, pid_alive, why_not_folder
 
 DEFAULT_TIMEOUT = 300.0  # seconds without a heartbeat after which a lease counts as abandoned
 LOG = "log.jsonl"
@@ -267,6 +267,8 @@ def claim(run_path: Path, timeout: float = DEFAULT_TIMEOUT, unless=None) -> Hold
             return _HELD[key]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where a folder should be: name it
+        raise RnnbenchError(f"cannot create run directory {run_path}: {why_not_folder(path.parent)}") from None
     except OSError as e:
         raise RnnbenchError(f"cannot create run directory {run_path} (its lease folder {path.parent}): "
                             f"{e.strerror}") from None

@@ -32,6 +32,7 @@ from .fileio import (
     atomic_write_text,
     read_jsonl,
     tail_jsonl,
+    why_not_folder,
 )
 
 DONE = "DONE"
@@ -123,6 +124,9 @@ def data_digest(path: Path) -> str:
     a file is read once."""
     from .data import data_home
 
+    if not path.is_dir() and not path.is_file():
+        raise RnnbenchError(f"data.path: {path} is not a regular file (a pipe or a device): rnnbench reads a data "
+                            "file more than once (its checksum, then its rows); save the data to a file")
     cache_file = data_home() / _DIGESTS
     try:
         cache = json.loads(cache_file.read_text())
@@ -574,7 +578,7 @@ class Run:
 
     def require_done(self) -> RunResult:
         if not self.path.is_dir():
-            raise RnnbenchError(f"no such run directory: {self.path}")
+            raise RnnbenchError(why_not_folder(self.path).replace("no such directory", "no such run directory"))
         if not self.done:
             inside = runs_inside(self.path)
             if inside:

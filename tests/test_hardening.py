@@ -529,3 +529,53 @@ def test_a_signal_that_arrives_twice_is_still_one_clean_exit(tmp_path, sig, code
         assert rc == code and "Traceback" not in err, (rc, err)
         r = cli("train", cfg, "--model", "rnn", "--out", tmp_path / f"out-{gap}")
         assert r.exit_code == 0, r.output
+
+
+# ------------------------------------------------------------------------------------------- endless inputs, causes
+
+
+def test_predict_streams_an_input_that_never_ends(tmp_path):
+    """`yes TEXT | rnnbench predict RUN --file -` read stdin whole before predicting (memory without bound, no
+    output ever); a file without line breaks (/dev/zero) was one endless line. Now texts stream through a batch
+    at a time, and a line longer than 16 MB is one line of error."""
+    import os
+    import subprocess
+    import sys
+
+    run = run_dir_of(cli("train", config(tmp_path)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.run(f"yes 'a good film' | {sys.executable} -m rnnbench.cli predict {run} --file - | head -n 5000 "
+                       "| wc -l; echo ${PIPESTATUS[1]}", shell=True, executable="/bin/bash", capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert p.stdout.split() == ["5000", "141"] and p.stderr == "", (p.stdout, p.stderr)
+    r = cli("predict", run, "--file", "/dev/zero")
+    assert r.exit_code == 2 and "longer than 16 MB" in one_error_line(r)
+
+
+def test_a_data_path_that_is_a_pipe_is_refused_not_read_for_ever(tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    r = cli("data", "info", "jsonl", "--path", fifo, "--set", "data.text_columns=[text]", "--set", "data.label_column=label")
+    assert r.exit_code == 2 and "not a regular file (a pipe or a device)" in one_error_line(r)
+
+
+def test_messages_name_the_real_cause(tmp_path):
+    """A file where a folder belongs was "no such directory" (it exists), "Not a directory ... run the same
+    command again" (running again changes nothing), or a temp file's name."""
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    cfg = config(tmp_path)
+    cases = [(["train", cfg, "--out", a_file], f"{a_file} is a file, not a folder"),
+             (["predict", a_file, "x"], f"{a_file} is a file, not a folder"),
+             (["forecast", a_file], f"{a_file} is a file, not a folder"),
+             (["import", tmp_path, "--into", tmp_path / "s"], "a folder, not an archive"),
+             (["import", "/dev/null", "--into", tmp_path / "s"], "not a regular file")]
+    for args, cause in cases:
+        r = cli(*args)
+        assert r.exit_code == 2 and cause in one_error_line(r), (args, r.output)
+    run = run_dir_of(cli("train", cfg))
+    r = cli("export", "results", run.parent.parent, "-o", tmp_path)
+    line = one_error_line(r)
+    assert r.exit_code == 1 and f": {tmp_path} (a file or folder is in the way" in line and "run the same" not in line
