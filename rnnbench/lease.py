@@ -322,7 +322,10 @@ def release(run_path: Path) -> None:
         mine = _HELD.pop(str(path), None)
         if mine is None:
             return
-        current = read(path)
+        try:
+            current = read(path)
+        except RnnbenchError:  # a folder where the file was: not ours to remove (and at exit, no traceback)
+            return
         if current is not None and current.token == mine.token:
             try:
                 path.unlink()
@@ -425,8 +428,11 @@ def _beat_forever() -> None:
     while True:
         with _LOCK:
             interval = min([h.timeout / 4 for h in _HELD.values()] or [DEFAULT_TIMEOUT / 4])
-        time.sleep(min(interval, 30.0))
-        beat()
+        time.sleep(min(interval, BEAT_MAX))
+        try:
+            beat()
+        except Exception:  # noqa: BLE001 - a heartbeat that fails once is missed, not a traceback in a thread
+            pass
 
 
 def beat() -> None:
@@ -434,7 +440,10 @@ def beat() -> None:
     with _LOCK:
         for key, mine in list(_HELD.items()):
             path = Path(key)
-            current = read(path)
+            try:
+                current = read(path)
+            except RnnbenchError:  # a folder in its place: taken from us, by whoever put it there
+                current = None
             if current is None or current.token != mine.token:
                 _HELD.pop(key, None)
                 _LOST[key] = current  # the run's next write stops this process (check)

@@ -244,7 +244,6 @@ def _check_result(d: dict) -> None:
     for key, value in d.items():
         if value is None and key not in _NULLABLE:
             raise RnnbenchError(f"{key} is null")
-
     for key in _TEXTS:
         if key in d and not isinstance(d[key], str):
             raise bad(key, "text")

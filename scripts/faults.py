@@ -111,6 +111,9 @@ def child(spec: str, args: list[str]) -> None:
 
 # ------------------------------------------------------------------------------------------ hardening (issue #44)
 
+# run the rest of the command line with SIGINT at its default (Python then turns it into KeyboardInterrupt)
+WITH_CTRL_C = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
 HARD_CFG = {"experiment": {"name": "h", "seeds": [0]},
             "data": {"dataset": "synthetic", "synthetic": {"train_size": 300, "test_size": 100}, "sizes": [100]},
             "linear": {"min_df": [1], "C": [1.0]},
@@ -362,7 +365,11 @@ class Hardening:
                                                                 (signal.SIGINT, 0.3, 130)]
         for sig, gap, code in plan:
             cfg = self.h_config(f"twice-{sig.name}-{gap}", rnn=rnn)
-            p = self.popen(["train", str(cfg), "--model", "rnn"])
+            # Ctrl-C reaches the child as a terminal's would, also where this battery runs in the background (a
+            # shell's background job starts with SIGINT ignored, and so would its children)
+            p = subprocess.Popen([sys.executable, "-c", WITH_CTRL_C, "-m", "rnnbench.cli", "train", str(cfg), "--model",
+                                  "rnn"], cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 text=True)
             deadline = time.time() + 300
             while time.time() < deadline and p.poll() is None and not any(
                     '"train"' in f.read_text() for f in cfg.parent.glob("out/*/runs/*/metrics.jsonl")):

@@ -505,8 +505,10 @@ def signalled_twice(cfg: Path, sig: int, gap: float, out: Path) -> tuple[int, st
     import time
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    p = subprocess.Popen([sys.executable, "-m", "rnnbench.cli", "train", str(cfg), "--model", "rnn", "--out", str(out)],
-                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ctrl_c = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "  # as from a terminal, also
+              "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")  # where these tests run in the background
+    p = subprocess.Popen([sys.executable, "-c", ctrl_c, "-m", "rnnbench.cli", "train", str(cfg), "--model", "rnn",
+                          "--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and p.poll() is None and not any(
             '"train"' in f.read_text() for f in out.rglob("metrics.jsonl")):
