@@ -361,12 +361,34 @@ def read_yaml(text: str, where: str, fast: bool = False) -> Any:
     :data:`MAX_ALIAS_VALUES` values beyond those written ("billion laughs": a 1 kB file that expands to
     gigabytes wherever it is walked) or refer to themselves; ``where`` names the file (or ``--set``).
     ``fast``: libyaml's parser where installed (the files rnnbench wrote: ``status`` reads many)."""
-    value = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if fast else yaml.safe_load(text)
+    value = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader) if fast else _StrictLoader)
     expanded, written = _expanded_size(value, where)
     if expanded - written > MAX_ALIAS_VALUES:
         raise RnnbenchError(f"{where}: its aliases (*name) expand to {expanded:,} values from the {written:,} "
                             f"written; refused (a config needs far fewer: at most {MAX_ALIAS_VALUES:,} more)")
     return value
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping (YAML keeps the last silently: a second
+    ``rnn:`` section would drop the first's settings). Merge keys (``<<: *base``) override as YAML says."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:  # unhashable: the loader itself says so
+                    continue
+                if duplicate:
+                    raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                            f"the key {key!r} is written twice", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def _expanded_size(value: Any, where: str) -> tuple[int, int]:

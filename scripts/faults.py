@@ -245,6 +245,9 @@ class Hardening:
         self.case("a sweep value listed twice", self.clean(r, 2, "twice"))
         r = self.invoke(["config", "show", str(cfg), "--set", "experiment.seeds=[1, 1]"])
         self.case("a seed listed twice", self.clean(r, 2, "twice"))
+        twice = folder / "twice.yaml"
+        twice.write_text("rnn: {hidden_dim: 8}\nrnn: {epochs: 3}\n")
+        self.case("a config key written twice", self.clean(self.invoke(["config", "show", str(twice)]), 2, "twice"))
 
     def h_damaged_result(self) -> None:
         """A result.json of the wrong types: status says damaged, compare redoes it; no traceback."""

@@ -581,3 +581,16 @@ def test_messages_name_the_real_cause(tmp_path):
     r = cli("export", "results", run.parent.parent, "-o", tmp_path)
     line = one_error_line(r)
     assert r.exit_code == 1 and f": {tmp_path} (a file or folder is in the way" in line and "run the same" not in line
+
+
+def test_a_key_written_twice_in_a_config_is_refused(tmp_path):
+    """YAML keeps the last of two equal keys silently: a second `rnn:` section dropped the first's settings, and
+    the run trained with others than written."""
+    path = tmp_path / "dup.yaml"
+    path.write_text("experiment: {name: d}\nrnn: {hidden_dim: 8}\nrnn: {epochs: 3}\n")
+    r = cli("config", "show", path)
+    assert r.exit_code == 2 and "the key 'rnn' is written twice" in one_error_line(r) and "line 3" in r.stderr
+    merged = tmp_path / "merge.yaml"  # a merge key overrides, as YAML says
+    merged.write_text("smoke: &base {rnn.epochs: 1}\nat_size: {'100': {<<: *base, rnn.epochs: 2}}\n")
+    r = cli("config", "show", merged)
+    assert r.exit_code == 0 and "rnn.epochs: 2" in r.output, r.output
