@@ -520,6 +520,7 @@ def signalled_twice(cfg: Path, sig: int, gap: float, out: Path) -> tuple[int, st
     return p.returncode, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(15, 143), (2, 130)], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_that_arrives_twice_is_still_one_clean_exit(tmp_path, sig, code):
     """A second SIGTERM during the first one's way out raised again inside JAX's exit cleanup (a traceback),
