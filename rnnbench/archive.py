@@ -9,9 +9,10 @@ run's weights were left behind. Members are written in a fixed order with fixed 
 same runs twice gives the same bytes (an archive kept in git changes only when its runs do).
 
 Importing keeps what is there: a run folder that exists already (the same key is the same run) is not
-touched. A damaged, foreign or hostile archive (a path outside the store, a link, a member that
-expands beyond :data:`MAX_BYTES`) is one error and nothing is imported: everything is unpacked and
-checked in a folder beside the store first, then each run is moved in.
+touched. A damaged, foreign or hostile archive (a path outside the store, a link, members that expand
+beyond :data:`MAX_BYTES` or :data:`MAX_RATIO` times the archive's size, told by their headers before they
+are expanded) is one error and nothing is imported: everything is unpacked and checked in a folder
+beside the store first, a block at a time, then each run is moved in.
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ import time
 from pathlib import Path, PurePosixPath
 
 from . import __version__
+from .config import check_folder_name
 from .errors import RnnbenchError
 from .runs import RUNS, runs_of
 
 FORMAT = "rnnbench-results/1"
 MANIFEST = "manifest.json"
 MAX_BYTES = 2 << 30  # what an archive may expand to, in all
+MAX_RATIO = 200  # ... and at most this many times its own size (beyond 64 MB): results compress ~10x, a bomb 1000x
+SMALL_BYTES = 64 << 20  # what any archive may expand to, whatever its size
 MAX_MEMBERS = 200_000
 
 
@@ -91,14 +95,18 @@ def import_results(archive: Path, into: Path) -> dict:
     yet are added, the others kept. Returns the experiment folder and what was added and kept."""
     archive = Path(archive)
     if not archive.is_file():
-        raise RnnbenchError(f"no such archive: {archive}")
+        raise RnnbenchError(f"{archive}: a folder, not an archive" if archive.is_dir() else
+                            f"{archive}: not a regular file (a pipe or a device), not an archive" if archive.exists()
+                            else f"no such archive: {archive}")
     into = Path(into).expanduser()
     into.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".rnnbench-import-", dir=into) as tmp:
         manifest = _unpack(archive, Path(tmp))
-        name = manifest["experiment"]
-        if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-            raise RnnbenchError(f"{archive}: its manifest names no usable experiment ({name!r})")
+        name = manifest.get("experiment")
+        try:
+            check_folder_name(name if isinstance(name, str) else "", "experiment")
+        except RnnbenchError:
+            raise RnnbenchError(f"{archive}: its manifest names no usable experiment ({name!r:.80})") from None
         staged = runs_of(Path(tmp))
         for run in staged:  # every run must read back whole before any is moved in
             try:
@@ -127,6 +135,7 @@ def _unpack(archive: Path, dest: Path) -> dict:
     except (tarfile.TarError, OSError, EOFError) as e:
         raise RnnbenchError(f"{archive}: not an rnnbench results archive ({type(e).__name__}: {e})") from None
     manifest, total, count = None, 0, 0
+    limit = min(MAX_BYTES, max(SMALL_BYTES, MAX_RATIO * archive.stat().st_size))
     with tar:
         try:
             for info in tar:
@@ -135,17 +144,15 @@ def _unpack(archive: Path, dest: Path) -> dict:
                     raise RnnbenchError(f"{archive}: more than {MAX_MEMBERS:,} members: not an rnnbench archive")
                 path = _checked_name(archive, info)
                 total += info.size
-                if total > MAX_BYTES:
-                    raise RnnbenchError(f"{archive}: expands beyond {MAX_BYTES >> 20:,} MB: refused")
-                data = tar.extractfile(info).read()
-                if len(data) != info.size:
-                    raise RnnbenchError(f"{archive}: member {info.name} is truncated")
+                if total > limit:  # told by the member's header, before its bytes are expanded
+                    raise RnnbenchError(f"{archive}: expands beyond {limit >> 20:,} MB (from "
+                                        f"{archive.stat().st_size / 1e6:.1f} MB): not a results archive; refused")
                 if path == PurePosixPath(MANIFEST):
-                    manifest = _manifest(archive, data)
+                    manifest = _manifest(archive, _read_member(archive, tar, info, SMALL_BYTES))
                     continue
                 out = dest.joinpath(*path.parts)
                 out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(data)
+                _copy_member(archive, tar, info, out)
         except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as e:
             if isinstance(e, OSError) and getattr(e, "errno", None):
                 raise
@@ -153,6 +160,27 @@ def _unpack(archive: Path, dest: Path) -> dict:
     if manifest is None:
         raise RnnbenchError(f"{archive}: no {MANIFEST}: not an rnnbench results archive")
     return manifest
+
+
+def _read_member(archive: Path, tar: tarfile.TarFile, info: tarfile.TarInfo, most: int) -> bytes:
+    if info.size > most:
+        raise RnnbenchError(f"{archive}: member {info.name} is {info.size:,} bytes: not an rnnbench archive")
+    data = tar.extractfile(info).read()
+    if len(data) != info.size:
+        raise RnnbenchError(f"{archive}: member {info.name} is truncated")
+    return data
+
+
+def _copy_member(archive: Path, tar: tarfile.TarFile, info: tarfile.TarInfo, out: Path) -> None:
+    """A member into ``out``, a block at a time (never whole in memory)."""
+    src, left = tar.extractfile(info), info.size
+    with open(out, "wb") as f:
+        while left:
+            block = src.read(min(left, 1 << 20))
+            if not block:
+                raise RnnbenchError(f"{archive}: member {info.name} is truncated")
+            f.write(block)
+            left -= len(block)
 
 
 def _checked_name(archive: Path, info: tarfile.TarInfo) -> PurePosixPath:
@@ -171,7 +199,7 @@ def _checked_name(archive: Path, info: tarfile.TarInfo) -> PurePosixPath:
 def _manifest(archive: Path, data: bytes) -> dict:
     try:
         manifest = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise RnnbenchError(f"{archive}: its {MANIFEST} is not JSON") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise RnnbenchError(f"{archive}: not an rnnbench results archive (format "

@@ -33,6 +33,14 @@ class _Group(click.Group):
             click.echo(f"Terminated (SIGTERM): {e.args[0] if e.args else 'stopped'}; finished runs are kept: "
                        "run the same command again to resume.", err=True)
             ctx.exit(e.exit_code)
+        except BrokenPipeError:  # the reader left (`| head`): no error, and no one to say it to
+            import os
+
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit, flushing stdout
+            except (OSError, ValueError):  # not a file (a test's runner)
+                pass
+            ctx.exit(141)  # 128 + SIGPIPE: what a shell reports for a command whose reader left
         except OSError as e:  # the machine, not the input: a full disk, a read-only or vanished folder
             click.echo(f"Error: {_one_line(_os_error(e))}", err=True)
             ctx.exit(EXIT_OS_ERROR)
@@ -54,6 +62,8 @@ def _os_error(e: OSError) -> str:
     where = f": {e.filename}" if e.filename else ""
     hint = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
             errno.EROFS: "choose a writable folder", errno.EACCES: "choose a writable folder"}.get(e.errno)
+    if e.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST):  # the path, not the machine: running again won't do
+        return f"{what}{where} (a file or folder is in the way: choose another path)"
     rerun = "; nothing finished was lost: run the same command again to resume"
     return f"{what}{where}" + (f" ({hint}{rerun})" if hint else f" ({rerun[2:]})")
 
@@ -297,9 +307,9 @@ def train(config_file, kind, overrides, size, seed, out, force):
 def predict(run_dir, texts, file_, proba):
     """Predict with a finished run: label and probability, or value, for each text."""
     from .experiment import load_model
+    from .runs import Run
 
-    texts = list(texts) + (_file_texts(file_) if file_ else [])
-    if not texts:
+    if not texts and not file_:
         raise RnnbenchError("predict: give texts as arguments or with --file")
     try:
         model = load_model(run_dir)
@@ -308,21 +318,44 @@ def predict(run_dir, texts, file_, proba):
     except Exception as e:  # noqa: BLE001 - a damaged or missing model file fails in many ways; one line
         raise RnnbenchError(f"{run_dir}: its saved model cannot be loaded ({type(e).__name__}: "
                             f"{(str(e).splitlines() or ['?'])[0]}); rerun that run with --force") from None
+    result, shown = Run(run_dir).result(), 0
+    names = _class_names(result, model)
+    # a batch at a time: a file (or stdin) that never ends streams through in bounded memory
+    for batch in _batches(list(texts), _file_texts(file_) if file_ else iter(())):
+        _print_predictions(model, result, names, batch, proba, header=shown == 0)
+        shown += len(batch)
+    if not shown:
+        raise RnnbenchError("predict: give texts as arguments or with --file")
+
+
+PREDICT_BATCH = 4096  # texts predicted at once
+MAX_LINE = 16 << 20  # bytes a text of predict --file may have (a file with no line breaks is not texts)
+
+
+def _batches(first: list[str], more):
+    batch = first
+    for text in more:
+        batch.append(text)
+        if len(batch) >= PREDICT_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _print_predictions(model, result, names: list[str], texts: list[str], proba: bool, header: bool) -> None:
     from .metrics import decide
-    from .runs import Run
 
     scores = model.predict_scores(texts)
-    result = Run(run_dir).result()
-    names = _class_names(result, model)
     if model.task.is_regression:
         labels = None
     else:  # the run's decision rule: a threshold metric's, chosen on validation; else the most probable class
         labels = decide(np.asarray(scores), result.decision)
-        if result.decision:
+        if result.decision and header:
             rule = (f"threshold {result.decision['threshold']:.4f} on {names[1]}" if "threshold" in result.decision
                     else "class weights " + ", ".join(f"{w:g}" for w in result.decision["weights"]))
             click.echo(f"note: labels by the run's {result.decision['metric']} rule ({rule})", err=True)
-        if proba:
+        if proba and header:
             click.echo("\t".join(["label", *(f"p({n})" for n in names[:model.task.n_classes]), "text"]))
     for i, (text, s) in enumerate(zip(texts, scores)):
         short = text if len(text) <= 60 else text[:57] + "..."
@@ -334,25 +367,27 @@ def predict(run_dir, texts, file_, proba):
             click.echo(f"{names[label]}\t" + "\t".join(f"{float(v):.4f}" for v in probs) + f"\t{short}")
 
 
-def _file_texts(f) -> list[str]:
-    """The texts of ``predict --file``, one a line: empty lines skipped and bytes that are not UTF-8 replaced,
-    each counted on stderr (the output keeps one line per text)."""
+def _file_texts(f):
+    """The texts of ``predict --file``, one a line, as they are read: empty lines skipped and bytes that are
+    not UTF-8 replaced, each counted on stderr at the end (the output keeps one line per text); a line longer
+    than :data:`MAX_LINE` (a file with no line breaks, an endless device) is a one-line error."""
     from .data import LoadReport
 
-    report, texts, empty = LoadReport(), [], []
-    for i, raw in enumerate(f, 1):
+    report, empty, name = LoadReport(), [], getattr(f, "name", "--file")
+    for i, raw in enumerate(iter(lambda: f.readline(MAX_LINE + 1), b""), 1):
+        if len(raw) > MAX_LINE:
+            raise RnnbenchError(f"predict --file {name}: line {i} is longer than {MAX_LINE >> 20} MB: not one text "
+                                "a line")
         line = report.decode(raw).rstrip("\r\n")
         if line.strip():
-            texts.append(line)
+            yield line
         else:
             empty.append(i)
-    name = getattr(f, "name", "--file")
     if empty:
         shown = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
         log.info(f"note: {name}: skipped {len(empty)} empty line(s) (line {shown})")
     if report.non_utf8:
         log.info(f"note: {name}: {report.non_utf8} line(s) had bytes that are not UTF-8 (replaced)")
-    return texts
 
 
 def _class_names(result, model) -> list[str]:
@@ -543,7 +578,7 @@ def status(target, overrides, smoke, trials, as_json):
 
         cfg = load_config(path, overrides)
         cfg = cfg.with_smoke() if smoke else cfg
-        states, folder = collect(path, planned_runs(cfg)), experiment_dir(cfg)
+        states, folder = collect(path, planned_runs(cfg), cfg.compute.lease_timeout), experiment_dir(cfg)
     else:
         if not path.exists():
             raise RnnbenchError(f"{target}: no such experiment folder or config")

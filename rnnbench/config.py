@@ -16,6 +16,7 @@ import os
 import re
 import types
 import typing
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +34,7 @@ MetricName = Literal["accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "lo
 @dataclass
 class ExperimentConfig:
     name: str = opt("experiment", doc="folder name of the experiment under output_dir; titles plots and tables")
-    seeds: list[int] = opt([0], min_len=1, doc="seeds to run; each gives its own subsets, initialisation and order")
+    seeds: list[int] = opt([0], min_len=1, unique=True, doc="seeds to run; each gives its own subsets, initialisation and order")
     output_dir: str = opt("runs", doc="where experiments and their runs are kept (may lie outside the checkout)")
     models: list[str] = opt(["linear", "rnn"], min_len=1,
                             doc="the model kinds `compare` runs (any registered: linear, rnn); `compare --models` "
@@ -72,7 +73,7 @@ class DataConfig:
                   "glob ('data/*.csv') or a list; a folder gives its files of the format (with label_from_path: those "
                   "it matches); .gz/.bz2/.xz files and .zip/.tar archives are read as they are")
     task: str | None = opt(None, doc="which of the data set's tasks; null: its first")
-    text_columns: list[str] = opt([], doc="csv/tsv/json/jsonl/parquet: columns joined (with \" . \") into the text")
+    text_columns: list[str] = opt([], unique=True, doc="csv/tsv/json/jsonl/parquet: columns joined (with \" . \") into the text")
     label_column: str | None = opt(None, doc="csv/tsv/json/jsonl/parquet: the column holding the label or target")
     task_kind: Literal["binary", "multiclass", "regression"] | None = opt(
         None, doc="csv/tsv/json/jsonl/parquet: what the label is; null: binary or multiclass from the labels seen")
@@ -83,7 +84,7 @@ class DataConfig:
         None, doc="csv/tsv: csv (double quotes enclose fields, RFC 4180) or none (quotes are text; tabs and line "
                   "ends delimit); null: csv for csv; for tsv, csv only when every quoted field looks CSV-quoted")
     columns: list[str] | None = opt(
-        None, doc="csv/tsv with no header row: the names of its columns, in order (one name: one text a line)")
+        None, unique=True, doc="csv/tsv with no header row: the names of its columns, in order (one name: one text a line)")
     member: str | None = opt(None, doc="a .zip or .tar archive holding several files: the one to read")
     label_map: dict[str, str | float | None] | None = opt(
         None, doc="raw label -> class name (a number for regression); labels mapped to null, and labels not in "
@@ -192,9 +193,9 @@ class SearchConfig:
     pruner: Literal["none", "halving", "hyperband"] = opt(
         "none", doc="stop unpromising trials early on their validation curve (successive halving, Hyperband); "
                     "kinds that train in epochs only")
-    at_sizes: list[int] = opt([], doc="tune at these training sizes only; every other size takes the recipe of the "
+    at_sizes: list[int] = opt([], unique=True, doc="tune at these training sizes only; every other size takes the recipe of the "
                                       "nearest tuned size below (above, for sizes below the first); empty: every size")
-    seeds: list[int] | None = opt(None, doc="tune with these seeds; the others take the recipe of a tuned seed at "
+    seeds: list[int] | None = opt(None, unique=True, doc="tune with these seeds; the others take the recipe of a tuned seed at "
                                             "their size; null: every seed")
     extend_edges: bool = opt(False, doc="grid: where the chosen value is the grid's smallest or largest, try one "
                                         "step past it, until the choice is interior or max_extensions steps")
@@ -212,8 +213,8 @@ class SweepConfig:
     size: int | None = opt(None, min=1, doc="training size; null: the largest of data.sizes, else all")
     grid: dict[str, list[Any]] = opt({}, doc="dotted config key -> values; every combination is run")
     zip: dict[str, list[Any]] = opt({}, doc="dotted config key -> values, lists of one length walked together")
-    labels: list[str] = opt([], doc="names of the zip rows, for plots and tables")
-    seeds: list[int] = opt([], doc="seeds of every point; empty: experiment.seeds")
+    labels: list[str] = opt([], unique=True, doc="names of the zip rows, for plots and tables")
+    seeds: list[int] = opt([], unique=True, doc="seeds of every point; empty: experiment.seeds")
     steps: int = opt(100, min=1, doc="toy-optimizers: updates per optimizer")
     learning_rates: dict[str, float] = opt({}, doc="toy-optimizers: optimizer -> learning rate (others: defaults)")
     n_points: int = opt(400, min=4, doc="toy-optimizers: points of the 2-D data set")
@@ -255,11 +256,23 @@ def cores_label() -> str:
     return f"{n} core" if n == 1 else f"{n} cores"
 
 
+def check_folder_name(name: str, key: str) -> str:
+    """``name`` if it is one plain folder name (the experiment's folder under ``output_dir``): not empty, no
+    path separator, not ``.`` or ``..``, no control character (a line break), at most 200 bytes; else a
+    one-line error naming ``key``. A name that is a path would put runs outside ``output_dir``."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or len(name.encode("utf-8", "replace")) > 200 \
+            or any(unicodedata.category(c).startswith("C") for c in name):
+        raise RnnbenchError(f"{key}: {name!r} is not a plain folder name (one path component: no '/', '\\', "
+                            "'..' or control characters, at most 200 bytes)")
+    return name
+
+
 class ConfigBase:
     """What every :data:`Config` can do; :data:`Config` itself is assembled from the core sections and the
     registered model kinds' (:func:`_assemble`)."""
 
     def __post_init__(self) -> None:
+        check_folder_name(self.experiment.name, "experiment.name")
         models.check_names(self.experiment.models, "experiment.models")
         for kind in self.search:
             models.get(kind, f"search.{kind}")
@@ -361,15 +374,94 @@ def config_hash(obj: dict, n: int = 12) -> str:
 # ---------------------------------------------------------------------------- loading
 
 
+MAX_CONFIG_BYTES = 16 << 20  # a config is a few kB; more is not one (an endless device, a data file)
+MAX_ALIAS_VALUES = 100_000  # values YAML aliases may add beyond those written: a config needs a handful
+
+
+def read_yaml(text: str, where: str, fast: bool = False) -> Any:
+    """``text`` parsed as YAML (safely), refusing a document whose aliases stand for more than
+    :data:`MAX_ALIAS_VALUES` values beyond those written ("billion laughs": a 1 kB file that expands to
+    gigabytes wherever it is walked) or refer to themselves; ``where`` names the file (or ``--set``).
+    ``fast``: libyaml's parser where installed (the files rnnbench wrote: ``status`` reads many)."""
+    value = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader) if fast else _StrictLoader)
+    expanded, written = _expanded_size(value, where)
+    if expanded - written > MAX_ALIAS_VALUES:
+        raise RnnbenchError(f"{where}: its aliases (*name) expand to {expanded:,} values from the {written:,} "
+                            f"written; refused (a config needs far fewer: at most {MAX_ALIAS_VALUES:,} more)")
+    return value
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping (YAML keeps the last silently: a second
+    ``rnn:`` section would drop the first's settings). Merge keys (``<<: *base``) override as YAML says."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:  # unhashable: the loader itself says so
+                    continue
+                if duplicate:
+                    raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                            f"the key {key!r} is written twice", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _expanded_size(value: Any, where: str) -> tuple[int, int]:
+    """(the values a YAML document stands for, aliases expanded; the values written in it), counted without
+    expanding anything: each distinct list or mapping once, iteratively (no depth limit)."""
+    if not isinstance(value, (list, dict)):
+        return 1, 1
+    sizes: dict[int, int] = {}
+    path: set[int] = set()  # the lists and mappings being counted: a nested one among them is a cycle
+    written, stack = 0, [(value, False)]
+    while stack:
+        node, counted = stack.pop()
+        items = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        if counted:
+            path.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(c)] if isinstance(c, (list, dict)) else 1 for c in items)
+        elif id(node) in path:
+            raise RnnbenchError(f"{where}: an alias (*name) holds itself: a value with no end; refused")
+        elif id(node) not in sizes:
+            path.add(id(node))
+            written += 1 + sum(not isinstance(c, (list, dict)) for c in items)
+            stack.append((node, True))
+            stack.extend((c, False) for c in items if isinstance(c, (list, dict)))
+    return sizes[id(value)], written
+
+
+def _config_text(path: Path) -> str:
+    """The text of a config file; a folder, a missing file or an endless device is a one-line error that
+    says which (a pipe or ``/dev/stdin`` is read, up to :data:`MAX_CONFIG_BYTES`)."""
+    if path.is_dir():
+        raise RnnbenchError(f"{path}: a folder, not a config file")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise RnnbenchError(f"config file not found: {path}") from None
+    except OSError as e:
+        raise RnnbenchError(f"{path}: cannot be read as a config ({e.strerror})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        kind = "" if path.is_file() else " (not a regular file: a device?)"
+        raise RnnbenchError(f"{path}: more than {MAX_CONFIG_BYTES >> 20} MB{kind}: not a config")
+    return data.decode("utf-8")
+
+
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a YAML file (or start from the defaults when ``path`` is None) and apply ``a.b=c`` overrides."""
     raw: dict = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise RnnbenchError(f"config file not found: {path}")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = read_yaml(_config_text(path), str(path)) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -386,9 +478,11 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         if not sep or not key.strip():
             raise RnnbenchError(f"--set expects key=value, got {item!r}")
         try:
-            value = yaml.safe_load(text)
+            value = read_yaml(text, f"--set {key.strip()}")
         except yaml.YAMLError:
             value = text
+        except RecursionError:
+            raise RnnbenchError(f"--set {key.strip()}: nested too deeply to read") from None
         _set_dotted(raw, key.strip(), value)
     _explicit_over_at_size(raw, [item.partition("=")[0].strip() for item in overrides])
     return from_dict(raw)
@@ -522,6 +616,10 @@ def _check_range(value: Any, key: str, meta: typing.Mapping) -> None:
             raise RnnbenchError(f"{key}: needs at least {meta['min_len']} value(s), got {value!r}")
         if "max_len" in meta and len(value) > meta["max_len"]:
             raise RnnbenchError(f"{key}: takes at most {meta['max_len']} values, got {value!r}")
+        if meta.get("unique"):
+            twice = next((v for i, v in enumerate(value) if v in value[:i]), None)
+            if twice is not None:
+                raise RnnbenchError(f"{key}: {twice!r} is listed twice (each value once), got {value!r}")
         items = value
     else:
         items = [value]

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import models
 from .errors import RnnbenchError
+from .fileio import why_not_folder
 from .runs import RunResult, is_experiment, runs_of
 
 ROW_KEYS = ("size", "seed", "model", "status", "reason", "train_seconds", "predict_seconds", "device", "run_dir",
@@ -51,7 +52,7 @@ def rows_from_experiment(folder: Path) -> tuple[list[dict], dict, list[str]]:
     newest counts."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise RnnbenchError(f"no such directory: {folder}")
+        raise RnnbenchError(why_not_folder(folder))
     hint = "run `rnnbench compare CONFIG` first, or give the experiment folder that holds runs/"
     if not is_experiment(folder):
         raise RnnbenchError(f"{folder} has no runs/ folder, so no finished compare runs: {hint}")

@@ -108,3 +108,26 @@ def use(compute: ComputeConfig, dtype: str = "float32") -> Choice:
 @functools.cache
 def _announce(reason: str) -> None:
     log.info(f"rnnbench: JAX models run on the {reason}")
+
+
+def memory_of(device) -> tuple[int, str] | None:
+    """How much memory a run on ``device`` (a jax.Device) may use, and what it is: a GPU's own memory, else
+    this machine's RAM under its container's limit (cgroup); None where it cannot be told."""
+    if getattr(device, "platform", "cpu") != "cpu":
+        try:
+            limit = (device.memory_stats() or {}).get("bytes_limit")
+        except Exception:  # noqa: BLE001 - a backend without memory statistics
+            limit = None
+        return (int(limit), f"memory on {device.device_kind}") if limit else None
+    try:
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = open(limit_file).read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < ram:
+            return int(text), "RAM (its container's limit)"
+    return ram, "RAM"

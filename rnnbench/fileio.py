@@ -9,6 +9,7 @@ removes its temp file and raises ``OSError``; the target keeps its previous cont
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -76,9 +77,24 @@ def remove_stale_temps(folder: str | os.PathLike, name: str | None = None) -> in
     return n
 
 
+def why_not_folder(path: str | os.PathLike) -> str:
+    """Why ``path`` is no folder to read or create, in words that name the cause: it does not exist, it is a
+    file, or a file stands where one of its parents should be."""
+    path = Path(path)
+    for p in [path, *path.parents]:
+        if p.exists() or p.is_symlink():
+            if p.is_dir():
+                return f"no such directory: {path}"
+            what = "a file" if p.is_file() else "not a file nor a folder (a device? a broken link?)"
+            return f"{p} is {what}, not a folder" + (f" (the path {path} goes through it)" if p != path else "")
+    return f"no such directory: {path}"
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``."""
     path = Path(path)
+    if path.is_dir():  # say it of the target, not of the temp file the replace would fail on
+        raise IsADirectoryError(errno.EISDIR, "Is a folder, not a file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent, path.name)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp")

@@ -12,7 +12,7 @@ from dataclasses import field
 
 def opt(default=None, doc: str = "", **checks):
     """A dataclass field with its one-line meaning (``doc``, for the config reference) and validation
-    metadata: ``min``, ``max``, ``min_len``, ``max_len``."""
+    metadata: ``min``, ``max``, ``min_len``, ``max_len``, ``unique`` (a list holds each value once)."""
     meta = {"doc": doc, **checks}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)

@@ -131,16 +131,24 @@ def sweep_plan(cfg: Config) -> list[PlannedRun]:
     zip_points = [dict(zip(sw.zip, values)) for values in zip(*sw.zip.values())] if sw.zip else [{}]
     if sw.labels:  # a readable name stands in for the zip row in tables and plots
         zip_points = [{"label": name, **z} for name, z in zip(sw.labels, zip_points)]
-    runs = []
+    runs, seen = [], {}
     for g in grid_points:
         for z in zip_points:
             label = {**g, **z}
             settings = {k: v for k, v in label.items() if k != "label"}
             run_cfg = cfg.replace(**settings) if settings else cfg
+            same = seen.setdefault(config_hash(run_cfg.to_dict()), label)
+            if same is not label:  # one run twice: its rows would count twice in every mean
+                raise RnnbenchError(f"sweep: the points {_point(same)} and {_point(label)} are the same settings "
+                                    "(a value listed twice?): each point once")
             size = sw.size if sw.size is not None else default_size(run_cfg)
             for seed in sw.seeds or cfg.experiment.seeds:
                 runs.append(PlannedRun(run_cfg, sw.model, size, seed, label, n=size))
     return runs
+
+
+def _point(label: dict) -> str:
+    return "{" + ", ".join(f"{k}={v}" for k, v in label.items()) + "}"
 
 
 def resolve_sizes(runs: list[PlannedRun]) -> list[PlannedRun]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import RnnbenchError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, why_not_folder
 from .outputs import markdown_table
 from .runs import Run, runs_inside
 
@@ -46,7 +46,7 @@ def _versions(run: Run | None) -> dict | None:
 def collect(folder: Path) -> list[Section]:
     folder = Path(folder)
     if not folder.is_dir():
-        raise RnnbenchError(f"no such directory: {folder}")
+        raise RnnbenchError(why_not_folder(folder))
     sections = []
     run = _first_run(folder)
     config = run.config_yaml() if run else None

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import lease, models
-from .config import Config, config_hash
+from .config import Config, config_hash, read_yaml
 from .errors import RnnbenchError
 from .fileio import (
     append_jsonl,
@@ -32,6 +32,7 @@ from .fileio import (
     atomic_write_text,
     read_jsonl,
     tail_jsonl,
+    why_not_folder,
 )
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,9 @@ def data_digest(path: Path) -> str:
     a file is read once."""
     from .data import data_home
 
+    if not path.is_dir() and not path.is_file():
+        raise RnnbenchError(f"data.path: {path} is not a regular file (a pipe or a device): rnnbench reads a data "
+                            "file more than once (its checksum, then its rows); save the data to a file")
     cache_file = data_home() / _DIGESTS
     try:
         cache = json.loads(cache_file.read_text())
@@ -213,12 +217,58 @@ class RunResult:
         if not isinstance(d, dict) or "model" not in d or "status" not in d:
             raise RnnbenchError("result.json: not a run result (no model or status)")
         known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in known and v is not None}
+        d = {k: v for k, v in d.items() if k in known}
+        _check_result(d)
         if d["model"] == "rnn" and "training" not in d and d.get("chosen"):
             old = dict(d["chosen"])
             d["chosen"] = {"best_epoch": old.pop("best_epoch")} if "best_epoch" in old else {}
             d["training"] = old
         return cls(**{"size": None, "seed": 0, **d})
+
+
+STATUSES = ("ok", "failed", "pruned", "claimed")  # what a run's outcome may be ("claimed": never written)
+_NULLABLE = ("size", "pool_size", "decision")  # the fields a result may hold null in
+_NUMBERS = ("metrics", "validation", "timings", "reference", "group_metrics")  # name -> number mappings
+_MAPPINGS = ("task", "chosen", "training", "versions", "data", "trial")
+_TEXTS = ("model", "status", "reason", "dataset", "device", "selection")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_result(d: dict) -> None:
+    """Refuse a result whose fields are not what rnnbench writes (a damaged or hand-edited ``result.json``):
+    every reader formats its numbers, so a metric that is text or null would crash a table."""
+    def bad(key: str, want: str) -> RnnbenchError:
+        return RnnbenchError(f"{key} is {d[key]!r:.60}, not {want}")
+
+    for key, value in d.items():
+        if value is None and key not in _NULLABLE:
+            raise RnnbenchError(f"{key} is null")
+    for key in _TEXTS:
+        if key in d and not isinstance(d[key], str):
+            raise bad(key, "text")
+    if d["status"] not in STATUSES:
+        raise bad("status", "one of " + ", ".join(STATUSES))
+    for key in ("n_train", "n_val", "n_test", "size", "pool_size"):
+        if key in d and d[key] is not None and not (type(d[key]) is int and d[key] >= 0):
+            raise bad(key, "a count")
+    if "seed" in d and type(d["seed"]) is not int:
+        raise bad("seed", "an integer")
+    for key in _NUMBERS:
+        if key in d and not (isinstance(d[key], dict) and all(_is_number(v) for v in d[key].values())):
+            raise bad(key, "a mapping of names to numbers")
+    for key in _MAPPINGS:
+        if key in d and not isinstance(d[key], dict):
+            raise bad(key, "a mapping")
+    if "classes" in d and not (isinstance(d["classes"], list) and all(isinstance(c, str) for c in d["classes"])):
+        raise bad("classes", "a list of class names")
+    rule = d.get("decision")
+    if rule is not None and not (isinstance(rule, dict) and isinstance(rule.get("metric"), str) and (
+            _is_number(rule.get("threshold")) or (isinstance(rule.get("weights"), list) and rule["weights"]
+                                                   and all(_is_number(w) for w in rule["weights"])))):
+        raise bad("decision", "a decision rule (a metric and a threshold or class weights)")
 
 
 class Run:
@@ -241,7 +291,10 @@ class Run:
                     legacy.rename(path)
                 except OSError:
                     return cls(legacy)
-        return cls(path)
+        run = cls(path)
+        if adopt and not path.exists():
+            run.settle()  # a forced rerun killed between its two renames (where the filesystem cannot swap)
+        return run
 
     # ------------------------------------------------------------------ state
     @property
@@ -340,7 +393,7 @@ class Run:
             raise RnnbenchError(f"{self.path}: no {RESULT} (not a finished run)")
         try:
             result = RunResult.from_dict(json.loads(f.read_text()))
-        except (ValueError, TypeError, RnnbenchError) as e:
+        except (ValueError, TypeError, RecursionError, RnnbenchError) as e:
             raise RnnbenchError(f"{f}: unreadable run result ({e})") from None
         t = result.timings
         if result.model == "rnn" and isinstance(t.get("train_loop"), (int, float)) and "train_wall" not in t:
@@ -363,8 +416,8 @@ class Run:
         import yaml
 
         try:
-            raw = yaml.load((self.path / CONFIG).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except (OSError, ValueError, yaml.YAMLError):
+            raw = read_yaml((self.path / CONFIG).read_text(), str(self.path / CONFIG), fast=True)
+        except (OSError, ValueError, RecursionError, RnnbenchError, yaml.YAMLError):
             return {}
         return raw if isinstance(raw, dict) else {}
 
@@ -384,7 +437,10 @@ class Run:
         text = self.config_yaml()
         if text is None:
             raise RnnbenchError(f"{self.path}: no {CONFIG}")
-        return from_dict(yaml.safe_load(text))
+        try:
+            return from_dict(read_yaml(text, str(self.path / CONFIG)))
+        except (yaml.YAMLError, RecursionError, TypeError) as e:
+            raise RnnbenchError(f"{self.path / CONFIG}: unreadable ({type(e).__name__})") from None
 
     def save_predictions(self, y, scores, groups, pred=None) -> None:
         """The run's test predictions, compactly: the true targets, the decided class (classification) and
@@ -426,12 +482,19 @@ class Run:
         """Prepare the directory for a fresh or resumed run. ``force`` starts from nothing; otherwise
         checkpoints survive, and with them the metrics log (the trainer truncates it to the checkpoint).
         First it takes the run's lease (:mod:`rnnbench.lease`): a run claimed by another live process, or
-        finished by one meanwhile, raises :class:`rnnbench.lease.Claimed` and nothing is touched."""
-        lease.claim(self.path, cfg.compute.lease_timeout, unless=None if force else lambda: self.done)
-        if force and self.path.exists():
-            trash = self.path.with_name(f".{self.path.name}.trash-{time.time_ns()}")
-            self.path.rename(trash)  # atomic: the run directory is never half-deleted
-            shutil.rmtree(trash, ignore_errors=True)
+        finished by one meanwhile, raises :class:`rnnbench.lease.Claimed` and nothing is touched.
+
+        ``force`` on a finished run trains the new one beside it, in ``.<name>.force`` (this run's
+        :attr:`path` until :meth:`finish`), and the finished run stays whole until the new one is: a kill
+        at any moment leaves one of the two. A forced rerun that was killed is resumed by the next one."""
+        lease.claim(self.path, cfg.compute.lease_timeout, unless=None if force else lambda: self.settle() or self.done)
+        if force:
+            self.settle()
+            if self.marked_done:  # a finished run: kept until its replacement is finished
+                self.final, self.path = self.path, self.staging
+            else:
+                for old in (self.path, self.staging):
+                    _discard(old)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -444,8 +507,55 @@ class Run:
             self.clear_metrics()
         atomic_write_text(self.path / CONFIG, cfg.to_yaml())
 
+    final: Path | None = None  # a forced rerun: the folder it replaces once finished (``path`` is its staging)
+
+    @property
+    def staging(self) -> Path:
+        """Where a forced rerun of this finished run trains (hidden: no listing counts it as a run)."""
+        return (self.final or self.path).with_name(f".{(self.final or self.path).name}{FORCED}")
+
+    def settle(self) -> None:
+        """Finish what a process killed while swapping a forced rerun in left: the new run, whole, put in
+        place if the old one is already gone (else dropped: the old one stands), and old folders on their way
+        out removed. Called under the run's lease, and before a run is used."""
+        final = self.final or self.path
+        swap = final.with_name(f".{final.name}{SWAP}")
+        if swap.is_dir():
+            if final.exists():
+                _discard(swap)
+            else:
+                try:
+                    swap.rename(final)
+                except FileNotFoundError:  # another process has just done it
+                    pass
+        for trash in final.parent.glob(f".{final.name}{TRASH}*") if final.parent.is_dir() else ():
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def _swap_in(self) -> None:
+        """Put a finished forced rerun (at :attr:`path`) in place of the run it replaces: exchanged in one
+        step where the filesystem can, else the old one moved aside first (:meth:`settle` completes that)."""
+        final, swap = self.final, self.final.with_name(f".{self.final.name}{SWAP}")
+        self.path.rename(swap)  # whole now: whichever of the two a kill leaves here is a finished run
+        if _exchange(swap, final):
+            _discard(swap)  # the old run
+        else:
+            aside = final.with_name(f".{final.name}{TRASH}{time.time_ns()}")
+            final.rename(aside)
+            try:
+                swap.rename(final)
+            except FileNotFoundError:
+                pass
+            shutil.rmtree(aside, ignore_errors=True)
+        self.path, self.final = final, None
+
     def log(self, record: dict) -> None:
+        self.check_claim()
         append_jsonl(self.path / METRICS, {"time": time.time(), **record})
+
+    def check_claim(self) -> None:
+        """Raise :class:`rnnbench.lease.LeaseLost` if another process took this process's claim on the run
+        over (before each write: two processes never write one run)."""
+        lease.check(self.final or self.path)
 
     def clear_metrics(self) -> None:
         """Start an empty metrics log (a run trained from the beginning)."""
@@ -459,13 +569,16 @@ class Run:
         return rows
 
     def finish(self, result: RunResult) -> None:
+        self.check_claim()
         atomic_write_json(self.path / RESULT, result.to_dict())
         atomic_write_text(self.path / DONE, time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        if self.final is not None:  # a forced rerun, finished: it replaces the run it reran
+            self._swap_in()
         lease.release(self.path)  # the run is finished: its claim goes
 
     def require_done(self) -> RunResult:
         if not self.path.is_dir():
-            raise RnnbenchError(f"no such run directory: {self.path}")
+            raise RnnbenchError(why_not_folder(self.path).replace("no such directory", "no such run directory"))
         if not self.done:
             inside = runs_inside(self.path)
             if inside:
@@ -476,6 +589,37 @@ class Run:
                                     f"runs ({len(done)} finished): {', '.join(names[:8])}{more}")
             raise RnnbenchError(f"run {self.path} is not finished (no DONE marker)")
         return self.result()
+
+
+FORCED, SWAP, TRASH = ".force", ".swap", ".trash-"  # suffixes of a run's hidden siblings (see Run.begin)
+
+
+def _discard(folder: Path) -> None:
+    """Remove a run folder: renamed first (atomic), so it is never seen half-deleted under its name."""
+    if not folder.exists():
+        return
+    trash = folder.with_name(f".{folder.name.lstrip('.').split('.')[0]}{TRASH}{time.time_ns()}")
+    folder.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the system or the
+    filesystem cannot (then nothing happened)."""
+    import ctypes
+    import errno
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def runs_inside(path: Path) -> list[Run]:

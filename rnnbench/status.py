@@ -1,6 +1,7 @@
 """``rnnbench status DIR``: what each run of an experiment is doing, read from the run store alone.
 
-A run is *done* (``DONE``, a result), *failed* (``DONE``, a failed result and its reason), *running* (a
+A run is *done* (``DONE``, a result), *failed* (``DONE``, a failed result and its reason), *damaged*
+(``DONE`` beside a result that does not read back: the next compare or sweep redoes it), *running* (a
 live lease: host, pid, GPUs, and from its ``metrics.jsonl`` the epoch, step, last validation score,
 tokens/s and an ETA), *stale* (a lease whose heartbeat stopped: the next compare or sweep takes it over)
 or *to do* (a folder with no lease: interrupted, resumes at its checkpoint's step; or, given a config, a run
@@ -19,7 +20,8 @@ from .errors import RnnbenchError
 from .outputs import duration
 from .runs import Run, name_parts, run_folders
 
-STATES = ("done", "failed", "running", "stale", "to do")
+STATES = ("done", "failed", "running", "stale", "to do")  # counted on the last line, always
+DAMAGED = "damaged"  # counted after them where there is one
 
 
 @dataclass
@@ -39,7 +41,7 @@ class RunStatus:
 
 def _planned_epochs(run: Run) -> int | None:
     """The training passes a run's model kind plans at most (its ``epochs_option``), from its config."""
-    model = name_parts(run.path.name)[0]
+    model = name_parts(run.path.name.lstrip("."))[0]  # a forced rerun's staging folder: .<name>.force
     option = models.get(model).epochs_option if model in models.names() else None
     if option is None:
         return None
@@ -112,30 +114,38 @@ def _result_text(run_path: Path) -> tuple[str, str]:
     try:
         r = Run(run_path).result()
     except RnnbenchError as e:
-        return "failed", f"unreadable result ({e})"
+        return DAMAGED, f"{e}: redone by the next compare or sweep"
     if not r.ok:
         return "failed", r.reason or "unknown reason"
     metric = next((k for k in ("accuracy", "rmse") if k in r.metrics), next(iter(r.metrics), None))
     return "done", f"test {metric} {r.metrics[metric]:.4f}" if metric else "done"
 
 
-def run_status(run_path: Path, now: float | None = None) -> RunStatus:
+def run_status(run_path: Path, now: float | None = None, timeout: float | None = None) -> RunStatus:
+    """``timeout``: the lease timeout claims are judged by (default: the run's own config's)."""
     run_path = Path(run_path)
     now = time.time() if now is None else now
     st = RunStatus(run_path.name, run_path, "to do")
+    holder = lease.holder_of(run_path, timeout if timeout is not None else _lease_timeout(run_path))
     if Run(run_path).marked_done:
         st.state, st.result = _result_text(run_path)
+        rerun = Run(run_path).staging
+        if holder is not None and not holder.stale(now) and rerun.is_dir():  # `--force`: the result stands till then
+            st.state, st.where = "running", _where(holder)
+            st.progress = f"rerun (--force): {progress_text(progress_of(rerun))}"
         return st
-    holder = lease.holder_of(run_path)
     if holder is not None:
-        gpus = holder.cuda_visible_devices
-        st.where = f"{holder.host} pid {holder.pid}" + (f", GPU {gpus}" if gpus else "")
+        st.where = _where(holder)
         st.info["holder"] = holder
         if holder.stale(now):
             st.state = "stale"
             st.progress = f"claim abandoned: heartbeat {lease.ago(now - holder.heartbeat)} ago"
             return st
         st.state = "running"
+        if not holder.proven:
+            left = holder.limit() - (now - holder.heartbeat)
+            st.progress = f"unreadable lease file: counts as held {lease.ago(left)} more, then taken over"
+            return st
         p = progress_of(run_path)
         st.info["progress"] = p
         st.progress = progress_text(p)
@@ -146,6 +156,19 @@ def run_status(run_path: Path, now: float | None = None) -> RunStatus:
     elif run_path.is_dir():
         st.progress = "interrupted: starts again"
     return st
+
+
+def _lease_timeout(run_path: Path) -> float | None:
+    """The ``compute.lease_timeout`` the run was begun with (None: not known)."""
+    value = (Run(run_path).settings().get("compute") or {}).get("lease_timeout") if run_path.is_dir() else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+
+def _where(holder: lease.Holder) -> str:
+    if not holder.proven:
+        return "? (unreadable lease file)"
+    gpus = holder.cuda_visible_devices
+    return f"{holder.host} pid {holder.pid}" + (f", GPU {gpus}" if gpus else "")
 
 
 def _step_text(run_path: Path, step: int) -> str:
@@ -167,11 +190,12 @@ def progress_line(run_path: Path) -> str:
 # ---------------------------------------------------------------------------------------- an experiment
 
 
-def collect(target: Path, planned: list[Path] | None = None) -> list[RunStatus]:
-    """The status of every run found in ``target``, and of ``planned`` runs (from a config) not found."""
+def collect(target: Path, planned: list[Path] | None = None, timeout: float | None = None) -> list[RunStatus]:
+    """The status of every run found in ``target``, and of ``planned`` runs (from a config) not found;
+    ``timeout``: the config's lease timeout (default: each run's)."""
     now = time.time()
     paths = run_folders(target) if planned is None else planned
-    states = [run_status(p, now) for p in paths]
+    states = [run_status(p, now, timeout) for p in paths]
     _name_variants(states)
     return states
 
@@ -269,7 +293,11 @@ def _params(params: dict) -> str:
 
 
 def counts(states: list[RunStatus]) -> dict[str, int]:
-    return {k: sum(s.state == k for s in states) for k in STATES}
+    """Runs per state, in :data:`STATES`'s order; damaged ones after them where there is one."""
+    out = {k: sum(s.state == k for s in states) for k in STATES}
+    if any(s.state == DAMAGED for s in states):
+        out[DAMAGED] = sum(s.state == DAMAGED for s in states)
+    return out
 
 
 def render(states: list[RunStatus]) -> list[str]:

@@ -8,6 +8,9 @@ a checkpoint, and raises :class:`Terminated` itself; leaving the block with the 
 Other signals can be served the same way (``install(SIGUSR2)``: Slurm's warning of preemption or the time
 limit; ``SIGINT``: Ray's cancel of a task); :func:`received` says which came.
 
+A SIGTERM or Ctrl-C that arrives again while the first is served is ignored: the exit stays 143 (130), with
+no second exception inside the first one's cleanup.
+
 :func:`die_with_parent` makes a child process get a signal when the process that started it dies.
 """
 
@@ -31,23 +34,45 @@ class Terminated(BaseException):
     exit_code = EXIT_CODE
 
 
-_state: dict = {"depth": 0, "pending": False, "received": []}
+_state: dict = {"depth": 0, "pending": False, "received": [], "ignoring_int": False}
 
 
 def _handler(signum, frame) -> None:
+    if _state["pending"]:  # a repeat, while the first is served (a checkpoint, the way out): nothing more to do
+        return
     _state["pending"] = True
     _state["received"].append(signum)
+    # repeats are ignored from here, also once the interpreter, exiting, has put its own handlers away (which
+    # would let one kill the process: exit -15, not 143)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if signum != signal.SIGTERM:
+        signal.signal(signum, signal.SIG_IGN)
     if _state["depth"] == 0:
         raise Terminated(f"terminated ({signal.Signals(signum).name})")
 
 
+def _interrupt(signum, frame) -> None:
+    """Ctrl-C: ``KeyboardInterrupt``, as Python's own handler; repeats are ignored while it is served (the way
+    out takes a second or two), which would otherwise raise again inside the cleanup, or kill the process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _state["ignoring_int"] = True
+    raise KeyboardInterrupt
+
+
 def install(*others: int) -> bool:
-    """Handle SIGTERM, and the signals ``others``, in this process (main thread only; elsewhere nothing
-    happens). Whether installed."""
+    """Handle SIGTERM, the signals ``others`` (served like SIGTERM) and Ctrl-C in this process (main thread
+    only; elsewhere nothing happens). Whether installed. A signal that arrives again while the first is
+    served changes nothing: never a second exception in the middle of the first one's cleanup, nor an exit
+    by the signal instead of 143 or 130."""
     if threading.current_thread() is not threading.main_thread():
         return False
     for signum in (signal.SIGTERM, *others):
         signal.signal(signum, _handler)
+    if signal.SIGINT not in others:
+        now = signal.getsignal(signal.SIGINT)  # not where someone else chose (a background job ignores Ctrl-C)
+        if now is signal.default_int_handler or now is _interrupt or (now == signal.SIG_IGN and _state["ignoring_int"]):
+            signal.signal(signal.SIGINT, _interrupt)
+            _state["ignoring_int"] = False
     _state["pending"] = False
     _state["received"] = []
     return True

@@ -20,9 +20,15 @@ Kinds of fault, each counted:
 - places: a read-only output folder, a data home and a compile cache that cannot be created.
 - search: a compare whose GRU is tuned (TPE, a pruner), SIGKILLed at random moments and resumed each time: it
   must end with the uninterrupted search's chosen trials and tables.
+- hardening (issue #44): a ``train --force`` killed during its rerun (the finished run must stay whole), a YAML
+  alias bomb, names that are paths, values listed twice, result.json of the wrong types, lease files with
+  garbage, wrong types or a folder in their place, clocks that disagree between hosts, a holder suspended and
+  taken over, sizes that cannot fit, an archive bomb, SIGTERM and Ctrl-C twice, inputs that never end (stdin,
+  /dev/zero, a pipe), messages that named the wrong cause, a real disk filling during a checkpoint (root).
 
 The last line is one JSON object: kills, kills_recovered, tables_identical, sigterm_exit_ok, enospc_sites,
-enospc_clean, corrupt_cases, corrupt_detected, fuzz_cases, tracebacks (must be 0), and details.
+enospc_clean, corrupt_cases, corrupt_detected, fuzz_cases, hardening_cases, hardening_ok, and tracebacks, hangs
+(a child that outlived its timeout) and data_losses, which must all be 0; and details.
 """
 
 from __future__ import annotations
@@ -103,7 +109,341 @@ def child(spec: str, args: list[str]) -> None:
 # ------------------------------------------------------------------------------------------ helpers
 
 
-class Battery:
+# ------------------------------------------------------------------------------------------ hardening (issue #44)
+
+# run the rest of the command line with SIGINT at its default (Python then turns it into KeyboardInterrupt)
+WITH_CTRL_C = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+HARD_CFG = {"experiment": {"name": "h", "seeds": [0]},
+            "data": {"dataset": "synthetic", "synthetic": {"train_size": 300, "test_size": 100}, "sizes": [100]},
+            "linear": {"min_df": [1], "C": [1.0]},
+            "rnn": {"embed_dim": 8, "hidden_dim": 8, "batch_size": 32, "epochs": 2, "buckets": 2, "learning_rate": 0.01}}
+
+
+class Hardening:
+    """What an attack on runs, leases, configs and files broke (issue #44), each class a few cases: a forced
+    rerun killed (data loss), hostile configs (an alias bomb, names that are paths, values listed twice), damaged
+    results and leases, clocks that disagree, a disk that fills during a checkpoint, sizes that cannot fit,
+    archive bombs, signals that arrive twice, inputs that never end, messages that name the wrong cause. Each
+    case passes or is a problem; hangs (a child past its timeout), data losses and tracebacks are counted."""
+
+    def hardening(self) -> None:
+        cases = [self.h_force, self.h_configs, self.h_damaged_result, self.h_leases, self.h_clocks, self.h_sizes,
+                 self.h_archive, self.h_signals_twice, self.h_endless, self.h_causes, self.h_full_disk]
+        if not self.quick:
+            cases.append(self.h_takeover)
+        with self.in_process():
+            for case in cases:
+                case()
+        print(f"hardening: {self.figures['hardening_ok']}/{self.figures['hardening_cases']} ok, "
+              f"{self.figures['hangs']} hangs, {self.figures['data_losses']} data losses", file=sys.stderr, flush=True)
+
+    # -------------------------------------------------------------- helpers
+    def case(self, name: str, ok: bool, detail: str = "") -> bool:
+        self.figures["hardening_cases"] += 1
+        self.figures["hardening_ok"] += bool(ok)
+        if not ok:
+            self.note(f"hardening {name}: {detail}")
+        print(f"hardening {name}: {'ok' if ok else 'NOT ok'}", file=sys.stderr, flush=True)
+        return ok
+
+    def h_config(self, name: str, **sections) -> Path:
+        import yaml
+
+        folder = self.out / f"hard-{name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        raw = json.loads(json.dumps(HARD_CFG))
+        raw["experiment"]["output_dir"] = str(folder / "out")
+        for key, values in sections.items():
+            raw.setdefault(key, {}).update(values)
+        path = folder / "c.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    def clean(self, r, code: int, words: str = "") -> bool:
+        """An in-process command that exited ``code`` with at most one ``Error:`` line holding ``words``;
+        a traceback is counted."""
+        if r.exception is not None and not isinstance(r.exception, SystemExit):
+            self.figures["tracebacks"] += 1
+            return False
+        lines = self.error_lines(r)
+        return r.exit_code == code and (code == 0 or (len(lines) == 1 and lines[0].startswith("Error: ")
+                                                      and words in lines[0]))
+
+    def clean_err(self, rc, err: str, code: int, words: str = "") -> bool:
+        """The same, of a child's exit and stderr."""
+        if "Traceback" in err:
+            self.figures["tracebacks"] += 1
+            return False
+        lines = [x for x in err.splitlines() if x.startswith(("Error", "Terminated", "Interrupted"))]
+        return rc == code and (code == 0 or (len(lines) == 1 and words in lines[0]))
+
+    @staticmethod
+    def whole(exp_root: Path, model: str) -> dict | None:
+        """The metrics of the one finished ``model`` run under ``exp_root``, its model file read back; None if
+        there is none whole."""
+        from rnnbench.runs import Run
+
+        found = sorted(exp_root.glob(f"*/runs/{model}-*"))
+        if len(found) != 1:
+            return None
+        try:
+            result = Run(found[0]).require_done()
+            blob = (found[0] / ("model.pkl" if model == "linear" else "params.npz")).read_bytes()
+            return result.metrics if blob else None
+        except Exception:  # noqa: BLE001
+            return None
+
+    # -------------------------------------------------------------- cases
+    def h_force(self) -> None:
+        """Data loss: train --force killed during its rerun must leave the finished run whole."""
+        kills = [("linear", "write:result.json:1")] if self.quick else [
+            ("linear", "write:model.pkl:1"), ("linear", "write:result.json:1"), ("linear", "write:DONE:1"),
+            ("rnn", "save:1"), ("rnn", "write:params.npz:1"), ("rnn", None)]
+        for kind, spec in kills:
+            cfg = self.h_config(f"force-{kind}-{spec}")
+            out = cfg.parent / "out"
+            self.run(["train", str(cfg), "--model", kind])
+            before = self.whole(out, kind)
+            if spec is None:  # a random moment of the rerun
+                p = self.popen(["train", str(cfg), "--model", kind, "--force"])
+                try:
+                    p.wait(timeout=self.rng.uniform(1.0, 6.0))
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            else:
+                self.run(["train", str(cfg), "--model", kind, "--force"], spec)
+            lost = before is None or self.whole(out, kind) != before
+            self.figures["data_losses"] += lost
+            rc, err = self.run(["train", str(cfg), "--model", kind, "--force"])
+            hidden = [p.name for p in out.glob("*/runs/.*")]
+            self.case(f"force {kind} killed at {spec or 'random'}", not lost and rc == 0 and not hidden
+                      and self.whole(out, kind) == before, f"lost {lost}, rerun {rc}, left {hidden}")
+
+    def h_configs(self) -> None:
+        """Hostile configs: an alias bomb, a self-referring alias, names that are paths, values twice."""
+        folder = self.out / "hard-configs"
+        folder.mkdir(exist_ok=True)
+        bomb = folder / "bomb.yaml"
+        lines = ["data:", "  where:", '    k0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+        lines += [f"    k{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+        bomb.write_text("\n".join(lines) + "\n")
+        rc, err = self.run(["config", "show", str(bomb)], timeout=60)
+        self.case("yaml alias bomb", self.clean_err(rc, err, 2, "aliases"), f"exit {rc}: {err[-200:]}")
+        cycle = folder / "cycle.yaml"
+        cycle.write_text("smoke: &a {x: *a}\n")
+        self.case("self-referring alias", self.clean(self.invoke(["config", "show", str(cycle)]), 2, "holds itself"))
+        cfg = self.h_config("names")
+        for name in ("../../x", "/tmp/rnnbench-abs", "a\nb"):
+            path = folder / "name.yaml"
+            path.write_text(json.dumps({"experiment": {"name": name, "output_dir": str(cfg.parent / "out")}}))
+            r = self.invoke(["train", str(path)])
+            self.case(f"experiment.name {name!r}", self.clean(r, 2, "experiment.name")
+                      and not (cfg.parent.parent / "x").exists() and not Path(name).exists())
+        r = self.invoke(["sweep", str(cfg), "--dry-run", "--set", "sweep={model: rnn, grid: {rnn.hidden_dim: [8, 8]}}"])
+        self.case("a sweep value listed twice", self.clean(r, 2, "twice"))
+        r = self.invoke(["config", "show", str(cfg), "--set", "experiment.seeds=[1, 1]"])
+        self.case("a seed listed twice", self.clean(r, 2, "twice"))
+        twice = folder / "twice.yaml"
+        twice.write_text("rnn: {hidden_dim: 8}\nrnn: {epochs: 3}\n")
+        self.case("a config key written twice", self.clean(self.invoke(["config", "show", str(twice)]), 2, "twice"))
+
+    def h_damaged_result(self) -> None:
+        """A result.json of the wrong types: status says damaged, compare redoes it; no traceback."""
+        for label, damage in (("a metric that is text", {"metrics": {"accuracy": "x"}}), ("null metrics", {"metrics": None})):
+            cfg = self.h_config(f"result-{len(label)}", experiment={"models": ["linear"]})
+            self.invoke(["compare", str(cfg)])
+            (run,) = (cfg.parent / "out").glob("h/runs/linear-*")
+            good = json.loads((run / "result.json").read_text())
+            (run / "result.json").write_text(json.dumps({**good, **damage}))
+            status = self.invoke(["status", str(cfg.parent / "out" / "h")])
+            again = self.invoke(["compare", str(cfg)])
+            redone = json.loads((run / "result.json").read_text()).get("metrics") == good["metrics"]
+            self.case(f"result.json with {label}", self.clean(status, 0) and "damaged" in status.output
+                      and self.clean(again, 0) and redone, f"status {status.exit_code}, compare {again.exit_code}")
+
+    def h_leases(self) -> None:
+        """A lease file with garbage or wrong types counts by its mtime and compute.lease_timeout; a lease path
+        that is a folder says so."""
+        from rnnbench import lease
+        from rnnbench.config import load_config
+        from rnnbench.runs import run_path
+
+        for label, text in (("garbage", "{garb"), ("wrong types", '{"host": 1, "pid": "x", "started": "y", "heartbeat": null}')):
+            cfg = self.h_config(f"lease-{label[:5]}", compute={"lease_timeout": 5})
+            path = lease.lease_path(run_path(load_config(cfg), "linear", 100, 0))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            held = self.invoke(["train", str(cfg)])
+            status = self.invoke(["status", str(cfg)])
+            os.utime(path, (time.time() - 10, time.time() - 10))
+            taken = self.invoke(["train", str(cfg)])
+            self.case(f"lease file with {label}", self.clean(held, 2, "unreadable lease file") and self.clean(status, 0)
+                      and self.clean(taken, 0), f"{held.exit_code} {status.exit_code} {taken.exit_code}")
+        cfg = self.h_config("lease-folder")
+        path = lease.lease_path(run_path(load_config(cfg), "linear", 100, 0))
+        path.mkdir(parents=True)
+        self.case("lease path that is a folder", self.clean(self.invoke(["train", str(cfg)]), 2, "a folder where"))
+
+    def h_clocks(self) -> None:
+        """Clocks that disagree between hosts: a live holder whose clock is 10 min behind is not taken over; a dead
+        one whose clock is a day ahead is."""
+        from rnnbench import lease
+        from rnnbench.config import load_config
+        from rnnbench.runs import run_path
+
+        now = time.time()
+        for label, heartbeat, mtime, code in (("behind, alive", now - 600, now, 2), ("ahead, dead", now + 86400, now - 400, 0)):
+            cfg = self.h_config(f"clock-{label[:5]}", compute={"lease_timeout": 60})
+            path = lease.lease_path(run_path(load_config(cfg), "linear", 100, 0))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"host": "elsewhere", "pid": 7, "started": heartbeat, "heartbeat": heartbeat,
+                                        "timeout": 60, "token": label}))
+            os.utime(path, (mtime, mtime))
+            r = self.invoke(["train", str(cfg)])
+            self.case(f"clock {label}", self.clean(r, code, "claimed by elsewhere"), f"exit {r.exit_code}")
+
+    def h_takeover(self) -> None:
+        """A holder suspended past its lease's timeout and taken over stops at its next write, naming who holds
+        the run; the one that took over ends with the uninterrupted result."""
+        rnn = {"epochs": 30, "patience": 30, "checkpoint_every_s": 0}
+        ref = self.h_config("takeover-ref", rnn=rnn)
+        self.run(["train", str(ref), "--model", "rnn"])
+        cfg = self.h_config("takeover", rnn=rnn, compute={"lease_timeout": 5})
+        first = self.popen(["train", str(cfg), "--model", "rnn"])
+        deadline = time.time() + 300
+        while time.time() < deadline and first.poll() is None and not any(
+                '"train"' in f.read_text() for f in cfg.parent.glob("out/*/runs/*/metrics.jsonl")):
+            time.sleep(0.05)
+        first.send_signal(signal.SIGSTOP)
+        time.sleep(8)
+        second = self.popen(["train", str(cfg), "--model", "rnn"])
+        time.sleep(3)
+        first.send_signal(signal.SIGCONT)
+        _, err1 = first.communicate(timeout=600)
+        _, err2 = second.communicate(timeout=600)
+        same = self.whole(cfg.parent / "out", "rnn") == self.whole(ref.parent / "out", "rnn")
+        self.case("a claim taken over from a suspended holder", self.clean_err(first.returncode, err1, 2, "taken over by")
+                  and self.clean_err(second.returncode, err2, 0) and same,
+                  f"first {first.returncode} {err1[-160:]!r}, second {second.returncode}, same result {same}")
+
+    def h_sizes(self) -> None:
+        """Sizes that cannot fit: refused before allocating, one line naming the key."""
+        settings = ["rnn.hidden_dim=1000000"] if self.quick else ["rnn.hidden_dim=1000000", "rnn.batch_size=1000000000",
+                                                                   "data.max_len=1000000000"]
+        for setting in settings:
+            cfg = self.h_config("sizes")
+            t0 = time.perf_counter()
+            rc, err = self.run(["train", str(cfg), "--model", "rnn", "--set", setting], timeout=120)
+            key = setting.partition("=")[0]
+            self.case(f"{setting}", self.clean_err(rc, err, 2, f"{key}: a run needs about"),
+                      f"exit {rc} after {time.perf_counter() - t0:.0f} s: {err[-200:]!r}")
+
+    def h_archive(self) -> None:
+        """An archive whose members expand far beyond its size: refused before expanding."""
+        import gzip
+        import tarfile
+
+        folder = self.out / "hard-archive"
+        folder.mkdir(exist_ok=True)
+        bomb, size = folder / "bomb.tar.gz", 80 << 20
+        manifest = json.dumps({"format": "rnnbench-results/1", "experiment": "bomb"}).encode()
+        with open(bomb, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
+            info = tarfile.TarInfo("manifest.json")
+            info.size = len(manifest)
+            tar.addfile(info, io.BytesIO(manifest))
+            info = tarfile.TarInfo("runs/linear-n1-s0-a/metrics.jsonl")
+            info.size = size
+            tar.addfile(info, io.BytesIO(bytes(size)))
+        r = self.invoke(["import", str(bomb), "--into", str(folder / "store")])
+        self.case("archive bomb", self.clean(r, 2, "expands beyond") and not any((folder / "store").iterdir()))
+
+    def h_signals_twice(self) -> None:
+        """SIGTERM (and Ctrl-C) twice: one clean exit, and the same command resumes to the uninterrupted result."""
+        rnn = {"epochs": 40, "patience": 40}
+        ref = self.h_config("twice-ref", rnn=rnn)
+        self.run(["train", str(ref), "--model", "rnn"])
+        plan = [(signal.SIGTERM, 0.3, 143)] if self.quick else [(signal.SIGTERM, 0.0, 143), (signal.SIGTERM, 0.3, 143),
+                                                                (signal.SIGINT, 0.3, 130)]
+        for sig, gap, code in plan:
+            cfg = self.h_config(f"twice-{sig.name}-{gap}", rnn=rnn)
+            # Ctrl-C reaches the child as a terminal's would, also where this battery runs in the background (a
+            # shell's background job starts with SIGINT ignored, and so would its children)
+            p = subprocess.Popen([sys.executable, "-c", WITH_CTRL_C, "-m", "rnnbench.cli", "train", str(cfg), "--model",
+                                  "rnn"], cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 text=True)
+            deadline = time.time() + 300
+            while time.time() < deadline and p.poll() is None and not any(
+                    '"train"' in f.read_text() for f in cfg.parent.glob("out/*/runs/*/metrics.jsonl")):
+                time.sleep(0.05)
+            p.send_signal(sig)
+            time.sleep(gap)
+            p.send_signal(sig)
+            _, err = p.communicate(timeout=300)
+            rc, _ = self.run(["train", str(cfg), "--model", "rnn"])
+            same = self.whole(cfg.parent / "out", "rnn") == self.whole(ref.parent / "out", "rnn")
+            self.case(f"{sig.name} twice ({gap} s apart)", self.clean_err(p.returncode, err, code) and rc == 0 and same,
+                      f"exit {p.returncode}, resumed {rc}, same {same}: {err[-200:]!r}")
+
+    def h_endless(self) -> None:
+        """Inputs that never end: stdin streamed through predict, /dev/zero as a config or texts, a pipe as data."""
+        cfg = self.h_config("endless")
+        self.invoke(["train", str(cfg)])
+        (run,) = (cfg.parent / "out").glob("h/runs/linear-*")
+        cmd = (f"yes 'a good film' | {sys.executable} -m rnnbench.cli predict {run} --file - | head -n 3000 | wc -l; "
+               "echo ${PIPESTATUS[1]}")
+        try:
+            p = subprocess.run(cmd, shell=True, executable="/bin/bash", capture_output=True, text=True, env=self.env,
+                               timeout=300, cwd=ROOT)
+            ok = p.stdout.split() == ["3000", "141"] and p.stderr == ""
+        except subprocess.TimeoutExpired:
+            self.figures["hangs"] += 1
+            ok = False
+        self.case("predict from stdin that never ends", ok)
+        rc, err = self.run(["config", "show", "/dev/zero"], timeout=60)
+        self.case("config /dev/zero", self.clean_err(rc, err, 2, "not a regular file"))
+        rc, err = self.run(["predict", str(run), "--file", "/dev/zero"], timeout=120)
+        self.case("predict --file /dev/zero", self.clean_err(rc, err, 2, "longer than"))
+        fifo = cfg.parent / "fifo"
+        os.mkfifo(fifo)
+        rc, err = self.run(["data", "info", "jsonl", "--path", str(fifo), "--set", "data.text_columns=[text]", "--set",
+                            "data.label_column=label"], timeout=60)
+        self.case("a pipe as data.path", self.clean_err(rc, err, 2, "not a regular file"))
+
+    def h_causes(self) -> None:
+        """Messages that named the wrong cause: a file where a folder belongs, a folder where a file belongs."""
+        cfg = self.h_config("causes")
+        a_file = cfg.parent / "a-file"
+        a_file.write_text("")
+        for label, args, words in (("train --out a file", ["train", str(cfg), "--out", str(a_file)], "is a file, not"),
+                                   ("predict a file", ["predict", str(a_file), "x"], "is a file, not a folder"),
+                                   ("config a folder", ["config", "show", str(cfg.parent)], "a folder, not a config"),
+                                   ("import a folder", ["import", str(cfg.parent)], "a folder, not an archive")):
+            self.case(label, self.clean(self.invoke(args), 2, words))
+
+    def h_full_disk(self) -> None:
+        """A disk that fills during a checkpoint (a real tmpfs, as root): one Error line, then the run resumes."""
+        mnt = self.out / "hard-tmpfs"
+        mnt.mkdir(exist_ok=True)
+        if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(mnt)],
+                                               capture_output=True).returncode != 0:
+            print("hardening full disk: no tmpfs (needs root)", file=sys.stderr)
+            return
+        try:
+            cfg = self.h_config("full-disk", rnn={"hidden_dim": 64, "embed_dim": 32})
+            out = ["--set", f"experiment.output_dir={mnt / 'out'}"]
+            self.run(["train", str(cfg), "--model", "linear", *out])
+            rc, err = self.run(["train", str(cfg), "--model", "rnn", *out])
+            subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
+            again, _ = self.run(["train", str(cfg), "--model", "rnn", *out])
+            self.case("disk full during a checkpoint", self.clean_err(rc, err, 1, "No space left") and again == 0,
+                      f"exit {rc} ({len(err.splitlines())} lines), rerun {again}")
+        finally:
+            subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+class Battery(Hardening):
     def __init__(self, out: Path, quick: bool, seed: int):
         self.out, self.quick, self.rng = out, quick, random.Random(seed)
         self.env = {**os.environ, "RNNBENCH_DATA": str(out / "data-home"), "PYTHONPATH": str(ROOT),
@@ -112,7 +452,8 @@ class Battery:
                               "sigterm_exit_ok": 0, "sigterm_max_exit_s": 0.0, "enospc_sites": 0, "enospc_clean": 0, "enospc_recoverable": 0,
                               "corrupt_cases": 0, "corrupt_detected": 0, "corrupt_harmless": 0, "corrupt_wrong": 0,
                               "fuzz_cases": 0, "tracebacks": 0, "places_cases": 0, "places_ok": 0, "orphans": 0,
-                              "tables_compared": 0, "tmpfs": "not tried", "search_kills": 0, "search_same_choice": None}
+                              "tables_compared": 0, "tmpfs": "not tried", "search_kills": 0, "search_same_choice": None,
+                              "hardening_cases": 0, "hardening_ok": 0, "hangs": 0, "data_losses": 0}
         self.problems: list[str] = []
         self.references: dict[str, tuple] = {}
 
@@ -137,9 +478,19 @@ class Battery:
             shutil.copytree(first, folder, symlinks=True)
         return rc, err
 
-    def run(self, args: list[str], spec: str | None = None, env: dict | None = None) -> tuple[int, str]:
+    def run(self, args: list[str], spec: str | None = None, env: dict | None = None, timeout: float = 900,
+            stdin: str | None = None) -> tuple[int, str]:
+        """Run the CLI (or a child with a fault armed) to its end; one that outlives ``timeout`` is a hang:
+        counted, killed, and its exit reported as None."""
         p = self.popen(args, spec, env)
-        _, err = p.communicate(timeout=900)
+        try:
+            _, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+            self.figures["hangs"] += 1
+            self.note(f"hang: {' '.join(args)[:120]} still ran after {timeout:.0f} s")
+            return None, err
         return p.returncode, err
 
     @staticmethod
@@ -186,7 +537,7 @@ class Battery:
 
     @staticmethod
     def orphans(root: Path) -> list[Path]:
-        return [p for p in root.rglob("*") if p.name.endswith(".tmp") or "orbax-checkpoint-tmp" in p.name
+        return [p for p in root.rglob("*") if p.name.endswith((".tmp", ".force", ".swap")) or "orbax-checkpoint-tmp" in p.name
                 or ".trash-" in p.name]
 
     def same_tables(self, got: Path, ref: Path, what: str) -> bool:
@@ -321,7 +672,12 @@ class Battery:
             time.sleep(self.rng.uniform(0.0, 1.0))
             sent = time.perf_counter()
             p.send_signal(signal.SIGTERM)
-            _, err = p.communicate(timeout=300)
+            try:
+                _, err = p.communicate(timeout=300)
+            except subprocess.TimeoutExpired:  # a hang: counted, and the case fails
+                p.kill()
+                _, err = p.communicate()
+                self.figures["hangs"] += 1
             took = time.perf_counter() - sent
             if p.returncode == 0:
                 print(f"sigterm {name}: finished before the signal", file=sys.stderr)
@@ -693,6 +1049,8 @@ class Battery:
         print(f"place {name}: {'ok' if ok else 'NOT ok'} ({detail})", file=sys.stderr, flush=True)
 
 
+
+
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[sys.argv.index("--") + 1:])
@@ -701,7 +1059,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a few of each kind (CI)")
     ap.add_argument("--out", default=None, help="scratch folder (default: a new temp folder, removed after)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random kill moments")
-    ap.add_argument("--only", default=None, help="comma-separated kinds: kills,sigterm,enospc,corrupt,fuzz,places,search")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated kinds: kills,sigterm,enospc,corrupt,fuzz,places,search,hardening")
     a = ap.parse_args()
     import tempfile
 
@@ -710,7 +1069,8 @@ def main() -> None:
     out.mkdir(parents=True)
     battery = Battery(out.resolve(), a.quick, a.seed)
     t0 = time.perf_counter()
-    kinds = a.only.split(",") if a.only else ["fuzz", "places", "corrupt", "enospc", "sigterm", "kills", "search"]
+    kinds = a.only.split(",") if a.only else ["fuzz", "places", "corrupt", "enospc", "sigterm", "kills", "search",
+                                              "hardening"]
     for kind in kinds:
         print(f"== {kind}", file=sys.stderr, flush=True)
         getattr(battery, kind)()
@@ -719,8 +1079,9 @@ def main() -> None:
     if not a.out:
         shutil.rmtree(out, ignore_errors=True)
     print(json.dumps(figures), flush=True)
-    bad = (figures["tracebacks"] or battery.problems or figures["kills_recovered"] != figures["kills"]
-           or not figures["tables_identical"] or figures["search_same_choice"] is False)
+    bad = (figures["tracebacks"] or figures["hangs"] or figures["data_losses"] or battery.problems
+           or figures["kills_recovered"] != figures["kills"] or not figures["tables_identical"]
+           or figures["search_same_choice"] is False or figures["hardening_ok"] != figures["hardening_cases"])
     sys.exit(1 if bad else 0)
 
 

@@ -1,4 +1,5 @@
 import json
+import os
 import struct
 import sys
 import time
@@ -38,6 +39,7 @@ def write_lease(run: Path, host: str, pid: int, age: float, gpu: str | None = No
     now = time.time()
     p.write_text(json.dumps({"host": host, "pid": pid, "started": now - age - 60, "heartbeat": now - age,
                              "timeout": 300, "token": "t", "cuda_visible_devices": gpu}))
+    os.utime(p, (now - age, now - age))  # written at its heartbeat
 
 
 TRAINING = [

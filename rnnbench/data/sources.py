@@ -120,8 +120,11 @@ def data_files(spec: str | list[str], fmt: str, label_re: re.Pattern | None = No
                 listing = ", ".join(f.relative_to(p).as_posix() for f in inside[:8]) or "nothing"
                 raise RnnbenchError(f"{key}: {what} in folder {p} (it holds: {listing})")
             found += picked
-        elif p.exists():
+        elif p.is_file():
             found.append(DataFile(p, str(item)))
+        elif p.exists():  # a pipe that may never end, a device: read more than once, or for ever
+            raise RnnbenchError(f"{key}: {p} is not a regular file (a pipe or a device): rnnbench reads a data file "
+                                "more than once (its checksum, then its rows); save the data to a file")
         elif is_glob(str(item)):
             matches = sorted(m for m in glob.glob(os.path.expanduser(str(item)), recursive=True) if Path(m).is_file())
             if not matches:

@@ -75,12 +75,12 @@ def quiet():
         lg.setLevel(logging.CRITICAL)
     threading.excepthook = sys.unraisablehook = lambda *args: None
     sys.excepthook = lambda *args: None  # what C++ callbacks print their errors with (PyErr_Print)
-    before = set(threading.enumerate())
+    before, failed = set(threading.enumerate()), False
     try:
         yield
     except BaseException:
-        _silence_leftovers()  # the save's other writers go on failing after this: said once, by the caller
-        for thread in set(threading.enumerate()) - before:  # and most of them fail here, quietly
+        failed = True
+        for thread in set(threading.enumerate()) - before:  # the save's other writers mostly fail here, quietly
             try:
                 thread.join(timeout=60)
             except RuntimeError:  # not started yet
@@ -90,6 +90,8 @@ def quiet():
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
         threading.excepthook, sys.excepthook, sys.unraisablehook = hooks
+        if failed:  # the rest go on failing after this, printing through the hooks just put back
+            _silence_leftovers()
 
 
 _SILENCED: list[bool] = []
@@ -120,17 +122,26 @@ def _silence_leftovers() -> None:
 
 @contextmanager
 def closing(manager):
-    """Close the checkpoint manager however training ends (it waits for a save in flight)."""
+    """Close the checkpoint manager however training ends (it waits for a save in flight). After a failure
+    (a full disk), closing raises orbax's copy of the same failure again: dropped, the first one is said;
+    a failure that shows only at the close is an ``OSError`` naming the checkpoints, as :func:`save` says."""
     try:
         yield
     except BaseException:
         if manager is not None:
-            with quiet():  # after a failed save its threads may still be failing
-                manager.close()
+            try:
+                with quiet():  # after a failed save its threads may still be failing
+                    manager.close()
+            except Exception:  # noqa: BLE001 - the failure being raised already, told again by orbax
+                pass
         raise
     else:
         if manager is not None:
-            manager.close()
+            try:
+                with quiet():
+                    manager.close()
+            except Exception as e:  # noqa: BLE001 - orbax and tensorstore wrap I/O errors in their own types
+                raise _as_os_error(e, str(manager.directory)) from e
 
 
 _META_INT = ("epoch", "step", "bad_evals", "compiled_programs", "batch", "epoch_tokens", "tokens")
@@ -170,13 +181,17 @@ def save(manager, params, opt_state, best_params, state: TrainState, ema_params=
             manager.save(state.step, args=ocp.args.StandardSave(tree), force=True)
             manager.wait_until_finished()  # orbax writes asynchronously: a checkpoint counts once it is whole
     except Exception as e:  # noqa: BLE001 - orbax and tensorstore wrap I/O errors in their own types
-        cause = next((c for c in _causes(e) if isinstance(c, OSError) and c.errno), None)
-        full = "No space left" in str(e) or "RESOURCE_EXHAUSTED" in str(e)  # tensorstore's word for ENOSPC
-        code = cause.errno if cause is not None else (errno.ENOSPC if full else errno.EIO)
-        why = os.strerror(code) if code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) else \
-            f"{type(e).__name__}: {(str(e).splitlines() or ['?'])[0][:200]}"
-        raise OSError(code, f"checkpoint not written ({why})",
-                      where) from e
+        raise _as_os_error(e, where) from e
+
+
+def _as_os_error(e: Exception, where: str) -> OSError:
+    """A failed checkpoint write as the ``OSError`` it is underneath (a full disk: ``ENOSPC``), naming ``where``."""
+    cause = next((c for c in _causes(e) if isinstance(c, OSError) and c.errno), None)
+    full = "No space left" in str(e) or "RESOURCE_EXHAUSTED" in str(e)  # tensorstore's word for ENOSPC
+    code = cause.errno if cause is not None else (errno.ENOSPC if full else errno.EIO)
+    why = os.strerror(code) if code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) else \
+        f"{type(e).__name__}: {(str(e).splitlines() or ['?'])[0][:200]}"
+    return OSError(code, f"checkpoint not written ({why})", where)
 
 
 def _causes(e: BaseException):

@@ -186,7 +186,12 @@ class _Loop:
         state.epoch_losses = np.asarray(jax.device_get(jnp.stack(losses))) if batch and losses else None
         state.tokens, state.wall_seconds = self.tokens_seen, self.wall()
         state.compiled_programs = max(state.compiled_programs, self.compiled_programs())
-        checkpoints.save(self.manager, self.params, self.opt_state, self.best_params, state, self.ema_params)
+        self.run_.check_claim()  # another process took the run over: stop before writing to it
+        try:
+            checkpoints.save(self.manager, self.params, self.opt_state, self.best_params, state, self.ema_params)
+        except OSError:
+            self.run_.check_claim()  # a save that failed because another process writes the run: say that
+            raise
         self.saved_step, self.last_save = state.step, time.perf_counter()
 
     def run(self) -> FitResult:

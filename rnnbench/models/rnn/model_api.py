@@ -19,6 +19,7 @@ from ...metrics import evaluate, selection_metric
 from ..jaxtrain.batching import Batcher, bucket_boundaries
 from ..jaxtrain.loop import fit
 from ..jaxtrain.optim import n_outputs
+from .memory import check_fits
 from .model import SequenceModel
 from .train import Steps, predict
 
@@ -83,6 +84,8 @@ class RNNClassifier:
         programs = devices.train_programs(self.cfg.compute.train_programs, choice.device.platform)
         t0 = time.perf_counter()
         train_b, rnn = self.batcher(train), self.cfg.rnn
+        check_fits(rnn, self.cfg.data.max_len, self.tokenizer_.vocab_size, n_outputs(self.task),
+                   int(train_b.boundaries[-1]), devices.memory_of(choice.device))  # before anything is allocated
         val_seqs = self._sequences(val.texts)
         timings = {"vectorize": time.perf_counter() - t0}
         self.model_ = self._build(self.tokenizer_.vocab_size)
