@@ -107,7 +107,7 @@ def use(compute: ComputeConfig, dtype: str = "float32") -> Choice:
 
 @functools.cache
 def _announce(reason: str) -> None:
-    log.info(f"rnnbench: the RNN runs on the {reason}")
+    log.info(f"rnnbench: JAX models run on the {reason}")
 
 
 def memory_of(device) -> tuple[int, str] | None:
@@ -131,4 +131,3 @@ def memory_of(device) -> tuple[int, str] | None:
         if text.isdigit() and 0 < int(text) < ram:
             return int(text), "RAM (its container's limit)"
     return ram, "RAM"
-

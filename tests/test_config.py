@@ -101,7 +101,7 @@ def test_an_explicit_value_wins_over_at_size(tmp_path):
 @pytest.mark.parametrize("override, match", [
     ("at_size={big: {rnn.batch_size: 2}}", r"at_size: keys are training sizes \(positive integers\), got 'big'"),
     ("at_size={0: {rnn.batch_size: 2}}", r"at_size: keys are training sizes"),
-    ("at_size={1000: {data.max_len: 64}}", r"at_size\.1000\.data\.max_len: only model kinds. keys \(linear\.\*, rnn\.\*\)"),
+    ("at_size={1000: {data.max_len: 64}}", r"at_size\.1000\.data\.max_len: only model kinds. keys \(linear\.\*, rnn\.\*, fasttext\.\*, transformer\.\*\)"),
     ("at_size={1000: {rnn.batch_size: 0}}", r"at_size\.1000: rnn\.batch_size: must be >= 1, got 0"),
     ("at_size={1000: {rnn.batchsize: 2}}", r"at_size\.1000: unknown config key 'rnn\.batchsize' \(did you mean"),
     ("at_size={1000: 5}", r"at_size\.1000: expected a mapping"),
