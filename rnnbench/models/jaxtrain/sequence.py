@@ -12,8 +12,6 @@ The RNN has its own (chunked) programs: :mod:`rnnbench.models.rnn.train`.
 
 from __future__ import annotations
 
-import io
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,11 +23,11 @@ import optax
 from flax import nnx
 
 from ... import devices
-from ...config import ComputeConfig, Config, from_dict
+from ...config import Config
 from ...data import Ragged, Split, Task, Tokenizer
 from ...errors import RnnbenchError
-from ...fileio import atomic_write_bytes, atomic_write_json
 from ...metrics import evaluate, selection_metric
+from . import saved
 from .batching import Batch, Batcher, bucket_boundaries, eval_batches
 from .compile_cache import enable_compilation_cache
 from .loop import fit
@@ -45,15 +43,6 @@ def padded_widths(boundaries: np.ndarray, max_len: int, multiple: int = WIDTH_MU
     """The widths batches are padded to: the training buckets' and ``max_len`` rounded up (the widest text)."""
     top = -(-max_len // multiple) * multiple
     return np.array(sorted({int(b) for b in boundaries} | {top}), np.int64)
-
-
-def flatten_params(params) -> dict[str, np.ndarray]:
-    """``path -> array`` of a parameter pytree (an ``nnx.State``), for ``params.npz``."""
-    out = {}
-    for path, leaf in nnx.to_flat_state(params):
-        value = leaf.get_value() if hasattr(leaf, "get_value") else leaf
-        out["/".join(map(str, path))] = np.asarray(value)
-    return out
 
 
 class BatchSteps:
@@ -228,40 +217,18 @@ class TokenModel:
         return self._unscale(self.steps_.predict(self.params_, self._sequences(list(texts))))
 
     def _unscale(self, scores: np.ndarray) -> np.ndarray:
-        """Regression outputs back in target units (training saw standardised targets)."""
-        return scores * self.y_scale_[1] + self.y_scale_[0] if self.task.is_regression else scores
+        return saved.unscale(self, scores)
 
     # ------------------------------------------------------------------ persistence
     def save(self, run_dir: Path) -> None:
-        run_dir = Path(run_dir)
-        self.tokenizer_.save(run_dir / "tokenizer.json")
-        buf = io.BytesIO()
-        np.savez(buf, **flatten_params(self.params_))
-        atomic_write_bytes(run_dir / "params.npz", buf.getvalue())
-        atomic_write_json(run_dir / "model.json", {
-            "config": self.cfg.to_dict(), "task": {"name": self.task.name, "kind": self.task.kind,
-                                                   "n_classes": self.task.n_classes},
-            "seed": self.seed, "y_scale": list(self.y_scale_), "boundaries": [int(b) for b in self.boundaries_],
-            "vocab_size": self.tokenizer_.vocab_size})
+        saved.save(self, run_dir)
 
     @classmethod
     def load(cls, run_dir: Path) -> TokenModel:
-        run_dir = Path(run_dir)
-        meta = json.loads((run_dir / "model.json").read_text())
-        obj = cls(from_dict(meta["config"]), Task(**meta["task"]), meta["seed"])
-        devices.use(ComputeConfig())  # predicting: the GPU when there is one, else the CPU
-        obj.tokenizer_ = Tokenizer.load(run_dir / "tokenizer.json")
-        obj.y_scale_ = tuple(meta["y_scale"])
-        obj.boundaries_ = np.asarray(meta["boundaries"], np.int64)
-        obj.steps_ = obj.make_steps(obj.build(meta["vocab_size"], nnx.Rngs(obj.seed)),
+        obj, vocab_size = saved.load(cls, run_dir)
+        obj.steps_ = obj.make_steps(obj.build(vocab_size, nnx.Rngs(obj.seed)),
                                     padded_widths(obj.boundaries_, obj.cfg.data.max_len))
-        saved, params = np.load(run_dir / "params.npz"), obj.steps_.params
-        flat = flatten_params(params)
-        missing = set(flat) - set(saved.files)
-        if missing:
-            raise ValueError(f"{run_dir}/params.npz lacks {sorted(missing)[:3]}")
-        leaves = [jnp.asarray(saved[k]) for k in flat]  # the traversal order of flatten_params
-        obj.params_ = jax.tree.unflatten(jax.tree.structure(params), leaves)
+        obj.params_ = saved.restore(run_dir, obj.steps_.params, jnp.asarray)
         return obj
 
 

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import jax
 import numpy as np
 from flax import nnx
 
 from ... import devices
-from ...config import ComputeConfig, Config, from_dict
+from ...config import Config
 from ...data import Ragged, Split, Task, Tokenizer
-from ...fileio import atomic_write_bytes, atomic_write_json
 from ...metrics import evaluate, selection_metric
+from ..jaxtrain import saved
 from ..jaxtrain.batching import Batcher, bucket_boundaries
 from ..jaxtrain.loop import fit
 from ..jaxtrain.optim import n_outputs
@@ -25,14 +23,6 @@ from .train import Steps, predict
 
 if TYPE_CHECKING:
     from ...runs import Run
-
-
-def _flatten(params) -> dict[str, np.ndarray]:
-    out = {}
-    for path, leaf in nnx.to_flat_state(params):
-        value = leaf.get_value() if hasattr(leaf, "get_value") else leaf
-        out["/".join(map(str, path))] = np.asarray(value)
-    return out
 
 
 class RNNClassifier:
@@ -112,41 +102,16 @@ class RNNClassifier:
         return self._unscale(predict(self.steps_, self.params_, self._sequences(texts), self.cfg.data.max_len))
 
     def _unscale(self, scores: np.ndarray) -> np.ndarray:
-        """Regression outputs back in target units (training saw standardised targets)."""
-        return scores * self.y_scale_[1] + self.y_scale_[0] if self.task.is_regression else scores
+        return saved.unscale(self, scores)
 
     # ------------------------------------------------------------------ persistence
     def save(self, run_dir: Path) -> None:
-        run_dir = Path(run_dir)
-        self.tokenizer_.save(run_dir / "tokenizer.json")
-        import io
-
-        buf = io.BytesIO()
-        np.savez(buf, **_flatten(self.params_))
-        atomic_write_bytes(run_dir / "params.npz", buf.getvalue())
-        atomic_write_json(run_dir / "model.json", {
-            "config": self.cfg.to_dict(), "task": {"name": self.task.name, "kind": self.task.kind,
-                                                   "n_classes": self.task.n_classes},
-            "seed": self.seed, "y_scale": list(self.y_scale_), "boundaries": [int(b) for b in self.boundaries_],
-            "vocab_size": self.tokenizer_.vocab_size})
+        saved.save(self, run_dir)
 
     @classmethod
     def load(cls, run_dir: Path) -> RNNClassifier:
-        run_dir = Path(run_dir)
-        meta = json.loads((run_dir / "model.json").read_text())
-        obj = cls(from_dict(meta["config"]), Task(**meta["task"]), meta["seed"])
-        devices.use(ComputeConfig())  # predicting: the GPU when there is one, else the CPU (any dtype)
-        obj.tokenizer_ = Tokenizer.load(run_dir / "tokenizer.json")
-        obj.y_scale_ = tuple(meta["y_scale"])
-        obj.boundaries_ = np.asarray(meta["boundaries"], np.int64)
-        obj.model_ = obj._build(meta["vocab_size"])
+        obj, vocab_size = saved.load(cls, run_dir)
+        obj.model_ = obj._build(vocab_size)
         obj.steps_ = Steps(obj.model_, obj.cfg.rnn, obj.task, obj.seed)
-        saved = np.load(run_dir / "params.npz")
-        params = obj.steps_.params
-        flat = _flatten(params)
-        missing = set(flat) - set(saved.files)
-        if missing:
-            raise ValueError(f"{run_dir}/params.npz lacks {sorted(missing)[:3]}")
-        leaves = [saved[k] for k in flat]  # same traversal order as _flatten
-        obj.params_ = jax.tree.unflatten(jax.tree.structure(params), leaves)
+        obj.params_ = saved.restore(run_dir, obj.steps_.params)
         return obj
