@@ -9,6 +9,8 @@
 #      unpack into the run store at home; there `compare configs/imdb.yaml --tables-only --set data.path=<a copy
 #      of the same tarball>` tables them beside the linear runs (a data file enters the run hash by content);
 #      IMDB=variants: instead the talk's GRU at 22.5k, a few variants side by side (VARIANTS); IMDB=none.
+#   4. the fastText and Transformer kinds at smoke size on the GPU, the Transformer in bfloat16 through
+#      cuDNN's fused attention ($OUT/kinds.log; SKIP_KINDS=1 skips it).
 # Usage: RNNBENCH_SHARED_DATA=<folder with aclImdb_v1.tar.gz> OUT=<results folder> bash scripts/bench_gpu.sh
 #   (RNNBENCH_SHARED_DATA defaults to ../shared/data)
 # RNNBENCH_WHEELS=<folder of wheels>: installed (no network) when the machine's packages fail the smoke check.
@@ -82,6 +84,14 @@ if [ "${#profile[@]}" -gt 0 ]; then
   timeout 240 $py scripts/bench_profile.py --cell gru "${profile_shapes[@]}" --config "${profile[@]}" --programs both \
     --out "$OUT/profile" 2>&1 | tee "$OUT/profile.log" | grep -v '^{'
   find "$OUT/profile" \( -name '*.xplane.pb' -o -name '*.trace.json.gz' \) -delete 2>/dev/null  # Perfetto's stay
+fi
+
+if [ -z "${SKIP_KINDS:-}" ]; then  # the Transformer's cuDNN attention has never run on a GPU: a smoke compare
+  log "kinds: fastText and the Transformer (bfloat16, cuDNN attention) on the quickstart at smoke size"
+  timeout 180 $py -m rnnbench compare configs/quickstart.yaml --smoke --models fasttext,transformer \
+    --set transformer.dtype=bfloat16 --set transformer.attention=cudnn --set experiment.output_dir="$OUT/kinds" \
+    2>&1 | tail -n 25 | tee "$OUT/kinds.log"
+  log "kinds: exit ${PIPESTATUS[0]}"
 fi
 
 [ -n "${DEADLINE:-}" ] && LEARN_SECONDS=$(( DEADLINE - (SECONDS - t0) - 25 ))
